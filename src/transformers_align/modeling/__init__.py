@@ -1,0 +1,13 @@
+"""Model side of transformers_align: layer-L representations and the aligned causal-LM classes."""
+from transformers_align.modeling.aligned import AlignedCausalLMMixin, AlignmentCausalLMOutput
+from transformers_align.modeling.classes import (
+    ALIGNED_CLASSES,
+    AlignBloomForCausalLM,
+    AlignLlamaForCausalLM,
+    AlignQwen2ForCausalLM,
+    AlignXGLMForCausalLM,
+    patch_model,
+)
+from transformers_align.modeling.registry import DECODER_LAYOUTS, decoder_layout, num_blocks, unwrap_causal_lm
+from transformers_align.modeling.representation import layer_hidden_states, layer_representation, truncated_to_layer
+from transformers_align.modeling.settings import AlignmentSettings

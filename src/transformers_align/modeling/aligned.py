@@ -1,0 +1,103 @@
+"""The aligned causal-LM forward: task loss, layer-L alignment loss (by early exit), or both in one call."""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from transformers_align.losses import info_nce
+from transformers_align.modeling.registry import resolved_settings
+from transformers_align.modeling.representation import layer_representation
+from transformers_align.modeling.settings import AlignmentSettings
+
+
+@dataclass
+class AlignmentCausalLMOutput(CausalLMOutputWithPast):
+    """A causal-LM output that also says which losses were computed (None for those that were not).
+
+    ``alignment_loss`` is the unweighted InfoNCE; ``loss`` = task_loss + contrastive_loss_weight * alignment_loss.
+    """
+
+    task_loss: Optional[torch.FloatTensor] = None
+    alignment_loss: Optional[torch.FloatTensor] = None
+
+
+def _stack_streams(streams):
+    """One batch out of several padded ``(ids, mask)`` streams of different lengths (extra pads on the right)."""
+    length = max(ids.shape[1] for ids, _ in streams)
+    ids = torch.cat([F.pad(ids, (0, length - ids.shape[1]), value=0) for ids, _ in streams])
+    mask = torch.cat([F.pad(mask, (0, length - mask.shape[1]), value=0) for _, mask in streams])
+    return ids, mask
+
+
+class AlignedCausalLMMixin:
+    """Put first in the bases of a stock ``*ForCausalLM``: ``class AlignX(AlignedCausalLMMixin, XForCausalLM)``.
+
+    Without pair fields ``forward`` is the stock forward (same logits, loss and ``generate``).
+    """
+
+    def __init__(self, config, **alignment_settings):
+        super().__init__(config)
+        AlignmentSettings.from_config(config, **alignment_settings).write_to(config)
+        config.additional_loss_layer = resolved_settings(self).additional_loss_layer
+
+    def compute_alignment_loss(self, input_ids_parallel_0, attention_mask_parallel_0, input_ids_parallel_1,
+                               attention_mask_parallel_1, input_ids_negative=None, attention_mask_negative=None):
+        """Unweighted InfoNCE between the pooled layer-L states of the two sides (and hard negatives)."""
+        settings = resolved_settings(self)
+        streams = [(input_ids_parallel_0, attention_mask_parallel_0), (input_ids_parallel_1, attention_mask_parallel_1)]
+        if input_ids_negative is not None:
+            streams.append((input_ids_negative, attention_mask_negative))
+        streams = [(ids, torch.ones_like(ids) if mask is None else mask) for ids, mask in streams]
+        bos = getattr(self.config, "bos_token_id", None)
+        skip = [bos] if settings.contrastive_pooling_skip_special and isinstance(bos, int) else None
+        ids, mask = _stack_streams(streams)
+        pooled = layer_representation(self, ids, mask, settings.additional_loss_layer, settings.contrastive_pooling_type, skip)
+        sides = pooled.split([s[0].shape[0] for s in streams])
+        return info_nce(
+            sides[0],
+            sides[1],
+            temperature=settings.contrastive_loss_temperature,
+            similarity=settings.distance_function,
+            direction=settings.contrastive_direction,
+            stop_gradient_side1=settings.unidirectional_contrastive_loss,
+            hard_negatives=sides[2] if len(sides) > 2 else None,
+            hard_negative_weight=settings.hard_negative_weight,
+            gather_across_ranks=settings.gather_negatives_across_ranks,
+        )
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None,
+                input_ids_parallel_0=None, attention_mask_parallel_0=None,
+                input_ids_parallel_1=None, attention_mask_parallel_1=None,
+                input_ids_negative=None, attention_mask_negative=None, **kwargs):
+        return_dict = kwargs.pop("return_dict", None)
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if (input_ids_parallel_0 is None) != (input_ids_parallel_1 is None):
+            raise ValueError("alignment needs both sides of the pairs: input_ids_parallel_0 and input_ids_parallel_1")
+        has_task = input_ids is not None or kwargs.get("inputs_embeds") is not None
+        task = None
+        if has_task:
+            task = super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, return_dict=True, **kwargs)
+        alignment_loss = None
+        if input_ids_parallel_0 is not None:
+            alignment_loss = self.compute_alignment_loss(input_ids_parallel_0, attention_mask_parallel_0, input_ids_parallel_1,
+                                                         attention_mask_parallel_1, input_ids_negative, attention_mask_negative)
+        elif not has_task:
+            raise ValueError("nothing to compute: pass input_ids (task) and/or input_ids_parallel_0/1 (alignment)")
+
+        task_loss = task.loss if task is not None else None
+        loss = task_loss
+        if alignment_loss is not None:
+            weighted = resolved_settings(self).contrastive_loss_weight * alignment_loss
+            loss = weighted if task_loss is None else task_loss + weighted
+        output = AlignmentCausalLMOutput(
+            loss=loss,
+            logits=task.logits if task is not None else None,
+            past_key_values=task.past_key_values if task is not None else None,
+            hidden_states=task.hidden_states if task is not None else None,
+            attentions=task.attentions if task is not None else None,
+            task_loss=task_loss,
+            alignment_loss=alignment_loss,
+        )
+        return output if return_dict else output.to_tuple()

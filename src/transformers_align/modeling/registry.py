@@ -1,0 +1,50 @@
+"""Where each supported architecture keeps its decoder blocks and final norm: the one place that knows."""
+from dataclasses import dataclass
+
+from transformers import PreTrainedModel
+
+from transformers_align.modeling.settings import AlignmentSettings
+
+
+@dataclass(frozen=True)
+class DecoderLayout:
+    backbone: str  # attribute of the *ForCausalLM holding the decoder (no LM head)
+    blocks: str  # attribute of the backbone holding the nn.ModuleList of decoder blocks
+    final_norm: str  # attribute of the backbone holding the norm applied after the last block
+    takes_position_ids: bool  # BLOOM's ALiBi is built from the attention mask instead
+
+
+DECODER_LAYOUTS = {
+    "llama": DecoderLayout("model", "layers", "norm", True),
+    "qwen2": DecoderLayout("model", "layers", "norm", True),
+    "xglm": DecoderLayout("model", "layers", "layer_norm", True),
+    "bloom": DecoderLayout("transformer", "h", "ln_f", False),
+}
+
+
+def decoder_layout(config) -> DecoderLayout:
+    model_type = getattr(config, "model_type", None)
+    if model_type not in DECODER_LAYOUTS:
+        raise ValueError(
+            f"model type {model_type!r} is not supported for alignment; supported model types: {', '.join(sorted(DECODER_LAYOUTS))}"
+        )
+    return DECODER_LAYOUTS[model_type]
+
+
+def unwrap_causal_lm(model):
+    """The ``*ForCausalLM`` inside DDP/DeepSpeed wrappers and PEFT models (LoRA, IA3)."""
+    while not isinstance(model, PreTrainedModel) and hasattr(model, "module"):
+        model = model.module  # DistributedDataParallel, DeepSpeedEngine
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()  # peft.PeftModel
+    return model
+
+
+def num_blocks(causal_lm) -> int:
+    layout = decoder_layout(causal_lm.config)
+    return len(getattr(getattr(causal_lm, layout.backbone), layout.blocks))
+
+
+def resolved_settings(causal_lm) -> AlignmentSettings:
+    """The model's saved alignment settings, validated against its depth."""
+    return AlignmentSettings.from_config(causal_lm.config).resolved(num_blocks(causal_lm))

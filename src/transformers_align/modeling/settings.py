@@ -1,0 +1,89 @@
+"""The alignment settings: what the aligned model classes read from, and save into, the model config."""
+from dataclasses import asdict, dataclass, field, fields
+from typing import Optional
+
+from transformers_align.losses import CONTRASTIVE_DIRECTIONS, POOLING_TYPES, SIMILARITY_FUNCTIONS
+
+
+@dataclass
+class AlignmentSettings:
+    """Alignment hyper-parameters, stored flat in ``config.json`` under the names mid-align uses."""
+
+    additional_loss_layer: Optional[int] = field(
+        default=None,
+        metadata={"help": "Decoder block whose output is aligned, 1-indexed (= hidden_states[L]). "
+                  "Default: the middle block, num_blocks // 2."},
+    )
+    contrastive_loss_temperature: float = field(default=0.1, metadata={"help": "InfoNCE temperature, > 0."})
+    distance_function: str = field(
+        default="cosine", metadata={"help": "Similarity of pooled states: cosine, dot, or l2 (negative Euclidean distance)."}
+    )
+    contrastive_loss_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the alignment loss in `loss` (joint: task + weight * alignment)."}
+    )
+    contrastive_pooling_type: str = field(
+        default="mean", metadata={"help": "Pooling over real tokens: mean, last (padding-side safe) or max."}
+    )
+    contrastive_pooling_skip_special: bool = field(
+        default=False,
+        metadata={"help": "Leave the special tokens that open a sentence (BOS) out of the pooling. "
+                  "mid-align keeps them: Llama-3's BOS state is the same for every sentence."},
+    )
+    unidirectional_contrastive_loss: bool = field(
+        default=False, metadata={"help": "Stop the gradient through side 1 (text_parallel_1), as mid-align's flag does."}
+    )
+    contrastive_direction: str = field(
+        default="one_way",
+        metadata={"help": "one_way: side 0 anchors, side 1 candidates (mid-align, AFP); symmetric: mean of both ways."},
+    )
+    hard_negative_weight: float = field(
+        default=0.0, metadata={"help": "Logit offset on each anchor's own hard negative (SimCSE/AFP), when hard negatives are given."}
+    )
+    gather_negatives_across_ranks: bool = field(
+        default=False, metadata={"help": "Use the pairs of all data-parallel ranks as negatives (AFP)."}
+    )
+
+    @classmethod
+    def names(cls):
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_config(cls, config, **overrides):
+        """Settings saved in ``config``, with ``overrides`` (None means: keep the saved value) on top."""
+        values = {}
+        for name in cls.names():
+            value = overrides.pop(name, None)
+            if value is None:
+                value = getattr(config, name, None)
+            if value is not None:
+                values[name] = value
+        if overrides:
+            raise TypeError(f"unknown alignment settings: {', '.join(sorted(overrides))}; known: {', '.join(cls.names())}")
+        return cls(**values)
+
+    def resolved(self, num_blocks: int) -> "AlignmentSettings":
+        """A validated copy whose layer is set, for a model with ``num_blocks`` decoder blocks."""
+        layer = self.additional_loss_layer
+        if layer is None:
+            layer = max(1, num_blocks // 2)
+        if isinstance(layer, bool) or not isinstance(layer, int):
+            raise ValueError(f"additional_loss_layer must be an integer, got {layer!r}")
+        if not 1 <= layer <= num_blocks:
+            raise ValueError(
+                f"additional_loss_layer={layer} is out of range: this model has {num_blocks} decoder blocks, "
+                f"so the layer must be between 1 and {num_blocks}"
+            )
+        if not self.contrastive_loss_temperature > 0:
+            raise ValueError(f"contrastive_loss_temperature must be > 0, got {self.contrastive_loss_temperature}")
+        for name, value, allowed in (
+            ("distance_function", self.distance_function, SIMILARITY_FUNCTIONS),
+            ("contrastive_pooling_type", self.contrastive_pooling_type, POOLING_TYPES),
+            ("contrastive_direction", self.contrastive_direction, CONTRASTIVE_DIRECTIONS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r} is not supported; choose one of {', '.join(allowed)}")
+        return AlignmentSettings(**{**asdict(self), "additional_loss_layer": layer})
+
+    def write_to(self, config) -> None:
+        for name, value in asdict(self).items():
+            setattr(config, name, value)

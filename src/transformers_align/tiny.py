@@ -1,0 +1,91 @@
+"""The embedded default: a byte-level tokenizer and tiny random models that need no download.
+
+The tokenizer maps every UTF-8 byte to one token (any script works) and adds Llama-3's special tokens
+and chat format, so the shipped data (Llama-3 chat prompts) means the same to it as to Llama-3. The
+models are random initialisations from small configs of the four supported architectures.
+"""
+import json
+import os
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+BOS, EOS, EOT, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>"
+SPECIAL_TOKENS = [BOS, EOS, "<|start_header_id|>", "<|end_header_id|>", EOT, PAD]
+
+# Llama-3's chat format with a newline after every <|eot_id|>, as mid-align's training data has it.
+# BOS is not in the template: the tokenizer adds it when it encodes, as Llama-3's does.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n{{ message['content'] | trim }}<|eot_id|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+TINY_ARCHITECTURES = {
+    "llama": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False),
+    "qwen2": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False),
+    "xglm": dict(d_model=64, ffn_dim=128, num_layers=4, attention_heads=4, max_position_embeddings=2048),
+    "bloom": dict(hidden_size=64, n_layer=4, n_head=4),
+}
+
+
+def byte_level_tokenizer() -> PreTrainedTokenizerFast:
+    """A 262-token byte-level tokenizer with Llama-3's specials and chat format; it adds BOS, pads right."""
+    byte_to_symbol = bytes_to_unicode()
+    vocab = {byte_to_symbol[byte]: byte for byte in range(256)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    core.add_special_tokens(SPECIAL_TOKENS)
+    bos_id = core.token_to_id(BOS)
+    core.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token=BOS, eos_token=EOT, pad_token=PAD, padding_side="right",
+        model_max_length=2048, chat_template=CHAT_TEMPLATE, model_input_names=["input_ids", "attention_mask"],
+    )
+    return tokenizer
+
+
+def tiny_config(model_type: str, tokenizer=None, **overrides):
+    """A small config of ``model_type`` whose special-token ids match ``tokenizer`` (default: the byte-level one)."""
+    if model_type not in TINY_ARCHITECTURES:
+        raise ValueError(f"no tiny config for model type {model_type!r}; available: {', '.join(TINY_ARCHITECTURES)}")
+    tokenizer = tokenizer or byte_level_tokenizer()
+    values = dict(TINY_ARCHITECTURES[model_type], vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    values.update(overrides)
+    return AutoConfig.for_model(model_type, **values)
+
+
+def build_tiny_model(output_dir, model_type: str = "llama", seed: int = 0, **overrides) -> Path:
+    """Write a random tiny ``model_type`` model and the byte-level tokenizer to ``output_dir``.
+
+    Deterministic for a seed. A directory already built with the same arguments is reused.
+    """
+    import torch
+
+    output_dir = Path(output_dir)
+    recipe = {"model_type": model_type, "seed": seed, "overrides": overrides}
+    marker = output_dir / "tiny_model_recipe.json"
+    if marker.exists() and json.loads(marker.read_text()) == recipe:
+        return output_dir
+    tokenizer = byte_level_tokenizer()
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(model_type, tokenizer, **overrides))
+    tmp = output_dir.with_name(output_dir.name + ".partial")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "tiny_model_recipe.json").write_text(json.dumps(recipe))
+    if output_dir.exists():
+        import shutil
+
+        shutil.rmtree(output_dir)
+    os.replace(tmp, output_dir)
+    return output_dir

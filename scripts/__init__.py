@@ -1,0 +1,1 @@
+"""Command-line entry points; run them as `python -m scripts.NAME` from the repository root."""

@@ -1,0 +1,70 @@
+"""JSON Lines reading with file:line errors, field checks, and atomic writing (temporary file, then rename)."""
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, Tuple
+
+
+class DataFormatError(ValueError):
+    """A data file that does not have the expected format; the message names the file, line and field."""
+
+
+def iter_jsonl(path) -> Iterator[Tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for every non-blank line of a JSON Lines file (1-based line numbers)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataFormatError(f"{path}:{line_number}: malformed JSON ({error.msg} at column {error.colno})") from None
+            if not isinstance(value, dict):
+                raise DataFormatError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}")
+            yield line_number, value
+
+
+def require_fields(record: dict, fields: Iterable[str], where: str) -> None:
+    """Raise :class:`DataFormatError` naming ``where`` and the first of ``fields`` missing from ``record``."""
+    for field in fields:
+        if field not in record:
+            raise DataFormatError(f"{where}: missing field {field!r}")
+
+
+def string_field(record: dict, field: str, where: str, allow_empty: bool = False) -> str:
+    """``record[field]`` as a string; numbers are accepted (ids), anything else is an error naming the field."""
+    value = record[field]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise DataFormatError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise DataFormatError(f"{where}: field {field!r} is empty")
+    return value
+
+
+def write_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_jsonl(path, rows: Iterable[dict]) -> Path:
+    """Write ``rows`` as JSON Lines (UTF-8, not ASCII-escaped), atomically."""
+    return write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def write_json(path, value) -> Path:
+    """Write ``value`` as indented JSON, atomically."""
+    return write_atomic(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")

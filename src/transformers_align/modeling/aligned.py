@@ -16,7 +16,8 @@ from transformers_align.modeling.settings import AlignmentSettings
 class AlignmentCausalLMOutput(CausalLMOutputWithPast):
     """A causal-LM output that also says which losses were computed (None for those that were not).
 
-    ``alignment_loss`` is the unweighted InfoNCE; ``loss`` = task_loss + contrastive_loss_weight * alignment_loss.
+    ``alignment_loss`` is the unweighted InfoNCE. ``loss`` is the task loss alone, ``contrastive_loss_weight *
+    alignment_loss`` alone, or ``task_loss_weight * task_loss + contrastive_loss_weight * alignment_loss``.
     """
 
     task_loss: Optional[torch.FloatTensor] = None
@@ -89,8 +90,10 @@ class AlignedCausalLMMixin:
         task_loss = task.loss if task is not None else None
         loss = task_loss
         if alignment_loss is not None:
-            weighted = resolved_settings(self).contrastive_loss_weight * alignment_loss
-            loss = weighted if task_loss is None else task_loss + weighted
+            settings = resolved_settings(self)
+            loss = settings.contrastive_loss_weight * alignment_loss
+            if task_loss is not None:
+                loss = settings.task_loss_weight * task_loss + loss
         output = AlignmentCausalLMOutput(
             loss=loss,
             logits=task.logits if task is not None else None,

@@ -19,7 +19,11 @@ class AlignmentSettings:
         default="cosine", metadata={"help": "Similarity of pooled states: cosine, dot, or l2 (negative Euclidean distance)."}
     )
     contrastive_loss_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the alignment loss in `loss` (joint: task + weight * alignment)."}
+        default=1.0, metadata={"help": "Weight of the alignment loss in `loss`; AFP's cl_weight."}
+    )
+    task_loss_weight: float = field(
+        default=1.0,
+        metadata={"help": "Weight of the task loss when one call computes both losses (joint mode); AFP's clm_weight is 1.5."},
     )
     contrastive_pooling_type: str = field(
         default="mean", metadata={"help": "Pooling over real tokens: mean, last (padding-side safe) or max."}

@@ -1,0 +1,79 @@
+"""Command-line configuration of a training run: model, alignment and data arguments (HfArgumentParser dataclasses).
+
+The names of mid-align's ``run_clm_lora.py`` keep working; the standard ``TrainingArguments`` sit beside these.
+"""
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from transformers_align.modeling.settings import AlignmentSettings
+from transformers_align.training.schedule import MODES, mode_from_reference_flags
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "Local model folder (or hub id where a hub is reachable)."})
+    tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer folder; default: the model's."})
+    torch_dtype: Optional[str] = field(
+        default=None, metadata={"help": "Weights dtype: bfloat16, float16, float32 or auto; default float32."}
+    )
+    attn_implementation: str = field(
+        default="auto", metadata={"help": "eager, sdpa, flash_attention_2, or auto: flash-attn when installed on a GPU, else sdpa."}
+    )
+    use_lora: bool = field(default=False, metadata={"help": "Train a PEFT adapter instead of all weights."})
+    lora_config: Optional[str] = field(
+        default=None, metadata={"help": "PEFT adapter config JSON (LoRA, or IA3 with \"peft_type\": \"IA3\"); needs --use_lora."}
+    )
+    load_lora_from: Optional[str] = field(default=None, metadata={"help": "Start from this trained adapter folder."})
+
+
+@dataclass
+class AlignmentArguments(AlignmentSettings):
+    """Alignment settings (saved into the model config) and how objectives are scheduled."""
+
+    training_mode: Optional[str] = field(
+        default=None,
+        metadata={"help": f"One of {', '.join(MODES)}. Default: from mid-align's flags below (none of them: joint)."},
+    )
+    alternate_training: bool = field(default=False, metadata={"help": "mid-align: alternate task and alignment micro-batches."})
+    only_train_language_modeling: bool = field(default=False, metadata={"help": "mid-align's baseline: task loss only."})
+    only_train_contrastive: bool = field(default=False, metadata={"help": "Alignment loss only."})
+    contrastive_data_mode: Optional[int] = field(
+        default=None,
+        metadata={"help": "mid-align: 0 = task rows only, 2 = task and pair in each row. Default: read from the data."},
+    )
+
+    def resolved_mode(self) -> str:
+        if self.training_mode is not None:
+            if self.training_mode not in MODES:
+                raise ValueError(f"--training_mode {self.training_mode!r}: choose one of {', '.join(MODES)}")
+            return self.training_mode
+        return mode_from_reference_flags(self.alternate_training, self.only_train_language_modeling, self.only_train_contrastive)
+
+    def settings(self) -> dict:
+        """The model-config part, without the scheduling flags."""
+        return {name: getattr(self, name) for name in AlignmentSettings.names()}
+
+
+@dataclass
+class DataArguments:
+    train_file: str = field(metadata={"help": "Training records, comma-separated JSON / JSON Lines files."})
+    validation_file: Optional[str] = field(default=None, metadata={"help": "Validation records, comma-separated."})
+    alignment_file: Optional[str] = field(
+        default=None, metadata={"help": "Parallel pairs (TSV, or JSON/JSONL with text_parallel_0/1), joined to the rows."}
+    )
+    data_schema: str = field(
+        default="auto", metadata={"help": "task, task+pairs, afp, pairs, or auto (from the first record's fields)."}
+    )
+    block_size: int = field(default=2048, metadata={"help": "Longest task sequence in tokens; longer ones are truncated."})
+    pair_max_length: Optional[int] = field(default=None, metadata={"help": "Longest pair sentence in tokens; default block_size."})
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N validation rows."})
+    patience: Optional[int] = field(
+        default=None, metadata={"help": "Early stopping after N evaluations without improvement (needs load_best_model_at_end)."}
+    )
+    streaming: bool = field(default=False, metadata={"help": "Accepted for mid-align compatibility; local files are read whole."})
+    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Accepted for compatibility; unused."})
+
+    @staticmethod
+    def split(value: Optional[str]) -> List[str]:
+        return [part.strip() for part in value.split(",") if part.strip()] if value else []

@@ -1,0 +1,166 @@
+"""One training run from parsed arguments: load and align the model, read the data, train, save."""
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, TrainerCallback, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from transformers_align.data.features import AlignmentCollator, FeatureOptions, detect_schema, read_rows, tokenize_rows
+from transformers_align.data.records import iter_json_records
+from transformers_align.modeling import patch_model
+from transformers_align.training.arguments import DataArguments
+from transformers_align.training.schedule import ALIGNMENT, TASK
+from transformers_align.training.trainer import AlignmentTrainer
+
+logger = logging.getLogger(__name__)
+RUN_ARGS_FILE = "alignment_run_args.json"
+
+
+class SaveRunArguments(TrainerCallback):
+    """Writes every argument of the run next to each checkpoint, so a checkpoint says how it was made."""
+
+    def __init__(self, arguments: dict):
+        self.text = json.dumps(arguments, indent=2, default=str)
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            (folder if folder.is_dir() else Path(args.output_dir)).joinpath(RUN_ARGS_FILE).write_text(self.text)
+
+
+def attention_implementation(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        return "sdpa"
+    return "flash_attention_2" if torch.cuda.is_available() else "sdpa"
+
+
+def load_model_and_tokenizer(model_args, alignment_args, training_args):
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # as mid-align does for Llama-3; labels pad with -100 anyway
+    dtype = model_args.torch_dtype
+    dtype = dtype if dtype in (None, "auto") else getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_args.model_name_or_path, torch_dtype=dtype, attn_implementation=attention_implementation(model_args.attn_implementation)
+    )
+    model.config.use_cache = False
+    patch_model(model, **alignment_args.settings())
+    if model_args.use_lora:
+        model = wrap_with_adapter(model, model_args, training_args)
+    elif model_args.lora_config or model_args.load_lora_from:
+        raise ValueError("--lora_config / --load_lora_from need --use_lora")
+    return model, tokenizer
+
+
+def wrap_with_adapter(model, model_args, training_args):
+    from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
+
+    if training_args.gradient_checkpointing:
+        model.enable_input_require_grads()  # reentrant checkpointing needs an input that requires grad
+    if model_args.load_lora_from:
+        return PeftModel.from_pretrained(model, model_args.load_lora_from, is_trainable=True)
+    if not model_args.lora_config:
+        raise ValueError("--use_lora needs --lora_config (e.g. config/lora_config.json)")
+    values = json.loads(Path(model_args.lora_config).read_text())
+    kind = values.pop("peft_type", "LORA").upper()
+    config_class = {"LORA": LoraConfig, "IA3": IA3Config}.get(kind)
+    if config_class is None:
+        raise ValueError(f"{model_args.lora_config}: peft_type {kind!r} is not supported; use LORA or IA3")
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = values.get("target_modules") or []
+    if isinstance(targets, list) and not set(targets) & names:
+        raise ValueError(f"{model_args.lora_config}: none of target_modules {targets} exists in this {model.config.model_type} "
+                         f"model; config/ has a file per architecture")
+    peft_model = get_peft_model(model, config_class(**values))
+    peft_model.print_trainable_parameters()
+    return peft_model
+
+
+def build_features(tokenizer, data_args, mode, seed, files):
+    if not files:
+        return None
+    first = next(iter_json_records(files[0]))[1]
+    schema = detect_schema(first) if data_args.data_schema == "auto" else data_args.data_schema
+    rows = read_rows(files, schema, DataArguments.split(data_args.alignment_file), seed)
+    needs_pairs = mode != TASK
+    if needs_pairs and "text_parallel_0" not in rows[0]:
+        raise ValueError(f"mode {mode!r} needs parallel pairs, but {files[0]} has none: use contrastive_data_mode 2 data "
+                         f"(text_parallel_0/1 in each row) or --alignment_file")
+    if mode == ALIGNMENT:
+        rows = [{k: v for k, v in row.items() if k.startswith("text_parallel")} for row in rows]
+    elif mode == TASK:
+        rows = [{k: v for k, v in row.items() if not k.startswith("text_parallel")} for row in rows]
+    options = FeatureOptions(block_size=data_args.block_size, pair_max_length=data_args.pair_max_length)
+    return tokenize_rows(tokenizer, rows, options)
+
+
+def check_data_mode(alignment_args, data_args, mode):
+    data_mode = alignment_args.contrastive_data_mode
+    if data_mode is None:
+        return
+    if data_mode not in (0, 2):
+        raise ValueError(f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)")
+    if data_mode == 0 and mode != TASK:
+        raise ValueError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
+
+
+def train(model_args, alignment_args, data_args, training_args):
+    """Run training end to end; returns the trainer (its state holds the log history)."""
+    mode = alignment_args.resolved_mode()
+    check_data_mode(alignment_args, data_args, mode)
+    set_seed(training_args.seed)
+    training_args.remove_unused_columns = False  # the collator emits exactly the model's keyword arguments
+    if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
+        training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+    if mode in ("alternate", ALIGNMENT) and training_args.ddp_find_unused_parameters is None:
+        training_args.ddp_find_unused_parameters = True  # alignment steps leave the blocks above L unused
+    model, tokenizer = load_model_and_tokenizer(model_args, alignment_args, training_args)
+
+    train_files, eval_files = DataArguments.split(data_args.train_file), DataArguments.split(data_args.validation_file)
+    with training_args.main_process_first(desc="tokenizing"):
+        train_set = build_features(tokenizer, data_args, mode, training_args.seed, train_files)
+        eval_set = build_features(tokenizer, data_args, mode, training_args.seed, eval_files)
+    if data_args.max_train_samples:
+        train_set = train_set[: data_args.max_train_samples]
+    if eval_set is not None and data_args.max_eval_samples:
+        eval_set = eval_set[: data_args.max_eval_samples]
+
+    arguments = {"model": asdict(model_args), "alignment": asdict(alignment_args), "data": asdict(data_args),
+                 "training_mode": mode, "training": training_args.to_dict()}
+    callbacks = [SaveRunArguments(arguments)]
+    if data_args.patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.patience))
+    trainer = AlignmentTrainer(
+        model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set, tokenizer=tokenizer,
+        data_collator=AlignmentCollator(tokenizer.pad_token_id), callbacks=callbacks, mode=mode,
+    )
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint
+        if checkpoint in ("auto", "last", "True", "true"):
+            checkpoint = get_last_checkpoint(training_args.output_dir)
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_model()
+        trainer.save_state()
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        if trainer.is_world_process_zero():
+            Path(training_args.output_dir, RUN_ARGS_FILE).write_text(json.dumps(arguments, indent=2, default=str))
+    if training_args.do_eval and eval_set is not None:
+        metrics = trainer.evaluate()
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+    return trainer
+
+
+def configure_logging(training_args):
+    level = training_args.get_process_log_level()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,1 @@
+"""Evaluation: batched greedy generation, MASSIVE slot filling, WMT translation, in-context learning and MGSM scoring."""

@@ -1,0 +1,101 @@
+"""Batched greedy generation for evaluation: local model (+ PEFT adapter) loading, left padding, KV cache."""
+import argparse
+import copy
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+from transformers_align.data.chat import CHAT_TEMPLATE_CHOICES, use_chat_template
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model_and_tokenizer(model_name: str, peft_model_id: Optional[str] = None, device: Optional[str] = None,
+                             dtype: Optional[torch.dtype] = None):
+    """A causal LM and its tokenizer from a local folder or the local cache only (never downloads).
+
+    ``peft_model_id`` is a local folder saved by peft (``adapter_config.json`` + weights). The default
+    dtype is bfloat16 on GPU and float32 on CPU. The model is returned in eval mode on ``device``.
+    """
+    device = device or default_device()
+    dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_name, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(model_name, local_files_only=True, torch_dtype=dtype)
+    if peft_model_id:
+        if not (Path(peft_model_id) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"--peft-model-id {peft_model_id}: no adapter_config.json there "
+                                    "(adapters are loaded from local folders only)")
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, peft_model_id)
+    return model.to(device).eval(), tokenizer
+
+
+def _stop_token_ids(model, tokenizer) -> List[int]:
+    """The tokenizer's EOS and every EOS id of the model's generation config (Llama-3 Instruct has two)."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = configured if isinstance(configured, (list, tuple)) else [configured]
+    ids = [tokenizer.eos_token_id, *configured]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def generate_greedy(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 128,
+                    desc: str = "generating", sort_by_length: bool = True) -> List[str]:
+    """Greedy continuations of ``prompts`` (text; the tokenizer adds its special tokens), in prompt order.
+
+    Batches are left-padded on a copy of the tokenizer (the caller's is untouched) and decoded from the
+    first new token with special tokens skipped. With ``sort_by_length`` prompts are batched by length
+    to waste less padding; the result order does not change.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    tok = copy.deepcopy(tokenizer)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
+                              eos_token_id=_stop_token_ids(model, tok), pad_token_id=tok.pad_token_id)
+    order = list(range(len(prompts)))
+    if sort_by_length:
+        lengths = [len(ids) for ids in tok(list(prompts))["input_ids"]] if prompts else []
+        order.sort(key=lambda i: -lengths[i])
+    device = next(model.parameters()).device
+    outputs: List[Optional[str]] = [None] * len(prompts)
+    with torch.inference_mode(), tqdm(total=len(prompts), desc=desc, unit="prompt") as progress:
+        for start in range(0, len(order), batch_size):
+            indices = order[start:start + batch_size]
+            batch = tok([prompts[i] for i in indices], padding=True, return_tensors="pt").to(device)
+            generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                       generation_config=config)
+            texts = tok.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+            for index, text in zip(indices, texts):
+                outputs[index] = text
+            progress.update(len(indices))
+    return outputs
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser, batch_size: int, max_new_tokens: int,
+                             model_required: bool = True) -> None:
+    """The model, adapter, template and generation options shared by the inference scripts."""
+    group = parser.add_argument_group("model and generation")
+    group.add_argument("--model-name", "--base-model-name", dest="model_name", required=model_required,
+                       help="base model: a local folder or a model already in the Hugging Face cache (never downloaded)")
+    group.add_argument("--peft-model-id", help="local folder of a PEFT adapter to put on the base model")
+    group.add_argument("--chat-template", default="model", help=f"prompt format: {CHAT_TEMPLATE_CHOICES} (default model)")
+    group.add_argument("--device", help="torch device (default cuda if available, else cpu)")
+    group.add_argument("--batch-size", type=int, default=batch_size, help=f"prompts per batch (default {batch_size})")
+    group.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
+                       help=f"generation length limit (default {max_new_tokens})")
+    group.add_argument("--max-examples", type=int, help="only the first N examples (quick runs)")
+
+
+def model_from_arguments(args: argparse.Namespace):
+    """Model and tokenizer for :func:`add_generation_arguments` options, with the chosen chat template."""
+    model, tokenizer = load_model_and_tokenizer(args.model_name, args.peft_model_id, args.device)
+    return model, use_chat_template(tokenizer, args.chat_template)

@@ -1,0 +1,155 @@
+"""MASSIVE scoring: BIO tags over MASSIVE's token segmentation, prediction parsing, slot F1, exact match, intent accuracy."""
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from seqeval.metrics import f1_score
+
+from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
+from transformers_align.data.massive import INTENT_KEY, NO_SLOTS, MassiveRecord, parse_annotation
+
+# MASSIVE segments these locales into characters, keeping runs of ASCII (Latin words, numbers) whole.
+CHARACTER_SEGMENTED_LOCALES = frozenset({"ja-JP", "zh-CN", "zh-TW"})
+_CHARACTER_TOKEN = re.compile(r"[!-~]+|\S")
+_PART_SEPARATOR = re.compile(r"\s*(?:;|\n)\s*")
+_PART = re.compile(r"(\w+)\s*:\s*(\S.*)", re.DOTALL)
+
+
+def segment(text: str, locale: str) -> List[str]:
+    """MASSIVE's tokens: whitespace words, or characters (ASCII runs whole) for ja-JP, zh-CN and zh-TW."""
+    if locale in CHARACTER_SEGMENTED_LOCALES:
+        return _CHARACTER_TOKEN.findall(text)
+    return text.split()
+
+
+def gold_tags(annot_utt: str, locale: str) -> Tuple[List[str], List[str]]:
+    """The utterance tokens and their BIO tags (``B-time``, ``I-time``, ``O``) from ``annot_utt``."""
+    tokens, tags = [], []
+    for text, label in parse_annotation(annot_utt):
+        words = segment(text, locale)
+        tokens.extend(words)
+        tags.extend(["O"] * len(words) if label is None else [f"B-{label}"] + [f"I-{label}"] * (len(words) - 1))
+    return tokens, tags
+
+
+@dataclass
+class ParsedPrediction:
+    """A generated answer split into its intent, ``(type, words)`` slots and the parts that could not be parsed."""
+
+    intent: Optional[str] = None
+    slots: List[Tuple[str, str]] = field(default_factory=list)
+    malformed: List[str] = field(default_factory=list)
+
+
+def parse_prediction(text: str) -> ParsedPrediction:
+    """Parse ``"intent: x; type: words; ..."`` (parts separated by ";" or newlines; ``None`` means no slots).
+
+    Every part that is neither ``None`` nor ``name: words`` with a one-word name, and every intent part
+    after the first, is kept in ``malformed``: nothing is dropped silently.
+    """
+    parsed = ParsedPrediction()
+    for part in _PART_SEPARATOR.split(text.strip()):
+        if not part or part.casefold() == NO_SLOTS.casefold():
+            continue
+        match = _PART.fullmatch(part)
+        if match is None:
+            parsed.malformed.append(part)
+        elif match.group(1) == INTENT_KEY:
+            if parsed.intent is None:
+                parsed.intent = match.group(2).strip()
+            else:
+                parsed.malformed.append(part)
+        else:
+            parsed.slots.append((match.group(1), " ".join(match.group(2).split())))
+    return parsed
+
+
+def tag_spans(tokens: Sequence[str], slots: Sequence[Tuple[str, str]], locale: str) -> Tuple[List[str], int]:
+    """BIO tags for predicted slots placed in ``tokens``, and how many could not be placed.
+
+    Each span is matched case-insensitively as a token subsequence, at its leftmost occurrence whose
+    tokens are still untagged (a repeated span takes the next occurrence).
+    """
+    lowered = [token.casefold() for token in tokens]
+    tags, unlocated = ["O"] * len(tokens), 0
+    for label, words in slots:
+        span = [token.casefold() for token in segment(words, locale)]
+        start = next((i for i in range(len(tokens) - len(span) + 1)
+                      if lowered[i:i + len(span)] == span and all(tag == "O" for tag in tags[i:i + len(span)])),
+                     None) if span else None
+        if start is None:
+            unlocated += 1
+            continue
+        tags[start:start + len(span)] = [f"B-{label}"] + [f"I-{label}"] * (len(span) - 1)
+    return tags, unlocated
+
+
+@dataclass
+class MassiveScores:
+    """Slot micro-F1 (seqeval), exact match, intent accuracy (None without intents) and diagnostics."""
+
+    slot_micro_f1: float
+    exact_match: float
+    intent_accuracy: Optional[float]
+    malformed: int
+    unlocated: int
+    scored: int
+    missing: int
+
+    def as_json(self) -> dict:
+        """The reported metrics: ``slot_micro_f1``, ``exact_match``, ``intent_accuracy``, ``malformed``."""
+        return {"slot_micro_f1": self.slot_micro_f1, "exact_match": self.exact_match,
+                "intent_accuracy": self.intent_accuracy, "malformed": self.malformed}
+
+
+def score_predictions(gold: Sequence[MassiveRecord], predictions: Mapping[str, str]) -> MassiveScores:
+    """Score predictions (id -> generated text) against gold records matched by id.
+
+    Gold records without a prediction are not scored and are counted in ``missing``; a prediction whose
+    id is not in ``gold`` is an error. Intent accuracy is None when some gold record has no intent or no
+    prediction names one; exact match then compares the slot tags only, otherwise tags and intent.
+    """
+    gold_ids = {record.id for record in gold}
+    unknown = [prediction_id for prediction_id in predictions if prediction_id not in gold_ids]
+    if unknown:
+        raise ValueError(f"{len(unknown)} prediction id(s) not in the gold data, e.g. {unknown[:5]}: "
+                         "check --lang, --partition and the data file")
+    scored = [record for record in gold if record.id in predictions]
+    if not scored:
+        raise ValueError("no prediction matches a gold id")
+    parsed = {record.id: parse_prediction(predictions[record.id]) for record in scored}
+    with_intent = all(record.intent for record in scored) and any(p.intent for p in parsed.values())
+    true_tags, predicted_tags, exact, intent_hits, unlocated = [], [], 0, 0, 0
+    for record in scored:
+        prediction = parsed[record.id]
+        tokens, gold_sequence = gold_tags(record.annot_utt, record.locale)
+        predicted_sequence, missed = tag_spans(tokens, prediction.slots, record.locale)
+        unlocated += missed
+        intent_ok = prediction.intent == record.intent
+        intent_hits += intent_ok
+        exact += predicted_sequence == gold_sequence and (intent_ok or not with_intent)
+        true_tags.append(gold_sequence)
+        predicted_tags.append(predicted_sequence)
+    return MassiveScores(
+        slot_micro_f1=float(f1_score(true_tags, predicted_tags, average="micro", zero_division=0)),
+        exact_match=exact / len(scored),
+        intent_accuracy=intent_hits / len(scored) if with_intent else None,
+        malformed=sum(len(p.malformed) for p in parsed.values()),
+        unlocated=unlocated, scored=len(scored), missing=len(gold) - len(scored),
+    )
+
+
+def read_predictions(path, locale: Optional[str] = None) -> Dict[str, str]:
+    """``id -> prediction`` from an inference JSONL file; duplicate ids and other locales are errors."""
+    predictions, first_seen = {}, {}
+    for line_number, raw in iter_jsonl(path):
+        where = f"{path}:{line_number}"
+        require_fields(raw, ("id", "prediction"), where)
+        prediction_id = string_field(raw, "id", where)
+        if locale is not None and raw.get("locale", locale) != locale:
+            raise DataFormatError(f"{where}: field 'locale' is {raw['locale']!r}, evaluating {locale}")
+        if prediction_id in first_seen:
+            raise DataFormatError(f"{where}: duplicate id {prediction_id!r} (first on line {first_seen[prediction_id]})")
+        first_seen[prediction_id] = line_number
+        predictions[prediction_id] = string_field(raw, "prediction", where, allow_empty=True)
+    return predictions

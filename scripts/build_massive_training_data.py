@@ -1,0 +1,46 @@
+"""Turn MASSIVE JSONL files (+ optional parallel pairs TSV) into mid-align training JSON Lines ({prefix, text[, text_parallel_0/1]})."""
+import argparse
+
+from transformers_align.data.jsonl import write_jsonl
+from transformers_align.data.massive import normalize_partition, read_massive_jsonl, training_records
+from transformers_align.data.records import SkipCounter, load_pairs
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--massive-files", nargs="+", required=True, help="MASSIVE JSONL files (release format)")
+    parser.add_argument("--partition", default="train", help="partition to take from them (default train)")
+    parser.add_argument("--pairs", help="non-English<TAB>English TSV; adds text_parallel_0/1 to the rows (data mode 2)")
+    parser.add_argument("--output", required=True, help="output JSON Lines file")
+    parser.add_argument("--tokenizer", help="local tokenizer whose chat template and EOS to use "
+                        "(default: the embedded one, i.e. mid-align's Llama-3 format)")
+    parser.add_argument("--no-intent", action="store_true", help="slot-only prompts and targets, as in mid-align")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
+    else:
+        from transformers_align.tiny import byte_level_tokenizer
+
+        tokenizer = byte_level_tokenizer()
+    partition = normalize_partition(args.partition)
+    records = [record for path in args.massive_files for record in read_massive_jsonl(path)
+               if normalize_partition(record.partition) == partition]
+    if not records:
+        raise SystemExit(f"no {partition} records in {', '.join(args.massive_files)}")
+    skips = SkipCounter()
+    pairs = load_pairs([args.pairs], skips) if args.pairs else []
+    skips.log(args.pairs or "")
+    rows = training_records(records, tokenizer, pairs, with_intent=False if args.no_intent else None)
+    path = write_jsonl(args.output, rows)
+    print(f"wrote {len(rows)} training rows to {path}" + (f" with {len(pairs)} parallel pairs" if pairs else ""))
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -19,10 +19,10 @@ def parse_args(argv=None):
     parser.add_argument("--language", required=True, help="language code (en, sw, zh-CN, ...); picks --unit")
     parser.add_argument("--output", required=True, help="output JSON file (written atomically)")
     parser.add_argument("--chunk-size", type=int, default=512, help="units per window (default 512)")
-    parser.add_argument("--prompt-units", type=int, default=0,
-                        help="units of each window that go to the prompt, the rest to the completion (default 0: "
-                        "everything is completion, i.e. a loss on the whole window with a prompt-masking trainer; "
-                        "the reference's demo data used 511 of 512)")
+    parser.add_argument("--prompt-units", type=int, default=1,
+                        help="units of each window that go to the prompt, the rest to the completion (default 1: a "
+                        "prompt-masking trainer then learns all but the first unit, close to AdaMergeX's loss on the "
+                        "whole window; 0 leaves the prompt empty; the reference's demo data used 511 of 512)")
     parser.add_argument("--unit", choices=("auto",) + UNITS, default="auto",
                         help="word or char windows (default auto: char for languages written without spaces)")
     parser.add_argument("--format", choices=("auto",) + FORMATS, default="auto",

@@ -48,8 +48,10 @@ def lora(r=4, alpha=8, **kwargs):
 
 
 def ia3():
-    return IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],
-                     task_type="CAUSAL_LM")
+    """The shipped IA3 config, read as the training script reads it."""
+    values = json.loads((REPO / "config" / "ia3_config.json").read_text())
+    assert values.pop("peft_type") == "IA3"
+    return IA3Config(**values)
 
 
 def delta_weights(adapter_dir):

@@ -32,7 +32,9 @@ def test_word_windows_span_lines_and_split_into_prompt_and_completion(tmp_path):
         {"prompt": "five six seven", "completion": " eight"},
     ]
     assert (stats.unit, stats.documents, stats.chunks, stats.units_dropped) == ("word", 3, 2, 3)
-    whole, _ = build_reference_task([source], "en", chunk_size=4)
+    default, _ = build_reference_task([source], "en", chunk_size=4)
+    assert default[0] == {"prompt": "one", "completion": " two three four"}
+    whole, _ = build_reference_task([source], "en", chunk_size=4, prompt_units=0)
     assert whole[0] == {"prompt": "", "completion": "one two three four"}
 
 
@@ -44,7 +46,7 @@ def test_character_windows_for_unspaced_languages(tmp_path):
     assert [r["prompt"] + r["completion"] for r in records] == ["猴面包树很", "大。 它储"]
     assert records[0] == {"prompt": "猴面包树", "completion": "很"}
     assert stats.units_dropped == 3
-    words, _ = build_reference_task([source], "zh", chunk_size=1, unit="word")
+    words, _ = build_reference_task([source], "zh", chunk_size=1, prompt_units=0, unit="word")
     assert words[0]["completion"] == "猴面包树很大。"
 
 
@@ -61,7 +63,7 @@ def test_json_lines_input_and_field_names(tmp_path):
     assert stats.stopped_at_max_chunks and stats.units_dropped == 0
     body, _ = build_reference_task([write(tmp_path / "b.jsonl", '{"body": "a b"}\n')], "en", chunk_size=2,
                                    text_field="body")
-    assert body == [{"prompt": "", "completion": "a b"}]
+    assert body == [{"prompt": "a", "completion": " b"}]
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -71,7 +73,7 @@ def test_json_lines_input_and_field_names(tmp_path):
 ])
 def test_bad_records_name_file_line_and_field(tmp_path, name, content, message):
     with pytest.raises(DataFormatError, match=message):
-        build_reference_task([write(tmp_path / name, content)], "en", chunk_size=1)
+        build_reference_task([write(tmp_path / name, content)], "en", chunk_size=2)
 
 
 def test_bad_input_is_a_clear_error(tmp_path):
@@ -79,7 +81,7 @@ def test_bad_input_is_a_clear_error(tmp_path):
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("ok\ncaf\xe9\n".encode("latin-1"))
     with pytest.raises(DataFormatError, match=r"latin1.txt:2: not UTF-8"):
-        build_reference_task([latin1], "en", chunk_size=1)
+        build_reference_task([latin1], "en", chunk_size=2)
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         build_reference_task([tmp_path / "missing.txt"], "en")
     with pytest.raises(ValueError, match="fewer than 4 words"):

@@ -5,9 +5,11 @@ stream of units (words, or characters for languages written without spaces), cut
 non-overlapping windows of ``chunk_size`` units; an incomplete last window is dropped. Each window becomes
 one ``{prompt, completion}`` record: the first ``prompt_units`` units are the prompt, the rest the
 completion, and ``prompt + completion`` is always the window's text (for words, the completion starts with
-the space that separates it from the prompt). With a trainer that masks the prompt, the default
-``prompt_units=0`` gives AdaMergeX's effective objective, a loss on every token of the window; the
-reference's demo files use ``chunk_size=512, prompt_units=511``.
+the space that separates it from the prompt). AdaMergeX's effective objective is a loss on every token of
+the window; with a trainer that masks the prompt, the default ``prompt_units=1`` comes within one unit of
+it (the library's trainer skips records with an empty prompt; ``prompt_units=0`` puts the whole window in
+the completion for trainers that accept that). The reference's demo files use ``chunk_size=512,
+prompt_units=511``, a split that its training ignores.
 """
 import re
 import unicodedata
@@ -127,7 +129,7 @@ class ReferenceTaskStats:
     stopped_at_max_chunks: bool
 
 
-def build_reference_task(paths: Sequence, language: str, chunk_size: int = 512, prompt_units: int = 0,
+def build_reference_task(paths: Sequence, language: str, chunk_size: int = 512, prompt_units: int = 1,
                          unit: Optional[str] = None, fmt: str = "auto", text_field: str = "text",
                          max_chunks: Optional[int] = None, prompt_field: str = "prompt",
                          completion_field: str = "completion") -> Tuple[List[dict], ReferenceTaskStats]:

@@ -19,7 +19,7 @@ def main(argv=None):
     gold = load_massive(args.lang, args.partition, args.data_file, args.data_dir)
     scores = score_predictions(gold, read_predictions(args.pred_slots_file, locale=resolve_locale(args.lang)))
     for name, value in scores.as_json().items():
-        print(f"{name}: {'n/a (no intents)' if value is None else value}")
+        print(f"{name}: {'n/a (no intents in the gold data or in the predictions)' if value is None else value}")
     print(f"scored {scores.scored} utterance(s); {scores.unlocated} predicted span(s) not found in their utterance")
     if scores.missing:
         print(f"WARNING: {scores.missing} gold utterance(s) have no prediction and were not scored")

@@ -1,0 +1,57 @@
+"""lm-eval export: YAML and data layout, and an exported task run through lm-eval's Python API on a tiny model."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_model
+
+from scripts import export_lm_eval_tasks
+from transformers_align.evaluation.icl import get_task, render
+from transformers_align.evaluation.icl.evaluate import build_items, demonstrations, score_items
+
+DATA = Path(__file__).resolve().parents[1] / "data_example" / "icl"
+
+
+def rows(path):
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def test_export_layout(tmp_path):
+    paths = export_lm_eval_tasks.main(["--data-dir", str(DATA), "--output-dir", str(tmp_path), "--tasks", "pawsx,xnli",
+                                       "--test-lang", "en,zh", "--seed", "3"])
+    assert sorted(p.name for p in paths) == ["afp_pawsx_en-en.yaml", "afp_pawsx_en-zh.yaml", "afp_xnli_en-en.yaml", "afp_xnli_en-zh.yaml"]
+    config = yaml.safe_load((tmp_path / "afp_pawsx_en-zh.yaml").read_text(encoding="utf-8"))
+    assert config["fewshot_delimiter"] == "</s>" and config["fewshot_config"] == {"sampler": "first_n"}
+    assert yaml.safe_load((tmp_path / "afp_xnli_en-zh.yaml").read_text(encoding="utf-8"))["fewshot_delimiter"] == "\n\n"
+    task = get_task("pawsx")
+    dev = task.read(DATA / "pawsx/en/dev_2k.tsv")
+    expected_dev = [render(task, r, "en") for r in demonstrations(dev, len(dev), 3)]
+    assert rows(config["dataset_kwargs"]["data_files"]["validation"]) == [
+        {"context": i.context, "choices": i.continuations, "label": i.label} for i in expected_dev]
+    test = rows(config["dataset_kwargs"]["data_files"]["test"])
+    assert test[0]["context"] == render(task, task.read(DATA / "pawsx/zh/test_2k.tsv")[0], "en").context
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_exported_task_runs_in_lm_eval_and_matches_the_builtin_scorer(tmp_path, tokenizer):
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    export_lm_eval_tasks.main(["--data-dir", str(DATA), "--output-dir", str(tmp_path), "--tasks", "xstorycloze",
+                               "--test-lang", "zh", "--eos-text", tokenizer.eos_token])
+    model = make_model("llama")
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, add_bos_token=True)
+    name, shots, limit = "afp_xstorycloze_en-zh", 2, 4
+    out = simple_evaluate(model=lm, tasks=[name], num_fewshot=shots, limit=limit, log_samples=True,
+                          task_manager=TaskManager(include_path=str(tmp_path)))
+    harness = [[ll for ll, _ in sample["filtered_resps"]] for sample in sorted(out["samples"][name], key=lambda s: s["doc_id"])]
+
+    task = get_task("xstorycloze")
+    demos = demonstrations(task.read(DATA / task.dev_file.format(lang="en")), shots, seed=0)
+    items = build_items(task, demos, task.read(DATA / task.test_file.format(lang="zh"))[:limit], "en", tokenizer.eos_token)
+    ours = score_items(model, tokenizer, items, progress=False)
+    assert harness == [pytest.approx(scores, abs=1e-3) for scores in ours]
+    accuracy = sum(max(range(2), key=s.__getitem__) == i.label for s, i in zip(ours, items)) / limit
+    assert out["results"][name]["acc,none"] == pytest.approx(accuracy)

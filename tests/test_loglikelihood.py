@@ -1,0 +1,69 @@
+"""The chunked continuation scorer against a plain full log_softmax, on tiny models of each architecture."""
+import copy
+
+import pytest
+import torch
+from conftest import make_model
+
+from transformers_align.evaluation.loglikelihood import continuation_logprobs, encode_pair, pad_right
+
+TEXTS = [("Premise: it rains.\nAnswer: ", "neutral"), ("前提：下雨了。回答：", "矛盾"), ("A", "B, then a much longer tail here."),
+         ("The cat sat on the", " mat"), ("Short", " one")]
+
+
+def plain_scores(model, requests):
+    """Reference: one request at a time, full-vocabulary float32 log_softmax over the whole sequence."""
+    scores = []
+    for context, continuation in requests:
+        ids = torch.tensor([context + continuation])
+        with torch.no_grad():
+            logprobs = model(input_ids=ids).logits.float().log_softmax(-1)[0]
+        start = len(context)
+        scores.append(sum(logprobs[t - 1, ids[0, t]].item() for t in range(start, ids.shape[1])))
+    return scores
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2", "xglm", "bloom"])
+def test_chunked_scores_equal_full_log_softmax(model_type, tokenizer):
+    model = make_model(model_type)
+    requests = [encode_pair(tokenizer, c, x) for c, x in TEXTS]
+    expected = plain_scores(model, requests)
+    for batch_size, chunk_size in [(1, 1), (2, 3), (8, 512)]:
+        got = continuation_logprobs(model, requests, batch_size=batch_size, chunk_size=chunk_size, progress=False)
+        assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_left_truncation_keeps_the_continuation(tokenizer):
+    model = make_model("llama")
+    context, continuation = encode_pair(tokenizer, "a long context " * 4, "end")
+    got = continuation_logprobs(model, [(context, continuation)], max_length=10, progress=False)
+    kept = (context + continuation)[-11:]
+    assert got == pytest.approx(plain_scores(model, [(kept[:-3], kept[-3:])]), abs=1e-4)
+    with pytest.raises(ValueError, match="does not fit"):
+        continuation_logprobs(model, [(context, continuation)], max_length=2, progress=False)
+
+
+def test_lora_adapter_is_scored(tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(make_model("llama"), LoraConfig(r=4, target_modules=["q_proj", "v_proj", "lm_head"],
+                                                           init_lora_weights=False)).eval()
+    requests = [encode_pair(tokenizer, c, x) for c, x in TEXTS[:3]]
+    assert continuation_logprobs(model, requests, chunk_size=2, progress=False) == pytest.approx(plain_scores(model, requests), abs=1e-4)
+
+
+def test_encode_pair_splits_inside_the_whole_encoding_and_leaves_the_tokenizer_alone(tokenizer):
+    before = copy.deepcopy(tokenizer.__dict__.get("init_kwargs"))
+    pad, side = tokenizer.pad_token, tokenizer.padding_side
+    context, continuation = encode_pair(tokenizer, "Answer: ", "yes")
+    assert context[0] == tokenizer.bos_token_id and tokenizer.decode(continuation) == "yes"
+    assert context + continuation == tokenizer("Answer: yes")["input_ids"]
+    assert encode_pair(tokenizer, "", "x")[0] == [tokenizer.bos_token_id]
+    assert (tokenizer.pad_token, tokenizer.padding_side, tokenizer.init_kwargs) == (pad, side, before)
+    with pytest.raises(ValueError, match="empty"):
+        encode_pair(tokenizer, "context", "")
+
+
+def test_pad_right():
+    ids, mask = pad_right([[5, 6, 7], [8]])
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -190,6 +190,8 @@ def test_ia3_ratio_rule_matches_formula_and_model_output(base_dir, ia3s, tmp_pat
             by_hand.get_submodule(key[len(PREFIX):-len(".ia3_l")]).weight *= value
     peft_model = PeftModel.from_pretrained(load_base(base_dir), tmp_path / "ia3").eval()
     torch.testing.assert_close(logits(peft_model), logits(by_hand), atol=1e-5, rtol=1e-5)
+    merge(ia3s, tmp_path / "t0", t=0.0)
+    torch.testing.assert_close(load_file(tmp_path / "t0" / "adapter_model.safetensors"), files["task"])
 
 
 def copy_with(adapter_dir, out, config_changes=None, tensor_change=None):

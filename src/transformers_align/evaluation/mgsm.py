@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from transformers_align.data.jsonl import DataFormatError, require_fields
+from transformers_align.data.jsonl import DataFormatError, require_fields, string_field
 from transformers_align.data.records import iter_json_records
 from transformers_align.evaluation.generation import generate_greedy
 
@@ -54,9 +54,8 @@ def load_mgsm(path) -> List[MgsmItem]:
         for line_number, record in iter_json_records(path):
             where = f"{path}:{line_number}"
             require_fields(record, ("question", "answer_number"), where)
-            if not isinstance(record["question"], str) or not record["question"].strip():
-                raise DataFormatError(f"{where}: field 'question' must be a non-empty string")
-            items.append(MgsmItem(record["question"], _answer_value(record["answer_number"], where)))
+            items.append(MgsmItem(string_field(record, "question", where),
+                                  _answer_value(record["answer_number"], where)))
     else:
         with path.open(encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, start=1):

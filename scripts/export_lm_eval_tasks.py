@@ -1,12 +1,9 @@
 """Export the ICL tasks (XNLI, PAWS-X, XCOPA, XStoryCloze, XWinograd) as lm-eval 0.4.x task YAMLs over local files."""
 import argparse
 
+from scripts.eval_icl import comma_list
 from transformers_align.evaluation.icl import TASKS
 from transformers_align.evaluation.lm_eval_export import TAG, export_tasks
-
-
-def comma_list(text: str):
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def parse_args(argv=None):

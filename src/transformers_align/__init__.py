@@ -1,15 +1,35 @@
-"""transformers_align: cross-lingual alignment when fine-tuning decoder LLMs (transformers 4.43.4)."""
-from transformers_align.losses import info_nce, pool, similarity_matrix
-from transformers_align.modeling import (
-    AlignBloomForCausalLM,
-    AlignLlamaForCausalLM,
-    AlignmentCausalLMOutput,
-    AlignmentSettings,
-    AlignQwen2ForCausalLM,
-    AlignXGLMForCausalLM,
-    layer_hidden_states,
-    layer_representation,
-    patch_model,
-)
+"""transformers_align: cross-lingual alignment when fine-tuning decoder LLMs (transformers 4.43.4).
+
+Names are imported on first use, so ``import transformers_align.merging`` (or any light submodule)
+does not pay for loading the transformers model classes.
+"""
+import importlib
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "info_nce": "transformers_align.losses",
+    "pool": "transformers_align.losses",
+    "similarity_matrix": "transformers_align.losses",
+    "AlignLlamaForCausalLM": "transformers_align.modeling",
+    "AlignQwen2ForCausalLM": "transformers_align.modeling",
+    "AlignXGLMForCausalLM": "transformers_align.modeling",
+    "AlignBloomForCausalLM": "transformers_align.modeling",
+    "AlignmentCausalLMOutput": "transformers_align.modeling",
+    "AlignmentSettings": "transformers_align.modeling",
+    "layer_hidden_states": "transformers_align.modeling",
+    "layer_representation": "transformers_align.modeling",
+    "patch_model": "transformers_align.modeling",
+    "AlignmentTrainer": "transformers_align.training.trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'transformers_align' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -7,7 +7,15 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from transformers_align.data.records import AFP_FIELDS, PAIR_FIELDS, TASK_FIELDS, SkipCounter, load_pairs, load_records
+from transformers_align.data.records import (
+    AFP_FIELDS,
+    PAIR_FIELDS,
+    PROMPT_COMPLETION_FIELDS,
+    TASK_FIELDS,
+    SkipCounter,
+    load_pairs,
+    load_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -18,21 +26,23 @@ STREAMS = (
     ("input_ids_parallel_0", "attention_mask_parallel_0", None),
     ("input_ids_parallel_1", "attention_mask_parallel_1", None),
 )
-SCHEMAS = ("task", "task+pairs", "afp", "pairs")
+SCHEMAS = ("task", "task+pairs", "prompt+completion", "afp", "pairs")
 
 
 def detect_schema(record: dict) -> str:
-    """The schema a record follows, from its fields: task, task+pairs (mid-align mode 2), afp, or pairs."""
+    """The schema a record follows, from its fields: task, task+pairs (mid-align mode 2), prompt+completion, afp, or pairs."""
     keys = set(record)
     if set(AFP_FIELDS) <= keys:
         return "afp"
+    if set(PROMPT_COMPLETION_FIELDS) <= keys:
+        return "prompt+completion"
     has_task, has_pairs = set(TASK_FIELDS) <= keys, set(PAIR_FIELDS) <= keys
     if has_task:
         return "task+pairs" if has_pairs else "task"
     if has_pairs:
         return "pairs"
     raise ValueError(f"a record with fields {sorted(keys)} matches no schema: expected {TASK_FIELDS}, "
-                     f"{TASK_FIELDS + PAIR_FIELDS}, {PAIR_FIELDS} or AFP's {AFP_FIELDS}")
+                     f"{TASK_FIELDS + PAIR_FIELDS}, {PROMPT_COMPLETION_FIELDS}, {PAIR_FIELDS} or AFP's {AFP_FIELDS}")
 
 
 def read_rows(paths: Sequence[str], schema: str, alignment_files: Sequence[str] = (), seed: int = 0) -> List[Dict]:
@@ -45,8 +55,11 @@ def read_rows(paths: Sequence[str], schema: str, alignment_files: Sequence[str] 
     if schema not in SCHEMAS:
         raise ValueError(f"unknown data schema {schema!r}; choose one of {', '.join(SCHEMAS)}")
     skips = SkipCounter()
-    required = {"task": TASK_FIELDS, "task+pairs": TASK_FIELDS + PAIR_FIELDS, "afp": AFP_FIELDS, "pairs": PAIR_FIELDS}[schema]
+    required = {"task": TASK_FIELDS, "task+pairs": TASK_FIELDS + PAIR_FIELDS, "prompt+completion": PROMPT_COMPLETION_FIELDS,
+                "afp": AFP_FIELDS, "pairs": PAIR_FIELDS}[schema]
     rows = load_records(paths, required, skips) if paths else []
+    if schema == "prompt+completion":
+        rows = [{"prefix": r["prompt"], "text": r["completion"]} for r in rows]
     if schema == "afp":
         rows = [{"prefix": r["clm_text"][: r["clm_prompt_len"]], "text": r["clm_text"][r["clm_prompt_len"]:],
                  "text_parallel_0": r["sent0"], "text_parallel_1": r["sent1"], "afp": True} for r in rows]

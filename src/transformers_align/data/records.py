@@ -11,8 +11,10 @@ from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_f
 logger = logging.getLogger(__name__)
 
 TASK_FIELDS = ("prefix", "text")
+PROMPT_COMPLETION_FIELDS = ("prompt", "completion")  # AdaMergeX / TRL naming of the same two parts
 PAIR_FIELDS = ("text_parallel_0", "text_parallel_1")
 AFP_FIELDS = ("sent0", "sent1", "clm_text", "clm_prompt_len")
+MAY_BE_EMPTY = ("prefix", "prompt")  # plain language modelling has no prompt
 
 
 @dataclass
@@ -71,7 +73,7 @@ def load_records(paths: Sequence, required: Sequence[str], skips: SkipCounter) -
             where = f"{path}:{number}"
             require_fields(record, required, where)
             row = {name: string_field(record, name, where, allow_empty=True) for name in required if name != "clm_prompt_len"}
-            empty = [name for name, value in row.items() if not value.strip()]
+            empty = [name for name, value in row.items() if not value.strip() and name not in MAY_BE_EMPTY]
             if empty:
                 skips.add(f"empty {empty[0]}")
                 continue

@@ -114,6 +114,8 @@ def check_data_mode(alignment_args, data_args, mode):
 
 def train(model_args, alignment_args, data_args, training_args):
     """Run training end to end; returns the trainer (its state holds the log history)."""
+    if not (training_args.do_train or training_args.do_eval):
+        raise ValueError("nothing to do: pass --do_train and/or --do_eval")
     mode = alignment_args.resolved_mode()
     check_data_mode(alignment_args, data_args, mode)
     set_seed(training_args.seed)

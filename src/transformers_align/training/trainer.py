@@ -3,6 +3,9 @@
 Only ``compute_loss``, ``prediction_step``, ``evaluation_loop`` and ``log`` are overridden: the training
 loop, DeepSpeed, DDP, checkpointing and resuming are the stock 4.43.4 ones.
 """
+from contextlib import contextmanager
+from functools import partial
+
 import torch
 from transformers import Trainer
 
@@ -35,6 +38,17 @@ class _LossMeans:
         self.reset()
         return {f"{prefix}{name}": round(float(totals[2 * i] / totals[2 * i + 1]), 6)
                 for i, name in enumerate(_LOSS_NAMES) if totals[2 * i + 1] > 0}
+
+
+@contextmanager
+def _full_torch_load():
+    """``torch.load`` with ``weights_only=False`` for the duration of the block."""
+    original = torch.load
+    torch.load = partial(original, weights_only=False)
+    try:
+        yield
+    finally:
+        torch.load = original
 
 
 class AlignmentTrainer(Trainer):
@@ -92,6 +106,19 @@ class AlignmentTrainer(Trainer):
         prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
         output.metrics.update(self._eval_means.read(self.accelerator, prefix=f"{prefix}_"))
         return output
+
+    def _load_rng_state(self, checkpoint):
+        # transformers 4.43.4 reads rng_state*.pth with torch.load's default, which torch 2.6 turned to
+        # weights_only=True; the file holds NumPy's RNG state, so every resume failed. It is the run's own file.
+        with _full_torch_load():
+            super()._load_rng_state(checkpoint)
+
+    def create_optimizer(self):
+        # With LoRA every trainable weight decays, so the Trainer's no-decay group is empty. DeepSpeed drops
+        # empty groups, and the scheduler built for two groups then fails in torch's strict zip. Drop it here.
+        optimizer = super().create_optimizer()
+        optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
+        return optimizer
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:  # a training log: add the per-objective means since the last one

@@ -1,0 +1,174 @@
+"""The training pipeline: schedule, per-loss logging, resume equivalence, data validation, shell scripts."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import HfArgumentParser, TrainingArguments
+
+from transformers_align.data.features import AlignmentCollator, FeatureOptions, read_rows, tokenize_rows
+from transformers_align.data.jsonl import DataFormatError
+from transformers_align.tiny import build_tiny_model
+from transformers_align.training.arguments import AlignmentArguments, DataArguments, ModelArguments
+from transformers_align.training.run import train
+from transformers_align.training.schedule import ALIGNMENT, TASK, objectives_for_step
+
+REPO = Path(__file__).resolve().parents[1]
+PREFIX = "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n\n"
+PAIRS = [("Réveille-moi à cinq heures", "Wake me up at five"), ("明天会下雨吗", "Will it rain tomorrow"),
+         ("Spiele Musik", "Play music"), ("Какая погода", "What is the weather")]
+
+
+def write_rows(path, n=24, pairs=True):
+    rows = []
+    for i in range(n):
+        row = {"prefix": PREFIX.format(f"set an alarm for {i}"), "text": f"time: {i}<|eot_id|>"}
+        if pairs:
+            row["text_parallel_0"], row["text_parallel_1"] = PAIRS[i % len(PAIRS)]
+        rows.append(row)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-llama")
+
+
+def run_training(model_dir, train_file, output_dir, *extra):
+    argv = ["--model_name_or_path", str(model_dir), "--train_file", str(train_file), "--output_dir", str(output_dir),
+            "--use_lora", "--lora_config", str(REPO / "config/lora_config.json"), "--do_train",
+            "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--report_to", "none",
+            "--logging_steps", "1", "--seed", "3", "--additional_loss_layer", "2", "--block_size", "128",
+            "--disable_tqdm", "true", *extra]
+    parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, TrainingArguments))
+    return train(*parser.parse_args_into_dataclasses(argv))
+
+
+def test_alternation_follows_the_global_micro_step():
+    assert [objectives_for_step("alternate", s) for s in range(4)] == [{TASK}, {ALIGNMENT}, {TASK}, {ALIGNMENT}]
+    assert objectives_for_step("joint", 7) == {TASK, ALIGNMENT}
+    with pytest.raises(ValueError, match="alternate, joint, task, alignment"):
+        objectives_for_step("both", 0)
+
+
+def test_trainer_alternates_micro_batches_and_logs_true_means(tiny_model_dir, tmp_path):
+    trainer = run_training(tiny_model_dir, write_rows(tmp_path / "train.json"), tmp_path / "out",
+                           "--alternate_training", "--gradient_accumulation_steps", "2", "--max_steps", "3")
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(history) == 3
+    for entry in history:
+        # each optimizer step holds one task and one alignment micro-batch; each mean is over its own micro-batch
+        assert entry["task_loss"] > 0 and entry["alignment_loss"] > 0
+        assert entry["loss"] == pytest.approx((entry["task_loss"] + entry["alignment_loss"]) / 2, rel=1e-3)
+    from peft import AutoPeftModelForCausalLM
+
+    assert AutoPeftModelForCausalLM.from_pretrained(tmp_path / "out") is not None
+    saved = json.loads((tmp_path / "out/alignment_run_args.json").read_text())
+    assert saved["training_mode"] == "alternate" and saved["alignment"]["additional_loss_layer"] == 2
+
+
+def test_task_only_mode_logs_no_alignment_loss(tiny_model_dir, tmp_path):
+    trainer = run_training(tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out",
+                           "--only_train_language_modeling", "--max_steps", "2")
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    assert all("alignment_loss" not in h and h["task_loss"] == pytest.approx(h["loss"], rel=1e-3) for h in history)
+
+
+def test_resume_continues_exactly(tiny_model_dir, tmp_path):
+    # A 6-step run saves checkpoint-3; a second run resumes from it as an interrupted run would.
+    data = write_rows(tmp_path / "train.json")
+    common = ["--alternate_training", "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3"]
+    straight = run_training(tiny_model_dir, data, tmp_path / "straight", *common)
+    resumed = run_training(tiny_model_dir, data, tmp_path / "resumed", *common,
+                           "--resume_from_checkpoint", str(tmp_path / "straight/checkpoint-3"))
+
+    def losses(trainer):
+        return [(h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss")) for h in trainer.state.log_history if "loss" in h]
+
+    assert [step for step, *_ in losses(resumed)] == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the checkpoint's state
+    assert losses(resumed) == losses(straight)
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "straight/adapter_model.safetensors"), load_file(tmp_path / "resumed/adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_alignment_mode_without_pairs_is_a_clear_error(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="needs parallel pairs"):
+        run_training(tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out", "--alternate_training")
+
+
+def test_separate_alignment_file_is_joined_row_by_row(tmp_path):
+    task = write_rows(tmp_path / "task.json", n=5, pairs=False)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("uno\tone\ndos\ttwo\n", encoding="utf-8")
+    rows = read_rows([task], "task", [pairs], seed=0)
+    assert len(rows) == 5 and {r["text_parallel_1"] for r in rows} == {"one", "two"}
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"prefix": "a", "text": "b"}\n{"prefix": "a", "text": \n', r"train.json:2: malformed JSON"),
+    ('{"prefix": "a", "text": "b"}\n{"prefix": "a"}\n', r"train.json:2: missing field 'text'"),
+    ('{"prefix": "a", "text": 3.5e}\n', r"train.json:1: malformed JSON"),
+    ('{"prefix": "a", "text": ["x"]}\n', r"train.json:1: field 'text' must be a string"),
+])
+def test_bad_task_records_name_file_line_and_field(tmp_path, content, message):
+    path = tmp_path / "train.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataFormatError, match=message):
+        read_rows([path], "task")
+
+
+def test_bad_tsv_and_afp_records(tmp_path):
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("ok\tfine\nno tab here\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"pairs.tsv:2: expected 2 tab-separated columns, found 1"):
+        read_rows([], "pairs", [tsv])
+    afp = tmp_path / "afp.json"
+    afp.write_text('{"sent0": "a", "sent1": "b", "clm_text": "abc", "clm_prompt_len": 9}\n', encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"afp.json:1: field 'clm_prompt_len' must be an integer between 0 and len\(clm_text\)=3"):
+        read_rows([afp], "afp")
+
+
+def test_empty_sentences_are_skipped_and_long_sequences_truncated_with_counts(tmp_path, tokenizer, caplog):
+    path = tmp_path / "train.json"
+    rows = [{"prefix": "p", "text": "t", "text_parallel_0": "", "text_parallel_1": "x"},
+            {"prefix": "p", "text": "t" * 300, "text_parallel_0": "y" * 50, "text_parallel_1": "x"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        kept = read_rows([path], "task+pairs")
+        features = tokenize_rows(tokenizer, kept, FeatureOptions(block_size=64, pair_max_length=16))
+    assert len(kept) == 1 and "skipped 1 record(s): empty text_parallel_0" in caplog.text
+    assert len(features[0]["input_ids"]) == 64 and len(features[0]["input_ids_parallel_0"]) == 16
+    assert "1 truncated task sequences" in caplog.text and "1 truncated pair sentences" in caplog.text
+
+
+def test_prompt_is_masked_and_collator_pads_each_stream_to_its_own_length(tokenizer):
+    rows = [{"prefix": "ab", "text": "cd", "text_parallel_0": "x", "text_parallel_1": "hello world"},
+            {"prefix": "abcdef", "text": "g", "text_parallel_0": "xyz", "text_parallel_1": "hi"}]
+    features = tokenize_rows(tokenizer, rows, FeatureOptions(block_size=32))
+    assert features[0]["labels"] == [-100, -100, -100] + tokenizer("cd", add_special_tokens=False).input_ids  # BOS + "ab"
+    batch = AlignmentCollator(tokenizer.pad_token_id, pad_to_multiple_of=None)(features)
+    assert batch["input_ids"].shape == (2, 8) and batch["input_ids_parallel_0"].shape == (2, 4)
+    assert batch["input_ids_parallel_1"].shape == (2, 12) and batch["attention_mask_parallel_1"].sum().item() == 12 + 3
+    assert (batch["labels"][0, 5:] == -100).all()
+
+
+@pytest.mark.parametrize("script, losses", [("train_with_alignment.sh", ("task_loss", "alignment_loss")),
+                                            ("train_baseline.sh", ("task_loss",))])
+def test_shell_scripts_run_the_embedded_default(script, losses, tmp_path):
+    env = dict(os.environ, OUTDIR=str(tmp_path / "out"), TINY_MODEL_DIR=str(tmp_path / "tiny"), EPOCHS="1")
+    result = subprocess.run(["bash", str(REPO / "scripts" / script)], env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in losses:
+        assert f"'{name}'" in result.stdout
+    assert "%|" in result.stdout  # the progress bar
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "tiny"), tmp_path / "out")
+    assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0

@@ -12,6 +12,17 @@ MASSIVE_SAMPLE = Path(__file__).resolve().parents[1] / "data_example" / "massive
 PROMPTS = ["wake me up at five am", "明天早上七点叫我", "hi", "Какая погода завтра в Москве?", "play queen"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: the tiny model gains nothing from two, and on a busy 2-core machine two are far slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "llama")

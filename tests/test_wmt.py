@@ -21,6 +21,17 @@ from transformers_align.tiny import build_tiny_model
 WMT_SAMPLE = Path(__file__).resolve().parents[1] / "data_example" / "wmt"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: the tiny model gains nothing from two, and on a busy 2-core machine two are far slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def test_prompt():
     assert translation_system_prompt("de", "en") == "Translate the following sentences from German to English."
     with pytest.raises(ValueError, match="unknown language code"):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from scripts import run_inference_eval_wmt23
+from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation import wmt
 from transformers_align.evaluation.wmt import (
@@ -19,17 +20,6 @@ from transformers_align.evaluation.wmt import (
 from transformers_align.tiny import build_tiny_model
 
 WMT_SAMPLE = Path(__file__).resolve().parents[1] / "data_example" / "wmt"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the tiny model gains nothing from two, and on a busy 2-core machine two are far slower."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_prompt():

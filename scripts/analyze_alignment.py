@@ -9,6 +9,7 @@ from transformers_align.evaluation.alignment_analysis import analyze_alignment, 
 from transformers_align.evaluation.generation import load_model_and_tokenizer
 from transformers_align.losses import POOLING_TYPES
 
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="local model folder (never downloaded)")

@@ -45,7 +45,7 @@ def test_exported_task_runs_in_lm_eval_and_matches_the_builtin_scorer(tmp_path, 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, add_bos_token=True)
     name, shots, limit = "afp_xstorycloze_en-zh", 2, 4
     out = simple_evaluate(model=lm, tasks=[name], num_fewshot=shots, limit=limit, log_samples=True,
-                          task_manager=TaskManager(include_path=str(tmp_path)))
+                          task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False))
     harness = [[ll for ll, _ in sample["filtered_resps"]] for sample in sorted(out["samples"][name], key=lambda s: s["doc_id"])]
 
     task = get_task("xstorycloze")

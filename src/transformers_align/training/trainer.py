@@ -117,7 +117,8 @@ class AlignmentTrainer(Trainer):
         # With LoRA every trainable weight decays, so the Trainer's no-decay group is empty. DeepSpeed drops
         # empty groups, and the scheduler built for two groups then fails in torch's strict zip. Drop it here.
         optimizer = super().create_optimizer()
-        optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
+        if hasattr(optimizer, "param_groups"):  # not accelerate's DummyOptim, when DeepSpeed's config brings the optimizer
+            optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
         return optimizer
 
     def log(self, logs, *args, **kwargs):

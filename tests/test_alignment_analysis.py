@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SENTENCES_A, SENTENCES_B, make_model
+from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import analyze_alignment
 from transformers_align.evaluation.alignment_analysis import layer_embeddings, layer_metrics, read_pairs

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import make_model
+from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import eval_icl
 from transformers_align.data.jsonl import DataFormatError

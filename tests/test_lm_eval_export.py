@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import make_model
+from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import export_lm_eval_tasks
 from transformers_align.evaluation.icl import get_task, render

@@ -4,6 +4,7 @@ import copy
 import pytest
 import torch
 from conftest import make_model
+from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from transformers_align.evaluation.loglikelihood import continuation_logprobs, encode_pair, pad_right
 

@@ -39,16 +39,22 @@ launch_training() {  # arguments: the recipe's own run_clm_lora arguments
   [ -z "${VALID_FILES:-}" ] && [ -n "$TINY" ] && valid=(--validation_file "$TRAIN_FILES")  # a smoke check only
   local pairs=()
   [ -n "${ALIGNMENT_FILE:-}" ] && pairs=(--alignment_file "$ALIGNMENT_FILE")
+  local adapter=()
+  [ "${USE_LORA:-True}" = "True" ] && adapter=(--use_lora True --lora_config "$LORA_CONFIG")
   mkdir -p "$OUTDIR"
   "${launcher[@]}" \
     --model_name_or_path "$MODEL_PATH" \
     --train_file "$TRAIN_FILES" "${valid[@]}" "${pairs[@]}" \
-    --use_lora True --lora_config "$LORA_CONFIG" \
+    "${adapter[@]}" \
     --per_device_train_batch_size "$TRAIN_BSZ" --per_device_eval_batch_size "$EVAL_BSZ" \
     --gradient_accumulation_steps "$GRAD_ACC" --block_size "$BLOCK_SIZE" \
     --learning_rate "$LR" --weight_decay 0. --warmup_ratio 0.03 --lr_scheduler_type "$LR_SCHEDULER" \
     --logging_steps "$LOGGING_STEPS" --seed "${SEED:-1}" --report_to "${REPORT_TO:-none}" \
     --do_train --do_eval --output_dir "$OUTDIR" --overwrite_output_dir \
     "${size_args[@]}" "$@" 2>&1 | tee "$OUTDIR/train.log"
-  echo "adapter saved in $OUTDIR (load it with PeftModel.from_pretrained(base_model, \"$OUTDIR\"))"
+  if [ -n "${adapter[*]}" ]; then
+    echo "adapter saved in $OUTDIR (load it with PeftModel.from_pretrained(base_model, \"$OUTDIR\"))"
+  else
+    echo "model saved in $OUTDIR (load it with AutoModelForCausalLM.from_pretrained(\"$OUTDIR\"))"
+  fi
 }

@@ -32,14 +32,23 @@ class SaveRunArguments(TrainerCallback):
             (folder if folder.is_dir() else Path(args.output_dir)).joinpath(RUN_ARGS_FILE).write_text(self.text)
 
 
-def attention_implementation(requested: str) -> str:
+def attention_implementation(requested: str, model_name_or_path: str) -> str:
+    """``auto``: FlashAttention-2 when installed on a GPU and supported, else sdpa where supported, else eager."""
     if requested != "auto":
         return requested
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(model_name_or_path))]
     try:
         import flash_attn  # noqa: F401
+
+        flash = torch.cuda.is_available() and model_class._supports_flash_attn_2
     except ImportError:
-        return "sdpa"
-    return "flash_attention_2" if torch.cuda.is_available() else "sdpa"
+        flash = False
+    if flash:
+        return "flash_attention_2"
+    return "sdpa" if model_class._supports_sdpa else "eager"
 
 
 def load_model_and_tokenizer(model_args, alignment_args, training_args):
@@ -49,7 +58,7 @@ def load_model_and_tokenizer(model_args, alignment_args, training_args):
     dtype = model_args.torch_dtype
     dtype = dtype if dtype in (None, "auto") else getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(
-        model_args.model_name_or_path, torch_dtype=dtype, attn_implementation=attention_implementation(model_args.attn_implementation)
+        model_args.model_name_or_path, torch_dtype=dtype, attn_implementation=attention_implementation(model_args.attn_implementation, model_args.model_name_or_path)
     )
     model.config.use_cache = False
     patch_model(model, **alignment_args.settings())

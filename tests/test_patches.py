@@ -27,7 +27,7 @@ PACKAGE_CLASSES = {"llama": AlignLlamaForCausalLM, "qwen2": AlignQwen2ForCausalL
 SETTINGS = [
     {},
     dict(additional_loss_layer=1, contrastive_pooling_type="last", distance_function="dot", contrastive_direction="symmetric",
-         contrastive_loss_weight=0.5, contrastive_loss_temperature=0.7, contrastive_pooling_skip_special=True),
+         contrastive_loss_weight=0.5, task_loss_weight=1.5, contrastive_loss_temperature=0.7, contrastive_pooling_skip_special=True),
 ]
 
 

@@ -30,13 +30,15 @@ launch_training() {  # arguments: the recipe's own run_clm_lora arguments
   else
     launcher=(torchrun --nnodes 1 --nproc_per_node "$NPROC" --master_port "${MASTER_PORT:-29501}" -m scripts.run_clm_lora)
     size_args=(--deepspeed "$DEEPSPEED_CONFIG" --bf16 True --bf16_full_eval True --torch_dtype bfloat16
-               --gradient_checkpointing True --save_strategy steps --save_steps 200 --eval_strategy steps --eval_steps 200
-               --load_best_model_at_end True --metric_for_best_model eval_loss --patience 5 --ddp_timeout 3600
+               --gradient_checkpointing True --save_strategy steps --save_steps 200 --ddp_timeout 3600
                --dataloader_num_workers 1)
+    # Best-model selection and early stopping need validation data.
+    [ -n "${VALID_FILES:-}" ] && size_args+=(--eval_strategy steps --eval_steps 200 --load_best_model_at_end True
+                                             --metric_for_best_model eval_loss --patience 5)
   fi
   local valid=()
-  [ -n "${VALID_FILES:-}" ] && valid=(--validation_file "$VALID_FILES")
-  [ -z "${VALID_FILES:-}" ] && [ -n "$TINY" ] && valid=(--validation_file "$TRAIN_FILES")  # a smoke check only
+  [ -n "${VALID_FILES:-}" ] && valid=(--validation_file "$VALID_FILES" --do_eval)
+  [ -z "${VALID_FILES:-}" ] && [ -n "$TINY" ] && valid=(--validation_file "$TRAIN_FILES" --do_eval)  # a smoke check only
   local pairs=()
   [ -n "${ALIGNMENT_FILE:-}" ] && pairs=(--alignment_file "$ALIGNMENT_FILE")
   local adapter=()
@@ -50,7 +52,7 @@ launch_training() {  # arguments: the recipe's own run_clm_lora arguments
     --gradient_accumulation_steps "$GRAD_ACC" --block_size "$BLOCK_SIZE" \
     --learning_rate "$LR" --weight_decay 0. --warmup_ratio 0.03 --lr_scheduler_type "$LR_SCHEDULER" \
     --logging_steps "$LOGGING_STEPS" --seed "${SEED:-1}" --report_to "${REPORT_TO:-none}" \
-    --do_train --do_eval --output_dir "$OUTDIR" --overwrite_output_dir \
+    --do_train --output_dir "$OUTDIR" --overwrite_output_dir \
     "${size_args[@]}" "$@" 2>&1 | tee "$OUTDIR/train.log"
   if [ -n "${adapter[*]}" ]; then
     echo "adapter saved in $OUTDIR (load it with PeftModel.from_pretrained(base_model, \"$OUTDIR\"))"

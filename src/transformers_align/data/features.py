@@ -59,10 +59,10 @@ def read_rows(paths: Sequence[str], schema: str, alignment_files: Sequence[str] 
                 "afp": AFP_FIELDS, "pairs": PAIR_FIELDS}[schema]
     rows = load_records(paths, required, skips) if paths else []
     if schema == "prompt+completion":
-        rows = [{"prefix": r["prompt"], "text": r["completion"]} for r in rows]
+        rows = [{"prefix": r["prompt"], "text": r["completion"], "append_eos": True} for r in rows]
     if schema == "afp":
         rows = [{"prefix": r["clm_text"][: r["clm_prompt_len"]], "text": r["clm_text"][r["clm_prompt_len"]:],
-                 "text_parallel_0": r["sent0"], "text_parallel_1": r["sent1"], "afp": True} for r in rows]
+                 "text_parallel_0": r["sent0"], "text_parallel_1": r["sent1"], "append_eos": True} for r in rows]
     if alignment_files:
         pairs = load_pairs(alignment_files, skips)
         if not pairs:
@@ -77,7 +77,9 @@ def read_rows(paths: Sequence[str], schema: str, alignment_files: Sequence[str] 
 class FeatureOptions:
     block_size: int = 2048  # longest task sequence, in tokens; longer ones are truncated (and counted)
     pair_max_length: Optional[int] = None  # longest pair sentence; default: block_size
-    append_eos_to_afp: bool = True  # AFP's clm_text has no end marker; without one the model never learns to stop
+    # AFP's clm_text and {prompt, completion} records carry no end marker (mid-align's text ends in <|eot_id|>):
+    # without one the model never learns to stop.
+    append_eos: bool = True
 
 
 def tokenize_rows(tokenizer, rows: List[Dict], options: FeatureOptions, chunk: int = 1024) -> List[Dict]:
@@ -102,7 +104,7 @@ def tokenize_rows(tokenizer, rows: List[Dict], options: FeatureOptions, chunk: i
             feature = {}
             if "prompt" in encoded:
                 prompt, completion = encoded["prompt"][i], encoded["completion"][i]
-                if row.get("afp") and options.append_eos_to_afp and tokenizer.eos_token_id is not None:
+                if row.get("append_eos") and options.append_eos and tokenizer.eos_token_id is not None:
                     completion = completion + [tokenizer.eos_token_id]
                 ids, labels = prompt + completion, [IGNORE_INDEX] * len(prompt) + completion
                 if len(ids) > options.block_size:

@@ -172,3 +172,15 @@ def test_shell_scripts_run_the_embedded_default(script, losses, tmp_path):
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "tiny"), tmp_path / "out")
     assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
+    if script == "train_with_alignment.sh":  # the trained adapter feeds MASSIVE inference, whose output feeds evaluation
+        predictions, metrics = tmp_path / "preds.jsonl", tmp_path / "metrics.json"
+        for command in (
+            ["scripts.run_inference_massive", "--model-name", str(tmp_path / "tiny"), "--peft-model-id", str(tmp_path / "out"),
+             "--lang", "ja", "--partition", "test", "--max-examples", "4", "--max-new-tokens", "8", "--output-file", str(predictions)],
+            ["scripts.eval_massive", "--pred-slots-file", str(predictions), "--lang", "ja", "--partition", "test",
+             "--output-json", str(metrics)],
+        ):
+            step = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+            assert step.returncode == 0, step.stderr[-3000:]
+        assert len(predictions.read_text(encoding="utf-8").splitlines()) == 4
+        assert set(json.loads(metrics.read_text())) >= {"slot_micro_f1", "exact_match", "intent_accuracy", "malformed"}

@@ -1,0 +1,1 @@
+"""Experiments that test the library's claims end to end on controlled, generated data."""

@@ -12,7 +12,7 @@ OUTDIR="${OUTDIR:-./outputs/train_baseline}"
 NPROC="${NPROC:-}"
 LORA_CONFIG="${LORA_CONFIG:-./config/lora_config.json}"
 DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-./config/deepspeed_config.json}"
-LR="${LR:-5e-4}"
+LR="${LR:-}"                            # 5e-4 in the recipe; 3e-3 on the tiny default
 LR_SCHEDULER="${LR_SCHEDULER:-inverse_sqrt}"
 EPOCHS="${EPOCHS:-}"                  # 5 in the recipe
 TRAIN_BSZ="${TRAIN_BSZ:-}" EVAL_BSZ="${EVAL_BSZ:-}" GRAD_ACC="${GRAD_ACC:-}" BLOCK_SIZE="${BLOCK_SIZE:-}"
@@ -20,4 +20,5 @@ TRAIN_BSZ="${TRAIN_BSZ:-}" EVAL_BSZ="${EVAL_BSZ:-}" GRAD_ACC="${GRAD_ACC:-}" BLO
 source scripts/launch_training.sh
 prepare_recipe
 default EPOCHS 3 5
+default LR 3e-3 5e-4
 launch_training --num_train_epochs "$EPOCHS" --contrastive_data_mode 0 --only_train_language_modeling

@@ -9,7 +9,7 @@ from test_generation import _one_thread  # noqa: F401  (autouse: one torch threa
 
 from scripts import run_transfer_experiment
 from transformers_align.experiments import languages
-from transformers_align.experiments.synthetic_transfer import ExperimentConfig, build_data, pretrain
+from transformers_align.experiments.synthetic_transfer import ExperimentConfig, build_data, majority_accuracy, pretrain
 
 FULL = languages.Meaning(agent=3, action=7, patient=5, place=2, time=4)
 
@@ -70,7 +70,7 @@ def test_word_orders_differ():
 
 def test_translations_mean_the_same():
     lexicon = languages.Lexicon(1)
-    for meaning in languages.sample_meanings(random.Random(0), 200):
+    for meaning in languages.Grammar(1).sample_many(random.Random(0), 200):
         assert parse(lexicon.render(meaning, "A"), "A", lexicon) == meaning
         assert parse(lexicon.render(meaning, "B"), "B", lexicon) == meaning
     data = build_data(ExperimentConfig.quick(seed=1))
@@ -78,6 +78,25 @@ def test_translations_mean_the_same():
         assert parse(row["text_parallel_0"], "A", data.lexicon) == parse(row["text_parallel_1"], "B", data.lexicon)
     for sentence_a, sentence_b in data.retrieval_pairs:
         assert parse(sentence_a, "A", data.lexicon) == parse(sentence_b, "B", data.lexicon)
+
+
+def test_grammar_ties_patients_and_places_to_the_action():
+    grammar = languages.Grammar(0)
+    meanings = grammar.sample_many(random.Random(0), 4000)
+    assert all(m.agent != m.patient for m in meanings)
+    preferred_patient = sum(m.patient in grammar.preferred[m.action]["patient"] for m in meanings) / len(meanings)
+    places = [m for m in meanings if m.place is not None]
+    preferred_place = sum(m.place in grammar.preferred[m.action]["place"] for m in places) / len(places)
+    assert preferred_patient > 0.75 and preferred_place > 0.75  # uniform choice would give about 4/12 and 2/8
+    assert 0.5 < len(places) / len(meanings) < 0.7
+    assert languages.Grammar(1).preferred != grammar.preferred
+
+
+def test_majority_baseline():
+    task_rows = [{"prefix": "x <ask_agent>", "text": f"{answer} </s>"} for answer in ("<entity_1>", "<entity_2>", "<entity_2>")]
+    rows = [{"question": "<ask_agent>", "answer": answer} for answer in ("<entity_2>", "<entity_1>", "<entity_2>", "<entity_5>")]
+    assert majority_accuracy(task_rows, rows) == 0.5
+    assert majority_accuracy(task_rows, [{"question": "<ask_place>", "answer": "<place_0>"}]) == 0.0
 
 
 def test_task_rows_ask_a_slot_of_their_own_sentence():
@@ -109,7 +128,7 @@ def test_quick_run_end_to_end(tmp_path):
     for name, entry in result["results"].items():
         assert len(entry["retrieval"]) == layers and all(0 <= r <= 1 for r in entry["retrieval"])
         assert ("alignment_loss" in entry["losses"]) == (name in ("alternate", "joint"))
-    assert result["results"]["baseline"]["accuracy"]["A"]["all"] > 2.5 * result["chance"]
+    assert result["results"]["baseline"]["accuracy"]["A"]["all"] > max(2.5 * result["chance"], result["majority"] + 0.2)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["results"]["joint"]["accuracy"] == result["results"]["joint"]["accuracy"]
     table = (tmp_path / "results.md").read_text()

@@ -1,7 +1,7 @@
 """Two artificial languages from one grammar: shared meanings, disjoint word forms, different word orders.
 
 A meaning fills semantic slots from a shared concept inventory: an agent and a distinct patient (both
-entities), an action, and optionally a place and a time. Language A renders it SVO with an article
+entities), an action, and optionally a place and a time; ``Grammar`` says how likely each meaning is. Language A renders it SVO with an article
 before each entity, a preposition before the place and the time last:
 ``art AGENT ACTION art PATIENT (prep PLACE)? TIME?``. Language B renders it SOV with an object marker,
 a postposition after the place and the time first: ``TIME? AGENT (PLACE post)? PATIENT obj ACTION``.
@@ -86,25 +86,48 @@ class Lexicon:
         return " ".join(tokens)
 
 
-def sample_meaning(rng: random.Random, place_rate: float = 0.6, time_rate: float = 0.5) -> Meaning:
-    agent, patient = rng.sample(range(SLOT_SIZES["entity"]), 2)
-    return Meaning(
-        agent=agent,
-        action=rng.randrange(SLOT_SIZES["action"]),
-        patient=patient,
-        place=rng.randrange(SLOT_SIZES["place"]) if rng.random() < place_rate else None,
-        time=rng.randrange(SLOT_SIZES["time"]) if rng.random() < time_rate else None,
-    )
+class Grammar:
+    """The shared semantics of both languages: a seeded distribution over meanings.
 
+    Each action prefers a few agents, patients and places (chosen with probability ``preference``, else
+    uniformly), so every concept has its own co-occurrence profile, the same in both languages: the
+    structure that lets monolingual text shape comparable representations. Times are uniform.
+    """
 
-def sample_meanings(rng: random.Random, count: int, exclude=frozenset()) -> List[Meaning]:
-    """``count`` meanings, none of them in ``exclude`` (repeats among themselves allowed)."""
-    meanings = []
-    while len(meanings) < count:
-        meaning = sample_meaning(rng)
-        if meaning not in exclude:
-            meanings.append(meaning)
-    return meanings
+    PREFERRED = {"agent": ("entity", 3), "patient": ("entity", 4), "place": ("place", 2)}
+
+    def __init__(self, seed: int, preference: float = 0.8, place_rate: float = 0.6, time_rate: float = 0.5):
+        rng = random.Random(f"grammar-{seed}")
+        self.preferred = [{slot: rng.sample(range(SLOT_SIZES[kind]), count) for slot, (kind, count) in self.PREFERRED.items()}
+                          for _ in range(SLOT_SIZES["action"])]
+        self.preference, self.place_rate, self.time_rate = preference, place_rate, time_rate
+
+    def _pick(self, rng: random.Random, action: int, slot: str, avoid: Optional[int] = None) -> int:
+        while True:
+            size = SLOT_SIZES[self.PREFERRED[slot][0]]
+            value = rng.choice(self.preferred[action][slot]) if rng.random() < self.preference else rng.randrange(size)
+            if value != avoid:
+                return value
+
+    def sample(self, rng: random.Random) -> Meaning:
+        action = rng.randrange(SLOT_SIZES["action"])
+        agent = self._pick(rng, action, "agent")
+        return Meaning(
+            agent=agent,
+            action=action,
+            patient=self._pick(rng, action, "patient", avoid=agent),
+            place=self._pick(rng, action, "place") if rng.random() < self.place_rate else None,
+            time=rng.randrange(SLOT_SIZES["time"]) if rng.random() < self.time_rate else None,
+        )
+
+    def sample_many(self, rng: random.Random, count: int, exclude=frozenset()) -> List[Meaning]:
+        """``count`` meanings, none of them in ``exclude`` (repeats among themselves allowed)."""
+        meanings = []
+        while len(meanings) < count:
+            meaning = self.sample(rng)
+            if meaning not in exclude:
+                meanings.append(meaning)
+        return meanings
 
 
 def questions_for(meaning: Meaning) -> List[Tuple[str, str]]:

@@ -111,7 +111,7 @@ def build_features(tokenizer, data_args, mode, seed, files):
     return tokenize_rows(tokenizer, rows, options)
 
 
-def check_data_mode(alignment_args, data_args, mode):
+def check_data_mode(alignment_args, mode):
     data_mode = alignment_args.contrastive_data_mode
     if data_mode is None:
         return
@@ -126,7 +126,7 @@ def train(model_args, alignment_args, data_args, training_args):
     if not (training_args.do_train or training_args.do_eval):
         raise ValueError("nothing to do: pass --do_train and/or --do_eval")
     mode = alignment_args.resolved_mode()
-    check_data_mode(alignment_args, data_args, mode)
+    check_data_mode(alignment_args, mode)
     set_seed(training_args.seed)
     training_args.remove_unused_columns = False  # the collator emits exactly the model's keyword arguments
     if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:

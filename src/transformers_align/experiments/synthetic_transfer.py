@@ -2,11 +2,11 @@
 
 One run, deterministic for a seed: build the languages (``experiments.languages``), pretrain a small Llama
 from scratch on monolingual text of both (causal LM, no parallel data), then fine-tune three variants
-from that same checkpoint with LoRA on a slot question task in language A only: ``baseline`` (task loss
-only), ``alternate`` (task and middle-layer InfoNCE on parallel A-B pairs on alternate micro-steps,
-twice the steps so the task sees as many batches) and ``joint`` (both losses in every step). Each
-variant is scored on held-out meanings in A and, zero-shot, in B, and layer-wise A->B retrieval is
-measured for the pretrained model and every variant.
+from that same checkpoint (the whole model, or LoRA with ``lora_rank``) on a slot question task in
+language A only: ``baseline`` (task loss only), ``alternate`` (task and middle-layer InfoNCE on
+parallel A-B pairs on alternate micro-steps, twice the steps so the task sees as many batches) and
+``joint`` (both losses in every step). Each variant is scored on held-out meanings in A and,
+zero-shot, in B, and layer-wise A->B retrieval is measured for the pretrained model and every variant.
 """
 import copy
 import random

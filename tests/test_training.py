@@ -184,3 +184,11 @@ def test_shell_scripts_run_the_embedded_default(script, losses, tmp_path):
             assert step.returncode == 0, step.stderr[-3000:]
         assert len(predictions.read_text(encoding="utf-8").splitlines()) == 4
         assert set(json.loads(metrics.read_text())) >= {"slot_micro_f1", "exact_match", "intent_accuracy", "malformed"}
+
+
+def test_malformed_adapter_config_names_the_file_and_line(tiny_model_dir, tmp_path):
+    bad = tmp_path / "lora.json"
+    bad.write_text('{\n  "r": 8,\n  "lora_alpha": ,\n}\n', encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"lora.json:3: malformed JSON"):
+        run_training(tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out",
+                     "--only_train_language_modeling", "--lora_config", str(bad))

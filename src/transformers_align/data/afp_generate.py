@@ -11,7 +11,6 @@ empty ``instruction`` or ``output`` in any language, are skipped and counted; id
 give no contrastive pair (AFP's rule), also counted. Translation TSV: a line without exactly one tab is
 an error naming the file and line; blank lines are ignored, lines with an empty side skipped and counted.
 """
-import json
 import math
 import random
 from collections import Counter
@@ -20,7 +19,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from transformers.utils import logging
 
-from transformers_align.data.jsonl import DataFormatError, iter_jsonl, write_jsonl
+from transformers_align.data.jsonl import DataFormatError, iter_jsonl, read_json, write_jsonl
 from transformers_align.data.languages import language_name
 from transformers_align.data.records import iter_tsv_pairs
 
@@ -90,10 +89,7 @@ def _read_bactrian_file(path: Path) -> Dict[str, dict]:
     """``{id: record}`` of one Bactrian-X file, with every field a string (a null ``input`` becomes "")."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected Bactrian-X's {{lang}}.json, a JSON array)")
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{path}: malformed JSON ({error.msg} at line {error.lineno})") from None
+    records = read_json(path)
     if not isinstance(records, list):
         raise DataFormatError(f"{path}: expected a JSON array of records, got {type(records).__name__}")
     by_id, first_index = {}, {}

@@ -27,6 +27,17 @@ def iter_jsonl(path) -> Iterator[Tuple[int, dict]]:
             yield line_number, value
 
 
+def read_json(path):
+    """The value of a whole-file JSON document; malformed JSON is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataFormatError(f"{path}:{error.lineno}: malformed JSON ({error.msg} at column {error.colno})") from None
+
+
 def require_fields(record: dict, fields: Iterable[str], where: str) -> None:
     """Raise :class:`DataFormatError` naming ``where`` and the first of ``fields`` missing from ``record``."""
     for field in fields:

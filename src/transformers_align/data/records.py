@@ -1,12 +1,11 @@
 """Reading training records (JSON, JSON Lines, TSV) with validation that names the file, line and field."""
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
 
-from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
+from transformers_align.data.jsonl import DataFormatError, iter_jsonl, read_json, require_fields, string_field
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +40,7 @@ def iter_json_records(path) -> Iterator[Tuple[int, dict]]:
     if not is_array:
         yield from iter_jsonl(path)
         return
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{path}:{error.lineno}: malformed JSON ({error.msg})") from None
+    records = read_json(path)
     for index, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise DataFormatError(f"{path}: record {index}: expected a JSON object, got {type(record).__name__}")

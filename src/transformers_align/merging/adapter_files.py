@@ -12,6 +12,8 @@ from typing import Dict, Tuple
 import torch
 from safetensors.torch import load_file, save_file
 
+from transformers_align.data.jsonl import read_json
+
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 LEGACY_WEIGHTS_NAME = "adapter_model.bin"
@@ -44,10 +46,7 @@ def load_adapter(path) -> Adapter:
     config_file = path / CONFIG_NAME
     if not config_file.is_file():
         raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: it is not a PEFT adapter directory")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{config_file}: invalid JSON ({error})") from None
+    config = read_json(config_file)
     if not isinstance(config, dict) or "peft_type" not in config:
         raise ValueError(f"{config_file}: expected a JSON object with a 'peft_type' field")
     if (path / WEIGHTS_NAME).is_file():

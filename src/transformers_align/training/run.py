@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallb
 from transformers.trainer_utils import get_last_checkpoint
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, detect_schema, read_rows, tokenize_rows
+from transformers_align.data.jsonl import read_json
 from transformers_align.data.records import iter_json_records
 from transformers_align.modeling import patch_model
 from transformers_align.training.arguments import DataArguments
@@ -78,7 +79,7 @@ def wrap_with_adapter(model, model_args, training_args):
         return PeftModel.from_pretrained(model, model_args.load_lora_from, is_trainable=True)
     if not model_args.lora_config:
         raise ValueError("--use_lora needs --lora_config (e.g. config/lora_config.json)")
-    values = json.loads(Path(model_args.lora_config).read_text())
+    values = read_json(model_args.lora_config)
     kind = values.pop("peft_type", "LORA").upper()
     config_class = {"LORA": LoraConfig, "IA3": IA3Config}.get(kind)
     if config_class is None:

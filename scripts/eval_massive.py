@@ -1,32 +1,40 @@
-"""Score MASSIVE predictions (JSONL with id and prediction) against local gold data: slot micro-F1, exact match, intent accuracy."""
-import argparse
+"""Score MASSIVE predictions (JSONL with id and prediction) against local gold data: slot micro-F1, exact match,
+intent accuracy (when the gold data has intents), and the counts scored, missing and skipped."""
+from dataclasses import dataclass
+from typing import Optional
 
 from transformers_align.data.jsonl import write_json
-from transformers_align.data.massive import add_massive_data_arguments, load_massive, resolve_locale
+from transformers_align.data.massive import load_massive, resolve_locale
+from transformers_align.evaluation.cli import MassiveDataArguments, exit_on_user_error, option, parse_arguments
 from transformers_align.evaluation.massive import read_predictions, score_predictions
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pred-slots-file", required=True, help="output of scripts.run_inference_massive")
-    add_massive_data_arguments(parser)
-    parser.add_argument("--output-json", help="also write the metrics to this JSON file")
-    return parser.parse_args(argv)
+@dataclass
+class MassiveEvaluationArguments:
+    pred_slots_file: str = option(aliases=["--pred-slots-file"], help="output of scripts.run_inference_massive")
+    output_json: Optional[str] = option(None, aliases=["--output-json"], help="also write the metrics and counts here")
+    max_examples: Optional[int] = option(None, aliases=["--max-examples"],
+                                         help="score only the first N gold utterances (as run_inference_massive "
+                                         "--max_examples); the rest are counted as skipped")
+    allow_missing: bool = option(False, aliases=["--allow-missing"],
+                                 help="score gold utterances without a prediction as wrong instead of failing")
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    gold = load_massive(args.lang, args.partition, args.data_file, args.data_dir)
-    scores = score_predictions(gold, read_predictions(args.pred_slots_file, locale=resolve_locale(args.lang)))
+    data, args = parse_arguments((MassiveDataArguments, MassiveEvaluationArguments), argv, __doc__)
+    gold = load_massive(data.lang, data.partition, data.data_file, data.data_dir)
+    predictions = read_predictions(args.pred_slots_file, locale=resolve_locale(data.lang))
+    scores = score_predictions(gold, predictions, args.allow_missing, args.pred_slots_file, args.max_examples)
     for name, value in scores.as_json().items():
-        print(f"{name}: {'n/a (no intents in the gold data or in the predictions)' if value is None else value}")
-    print(f"scored {scores.scored} utterance(s); {scores.unlocated} predicted span(s) not found in their utterance")
-    if scores.missing:
-        print(f"WARNING: {scores.missing} gold utterance(s) have no prediction and were not scored")
+        if name != "counts":
+            print(f"{name}: {'n/a (the gold data has no intents)' if value is None else value}")
+    counts = scores.counts
+    print(f"scored {counts.scored} of {counts.total} gold utterance(s); {counts.missing} missing (scored as wrong); "
+          f"{sum(counts.skipped.values())} skipped; {scores.unlocated} predicted span(s) not found in their utterance")
     if args.output_json:
         write_json(args.output_json, scores.as_json())
     return scores
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

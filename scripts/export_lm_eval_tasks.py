@@ -1,25 +1,30 @@
 """Export the ICL tasks (XNLI, PAWS-X, XCOPA, XStoryCloze, XWinograd) as lm-eval 0.4.x task YAMLs over local files."""
-import argparse
+from dataclasses import dataclass
+from typing import List
 
-from scripts.eval_icl import comma_list
+from transformers_align.evaluation.cli import comma_list, exit_on_user_error, option, parse_arguments
 from transformers_align.evaluation.icl import TASKS
 from transformers_align.evaluation.lm_eval_export import TAG, export_tasks
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default="data_example/icl", help="ICL data in the layout of docs/afp.md")
-    parser.add_argument("--output-dir", required=True, help="where the YAMLs and their data/*.jsonl go (--include_path)")
-    parser.add_argument("--tasks", type=comma_list, default=list(TASKS), help=f"comma-separated, from {','.join(TASKS)}")
-    parser.add_argument("--prompt-lang", default="en", help="language of the demonstrations and the prompt wording")
-    parser.add_argument("--test-lang", type=comma_list, default=["en", "zh"], help="comma-separated test languages")
-    parser.add_argument("--seed", type=int, default=0, help="order of the demonstrations (as scripts.eval_icl --seed)")
-    parser.add_argument("--eos-text", default="</s>", help="demonstration separator where AFP uses EOS: the model's EOS text")
-    return parser.parse_args(argv)
+@dataclass
+class ExportArguments:
+    output_dir: str = option(aliases=["--output-dir"], help="where the YAMLs and their data/*.jsonl go (--include_path)")
+    data_dir: str = option("data_example/icl", aliases=["--data-dir"], help="ICL data in the layout of docs/afp.md")
+    tasks: List[str] = option(default_factory=lambda: list(TASKS), help=f"comma- or space-separated, from {','.join(TASKS)}")
+    prompt_lang: str = option("en", aliases=["--prompt-lang"], help="language of the demonstrations and the prompt wording")
+    test_lang: List[str] = option(default_factory=lambda: ["en", "zh"], aliases=["--test-lang"],
+                                  help="comma- or space-separated test languages")
+    seed: int = option(0, help="order of the demonstrations (as scripts.eval_icl --seed)")
+    eos_text: str = option("</s>", aliases=["--eos-text"],
+                           help="demonstration separator where AFP uses EOS: the model's EOS text")
+
+    def __post_init__(self):
+        self.tasks, self.test_lang = comma_list(self.tasks), comma_list(self.test_lang)
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    (args,) = parse_arguments((ExportArguments,), argv, __doc__)
     paths = export_tasks(args.data_dir, args.output_dir, args.tasks, args.prompt_lang, args.test_lang, args.seed, args.eos_text)
     for path in paths:
         print(path)
@@ -29,4 +34,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

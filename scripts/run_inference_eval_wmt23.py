@@ -1,9 +1,20 @@
 """Translate a local WMT-style test set with a local model (+ PEFT adapter) and score BLEU, chrF and, if available, COMET."""
-import argparse
+from dataclasses import dataclass
+from typing import Optional
 
 from transformers_align.data.chat import chat_prompt
 from transformers_align.data.jsonl import write_json, write_jsonl
-from transformers_align.evaluation.generation import add_generation_arguments, generate_greedy, model_from_arguments
+from transformers_align.evaluation.cli import (
+    ChatTemplateArguments,
+    EvaluationModelArguments,
+    GenerationArguments,
+    exit_on_user_error,
+    option,
+    parse_arguments,
+    require_model,
+)
+from transformers_align.evaluation.counts import EvaluationCounts, skipped_beyond_limit
+from transformers_align.evaluation.generation import generate_greedy
 from transformers_align.evaluation.wmt import (
     comet_score,
     read_test_set,
@@ -14,54 +25,67 @@ from transformers_align.evaluation.wmt import (
 )
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_generation_arguments(parser, batch_size=8, max_new_tokens=256, model_required=False)
-    parser.add_argument("--source-lang", default="de", help="source language code (default de)")
-    parser.add_argument("--lang", default="en", help="target language code (default en)")
-    parser.add_argument("--data-dir", default="data_example/wmt",
-                        help="folder with <src>-<tgt>.<src> and <src>-<tgt>.<tgt>, one segment a line")
-    parser.add_argument("--source-file", help="source segments, one a line (overrides --data-dir)")
-    parser.add_argument("--reference-file", help="reference segments, one a line (overrides --data-dir)")
-    parser.add_argument("--output-file", help="translations JSONL (default wmt_<src>-<tgt>.jsonl)")
-    parser.add_argument("--metrics-file", help="metrics JSON (default wmt_<src>-<tgt>_metrics.json)")
-    parser.add_argument("--evaluation-only", action="store_true", help="score an existing --output-file")
-    parser.add_argument("--comet-model", help="local COMET checkpoint (.ckpt or model folder); COMET is skipped without it")
-    parser.add_argument("--comet-batch-size", type=int, default=16)
-    args = parser.parse_args(argv)
-    if not args.evaluation_only and not args.model_name:
-        parser.error("--model-name is required unless --evaluation-only")
-    return args
+@dataclass
+class WmtArguments:
+    source_lang: str = option("de", aliases=["--source-lang"], help="source language code")
+    lang: str = option("en", help="target language code")
+    data_dir: str = option("data_example/wmt", aliases=["--data-dir"],
+                           help="folder with <src>-<tgt>.<src> and <src>-<tgt>.<tgt>, one segment a line")
+    source_file: Optional[str] = option(None, aliases=["--source-file"], help="source segments, one a line (overrides --data_dir)")
+    reference_file: Optional[str] = option(None, aliases=["--reference-file"],
+                                           help="reference segments, one a line (overrides --data_dir)")
+    output_file: Optional[str] = option(None, aliases=["--output-file"], help="translations JSONL (default wmt_<src>-<tgt>.jsonl)")
+    metrics_file: Optional[str] = option(None, aliases=["--metrics-file"],
+                                         help="metrics and counts JSON (default wmt_<src>-<tgt>_metrics.json)")
+    evaluation_only: bool = option(False, aliases=["--evaluation-only"],
+                                   help="score an existing --output_file (no model needed)")
+    allow_missing: bool = option(False, aliases=["--allow-missing"],
+                                 help="with --evaluation_only: score segments without a translation as empty instead of failing")
+    comet_model: Optional[str] = option(None, aliases=["--comet-model"],
+                                        help="local COMET checkpoint (.ckpt or model folder); COMET is skipped without it")
+    comet_batch_size: int = option(16, aliases=["--comet-batch-size"], help="COMET batch size")
+
+
+def _model_unless_evaluation_only(model, _template, _generation, wmt):
+    if not wmt.evaluation_only:
+        require_model(model)
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    model_args, template, generation, args = parse_arguments(
+        (EvaluationModelArguments, ChatTemplateArguments, GenerationArguments, WmtArguments), argv, __doc__,
+        defaults={"batch_size": 8, "max_new_tokens": 256}, check=_model_unless_evaluation_only)
     pair = f"{args.source_lang}-{args.lang}"
     default_source, default_reference = wmt_files(args.data_dir, args.source_lang, args.lang)
     sources, references = read_test_set(args.source_file or default_source, args.reference_file or default_reference)
-    sources, references = sources[:args.max_examples], references[:args.max_examples]
     output_file = args.output_file or f"wmt_{pair}.jsonl"
     if args.evaluation_only:
-        hypotheses = read_translations(output_file, len(sources))
+        hypotheses, counts = read_translations(output_file, len(sources), generation.max_examples, args.allow_missing)
     else:
-        model, tokenizer = model_from_arguments(args)
+        model, tokenizer = model_args.load()
+        tokenizer = template.apply(tokenizer)
         system = translation_system_prompt(args.source_lang, args.lang)
-        prompts = [chat_prompt(tokenizer, system, source) for source in sources]
-        hypotheses = generate_greedy(model, tokenizer, prompts, args.batch_size, args.max_new_tokens, desc=f"WMT {pair}")
+        prompts = [chat_prompt(tokenizer, system, source) for source in sources[:generation.max_examples]]
+        hypotheses = generate_greedy(model, tokenizer, prompts, generation.batch_size, generation.max_new_tokens,
+                                     desc=f"WMT {pair}")
+        counts = EvaluationCounts(scored=len(hypotheses), skipped=skipped_beyond_limit(len(sources), generation.max_examples))
         write_jsonl(output_file, [{"index": i, "source": s, "reference": r, "prompt": p, "prediction": h}
                                   for i, (s, r, p, h) in enumerate(zip(sources, references, prompts, hypotheses))])
         print(f"wrote {len(hypotheses)} translations to {output_file}")
-    metrics = score_translations(hypotheses, references, args.lang)
+    sources, references = sources[:counts.total], references[:counts.total]
+    metrics = score_translations(hypotheses, references, args.lang, counts)
     metrics["comet"], metrics["comet_note"] = comet_score(sources, hypotheses, references, args.comet_model,
                                                           args.comet_batch_size)
     for note in (metrics["bleu_tokenizer_note"], metrics["comet_note"]):
         if note:
             print(note)
     print(f"{pair}: BLEU {metrics['bleu']:.2f} ({metrics['bleu_signature']}), chrF {metrics['chrf']:.2f}, "
-          f"COMET {'skipped' if metrics['comet'] is None else round(metrics['comet'], 4)}")
+          f"COMET {'skipped' if metrics['comet'] is None else round(metrics['comet'], 4)}; "
+          f"scored {counts.scored} of {counts.total} segment(s), {counts.missing} missing (scored as empty), "
+          f"{sum(counts.skipped.values())} skipped")
     write_json(args.metrics_file or f"wmt_{pair}_metrics.json", metrics)
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

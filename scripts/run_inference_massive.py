@@ -1,34 +1,46 @@
 """Generate MASSIVE slot (and intent) predictions with a local model (+ PEFT adapter); writes {id, locale, utt, prompt, prediction} JSONL."""
-import argparse
+from dataclasses import dataclass
+from typing import Optional
 
 from transformers_align.data.jsonl import write_jsonl
-from transformers_align.data.massive import add_massive_data_arguments, has_intents, load_massive, massive_prompts
-from transformers_align.evaluation.generation import add_generation_arguments, generate_greedy, model_from_arguments
+from transformers_align.data.massive import has_intents, load_massive, massive_prompts
+from transformers_align.evaluation.cli import (
+    ChatTemplateArguments,
+    EvaluationModelArguments,
+    GenerationArguments,
+    MassiveDataArguments,
+    exit_on_user_error,
+    option,
+    parse_arguments,
+    require_model,
+)
+from transformers_align.evaluation.generation import generate_greedy
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_generation_arguments(parser, batch_size=16, max_new_tokens=128)
-    add_massive_data_arguments(parser)
-    parser.add_argument("--output-file", help="predictions JSONL (default massive_predictions_<lang>_<partition>.jsonl)")
-    parser.add_argument("--no-intent", action="store_true",
-                        help="use the slot-only prompt even when the data has intents (adapters trained without intents)")
-    return parser.parse_args(argv)
+@dataclass
+class MassiveInferenceArguments:
+    output_file: Optional[str] = option(None, aliases=["--output-file"],
+                                        help="predictions JSONL (default massive_predictions_<lang>_<partition>.jsonl)")
+    no_intent: bool = option(False, aliases=["--no-intent"],
+                             help="use the slot-only prompt even when the data has intents (adapters trained without intents)")
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    records = load_massive(args.lang, args.partition, args.data_file, args.data_dir)[:args.max_examples]
-    model, tokenizer = model_from_arguments(args)
+    model_args, template, generation, data, args = parse_arguments(
+        (EvaluationModelArguments, ChatTemplateArguments, GenerationArguments, MassiveDataArguments,
+         MassiveInferenceArguments), argv, __doc__, defaults={"batch_size": 16, "max_new_tokens": 128}, check=require_model)
+    records = load_massive(data.lang, data.partition, data.data_file, data.data_dir)[:generation.max_examples]
+    model, tokenizer = model_args.load()
+    tokenizer = template.apply(tokenizer)
     prompts = massive_prompts(records, tokenizer, with_intent=has_intents(records) and not args.no_intent)
-    predictions = generate_greedy(model, tokenizer, prompts, args.batch_size, args.max_new_tokens,
-                                  desc=f"MASSIVE {records[0].locale} {args.partition}")
+    predictions = generate_greedy(model, tokenizer, prompts, generation.batch_size, generation.max_new_tokens,
+                                  desc=f"MASSIVE {records[0].locale} {data.partition}")
     rows = [{"id": record.id, "locale": record.locale, "utt": record.utt, "prompt": prompt, "prediction": prediction}
             for record, prompt, prediction in zip(records, prompts, predictions)]
-    path = write_jsonl(args.output_file or f"massive_predictions_{args.lang}_{args.partition}.jsonl", rows)
+    path = write_jsonl(args.output_file or f"massive_predictions_{data.lang}_{data.partition}.jsonl", rows)
     print(f"wrote {len(rows)} predictions to {path}")
     return path
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

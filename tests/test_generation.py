@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from scripts import eval_massive, run_inference_massive
+from transformers_align.evaluation.counts import MissingPredictionsError
 from transformers_align.evaluation.generation import generate_greedy, load_model_and_tokenizer
 from transformers_align.tiny import build_tiny_model
 
@@ -75,9 +76,15 @@ def test_massive_inference_then_eval_end_to_end(tiny_dir, adapter_dir, tmp_path)
     assert "intent: name" in rows[0]["prompt"] and not rows[0]["prompt"].startswith("<|begin_of_text|>")
 
     metrics = tmp_path / "metrics.json"
-    scores = eval_massive.main(["--pred-slots-file", str(predictions), *common, "--output-json", str(metrics)])
-    assert (scores.scored, scores.missing) == (3, 21)
-    assert list(json.loads(metrics.read_text())) == ["slot_micro_f1", "exact_match", "intent_accuracy", "malformed"]
+    with pytest.raises(MissingPredictionsError, match=f"{predictions}: no prediction for 21 of 24 gold"):
+        eval_massive.main(["--pred-slots-file", str(predictions), *common])
+    scores = eval_massive.main(["--pred-slots-file", str(predictions), *common, "--output-json", str(metrics),
+                                "--max-examples", "3"])
+    assert json.loads(metrics.read_text())["counts"] == {"total": 3, "scored": 3, "missing": 0, "skipped": 21,
+                                                         "skipped_by_reason": {"beyond --max_examples": 21}}
+    everything = eval_massive.main(["--pred_slots_file", str(predictions), *common, "--allow_missing"])
+    assert (everything.counts.scored, everything.counts.missing, everything.counts.total) == (3, 21, 24)
+    assert everything.exact_match == pytest.approx(scores.exact_match * 3 / 24)
 
     base = tmp_path / "base.jsonl"
     run_inference_massive.main(["--model-name", str(tiny_dir), *common, "--max-examples", "3", "--batch-size", "3",

@@ -126,4 +126,20 @@ def test_eval_icl_script_end_to_end(tmp_path, capsys):
     assert [(r["task"], r["shots"], r["n"]) for r in saved["results"]] == [("xnli", 0, 12), ("xnli", 1, 12),
                                                                            ("xwinograd", 0, 12), ("xwinograd", 1, 12)]
     assert set(saved["averages"]["acc"]) == {"0-shot", "1-shot", "all"}
+    assert all(r["counts"] == {"total": 12, "scored": 12, "missing": 0, "skipped": 0, "skipped_by_reason": {}}
+               for r in saved["results"])
     assert (model_dir / "tokenizer_config.json").read_text() == tokenizer_before
+
+
+def test_results_count_the_test_records_the_reader_skipped(tmp_path, tokenizer):
+    for split in ("dev", "test"):
+        (tmp_path / "xnli" / "en").mkdir(parents=True, exist_ok=True)
+        text = (DATA / "xnli" / "en" / f"{split}.tsv").read_text(encoding="utf-8")
+        if split == "test":
+            text += "\tA hypothesis.\tneutral\n"  # empty premise: skipped and counted
+        (tmp_path / "xnli" / "en" / f"{split}.tsv").write_text(text, encoding="utf-8")
+    report = icl_evaluate.evaluate_icl(make_model("llama"), tokenizer, tmp_path, ["xnli"], [0], "en", ["en"], progress=False)
+    (result,) = report["results"]
+    assert result["n"] == 12
+    assert result["counts"] == {"total": 12, "scored": 12, "missing": 0, "skipped": 1,
+                                "skipped_by_reason": {"empty premise": 1}}

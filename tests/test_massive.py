@@ -1,6 +1,9 @@
 """MASSIVE data and scoring: hand-computed metrics, id matching, malformed parts, zh/ja segmentation, format errors."""
 import dataclasses
 import importlib.util
+import os
+import subprocess
+import sys
 import json
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from transformers_align.data.massive import (
     resolve_locale,
     training_records,
 )
+from transformers_align.evaluation.counts import MissingPredictionsError
 from transformers_align.evaluation.massive import gold_tags, parse_prediction, read_predictions, score_predictions, segment
 from transformers_align.tiny import byte_level_tokenizer
 
@@ -53,8 +57,9 @@ def test_hand_computed_scores():
     assert scores.slot_micro_f1 == pytest.approx(2 * precision * recall / (precision + recall))  # 4/7
     assert scores.exact_match == pytest.approx(2 / 4)
     assert scores.intent_accuracy == 1.0
-    assert (scores.malformed, scores.unlocated, scores.scored, scores.missing) == (1, 1, 4, 0)
-    assert list(scores.as_json()) == ["slot_micro_f1", "exact_match", "intent_accuracy", "malformed"]
+    assert (scores.malformed, scores.unlocated) == (1, 1)
+    assert list(scores.as_json()) == ["slot_micro_f1", "exact_match", "intent_accuracy", "malformed", "unlocated", "counts"]
+    assert scores.as_json()["counts"] == {"total": 4, "scored": 4, "missing": 0, "skipped": 0, "skipped_by_reason": {}}
 
 
 def test_wrong_intent_counts_against_exact_match():
@@ -64,14 +69,20 @@ def test_wrong_intent_counts_against_exact_match():
     assert scores.exact_match == pytest.approx(1 / 4)
 
 
-def test_intent_accuracy_is_none_without_intents():
+def test_intent_follows_the_gold_data_not_the_predictions():
     no_intents = [dataclasses.replace(r, intent=None) for r in GOLD]
-    assert score_predictions(no_intents, PREDICTIONS).intent_accuracy is None
+    without = score_predictions(no_intents, PREDICTIONS)
+    assert without.intent_accuracy is None
+    assert without.exact_match == pytest.approx(2 / 4)  # slot tags only: 2 and 3
+    # The gold data has intents, the predictions name none: intent accuracy is 0 and exact match needs the intent.
     slots_only = {key: "; ".join(p for p in value.split("; ") if not p.startswith("intent"))
                   for key, value in PREDICTIONS.items()}
     scores = score_predictions(GOLD, slots_only)
-    assert scores.intent_accuracy is None
-    assert scores.exact_match == pytest.approx(2 / 4)  # slot tags only: 2 and 3
+    assert (scores.intent_accuracy, scores.exact_match) == (0.0, 0.0)
+    # Malformed answers are wrong answers: nothing is left out of the denominator.
+    garbage = score_predictions(GOLD, {key: "I do not know" for key in PREDICTIONS})
+    assert (garbage.slot_micro_f1, garbage.exact_match, garbage.intent_accuracy, garbage.malformed) == (0.0, 0.0, 0.0, 4)
+    assert garbage.counts.total == 4
 
 
 def test_predictions_matched_by_id_not_line(tmp_path):
@@ -85,11 +96,24 @@ def test_predictions_matched_by_id_not_line(tmp_path):
     assert scores.malformed == 0
 
 
-def test_missing_predictions_are_counted_and_unknown_ids_rejected():
-    scores = score_predictions(GOLD, {"2": "intent: play_music; artist_name: queen"})
-    assert (scores.scored, scores.missing, scores.exact_match) == (1, 3, 1.0)
+def test_missing_predictions_fail_unless_allowed_then_count_as_wrong():
+    only_two = {"2": "intent: play_music; artist_name: queen"}
+    with pytest.raises(MissingPredictionsError, match=r"^preds.jsonl: no prediction for 3 of 4 gold item\(s\) \(first: 1\)"):
+        score_predictions(GOLD, only_two, source="preds.jsonl")
+    scores = score_predictions(GOLD, only_two, allow_missing=True)
+    assert (scores.counts.scored, scores.counts.missing, scores.counts.total) == (1, 3, 4)
+    # Over all 4 gold utterances: 1 exact, 1 intent; slots: 1 of 4 gold entities found, no false positive.
+    assert (scores.exact_match, scores.intent_accuracy) == (1 / 4, 1 / 4)
+    assert scores.slot_micro_f1 == pytest.approx(2 * 1.0 * (1 / 4) / (1.0 + 1 / 4))
     with pytest.raises(ValueError, match="not in the gold data"):
         score_predictions(GOLD, {"99": "None"})
+
+
+def test_max_examples_scores_the_first_gold_records_and_counts_the_rest_as_skipped():
+    scores = score_predictions(GOLD, PREDICTIONS, max_examples=2)  # predictions for 3 and 4 are ignored
+    assert scores.as_json()["counts"] == {"total": 2, "scored": 2, "missing": 0, "skipped": 2,
+                                          "skipped_by_reason": {"beyond --max_examples": 2}}
+    assert (scores.exact_match, scores.intent_accuracy) == (1 / 2, 1.0)  # 1 has a wrong date, 2 is right
 
 
 def test_parse_prediction():
@@ -215,3 +239,21 @@ def test_optional_intent_and_numeric_id(tmp_path):
     path.write_text(json.dumps(dict(GOOD, id=7, intent=None)) + "\n")
     (item,) = read_massive_jsonl(path)
     assert (item.id, item.intent, item.source) == ("7", None, f"{path}:1")
+
+
+def test_eval_massive_command_fails_in_one_line_when_predictions_are_missing(tmp_path):
+    gold = load_massive("zh", "test", data_dir=SAMPLE)
+    predictions = tmp_path / "preds.jsonl"
+    predictions.write_text("".join(json.dumps({"id": r.id, "locale": r.locale, "prediction": "None"}) + "\n"
+                                   for r in gold[:2]), encoding="utf-8")
+    command = [sys.executable, "-m", "scripts.eval_massive", "--pred_slots_file", str(predictions), "--lang", "zh",
+               "--data_dir", str(SAMPLE)]
+    failed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"error: {predictions}: no prediction for {len(gold) - 2} of {len(gold)} gold item(s) (first: {gold[2].id}); "
+        "pass --allow_missing to score them as wrong")
+    allowed = subprocess.run(command + ["--allow-missing"], cwd=REPO, capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    assert allowed.returncode == 0, allowed.stderr
+    assert f"scored 2 of {len(gold)} gold utterance(s); {len(gold) - 2} missing" in allowed.stdout

@@ -40,7 +40,8 @@ def test_score_counts_parse_failures_and_never_reads_the_prompt():
              MgsmItem("A debt of 5?", -5), MgsmItem("How many legs do 3 cats have?", 12)]
     generations = ["3 + 4 = 7. The answer is 7.", "10 * 100 = 1,000", "I do not know.", "The answer is 13."]
     result = score_mgsm(items, generations)
-    assert result["metrics"] == {"accuracy": 0.5, "correct": 2, "total": 4, "parse_failures": 1}
+    assert result["metrics"] == {"accuracy": 0.5, "correct": 2, "parse_failures": 1,
+                                 "counts": {"total": 4, "scored": 4, "missing": 0, "skipped": 0, "skipped_by_reason": {}}}
     assert [r["prediction"] for r in result["records"]] == [7, 1000, None, 13]
     assert [r["correct"] for r in result["records"]] == [True, True, False, False]
     with pytest.raises(ValueError, match="4 items but 3"):
@@ -90,7 +91,9 @@ def test_evaluate_scores_only_the_generated_answer(monkeypatch):
     result = evaluate_mgsm(None, None, items)
     assert seen["prompts"] == [build_prompt(item.question) for item in items]
     # The second question contains 32, but its answer has no number: a parse failure, not 32.
-    assert result["metrics"] == {"accuracy": 0.5, "correct": 1, "total": 2, "parse_failures": 1}
+    assert {k: result["metrics"][k] for k in ("accuracy", "correct", "parse_failures")} == \
+        {"accuracy": 0.5, "correct": 1, "parse_failures": 1}
+    assert result["metrics"]["counts"]["total"] == 2
 
 
 def test_script_runs_on_the_tiny_model(tmp_path, capsys):
@@ -100,7 +103,9 @@ def test_script_runs_on_the_tiny_model(tmp_path, capsys):
                     "--max-new-tokens", "4", "--batch-size", "2", "--max-examples", "3",
                     "--output-json", str(metrics_file), "--predictions", str(predictions)])
     metrics = json.loads(metrics_file.read_text())
-    assert metrics["total"] == 3 and json.loads(capsys.readouterr().out.splitlines()[-1]) == metrics
+    assert metrics["counts"] == {"total": 3, "scored": 3, "missing": 0, "skipped": 7,
+                                 "skipped_by_reason": {"beyond --max_examples": 7}}
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == metrics
     rows = [json.loads(line) for line in predictions.read_text().splitlines()]
     # Only new tokens are decoded: at most 4 byte-level tokens, never the prompt.
     assert len(rows) == 3 and all(len(row["generation"]) <= 4 for row in rows)

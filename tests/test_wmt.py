@@ -1,6 +1,7 @@
 """WMT-style evaluation: BLEU tokenizer choice, hand-computed BLEU, file format errors, COMET skipping, script end to end."""
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from scripts import run_inference_eval_wmt23
 from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation import wmt
+from transformers_align.evaluation.counts import MissingPredictionsError
 from transformers_align.evaluation.wmt import (
     bleu_tokenizer,
     comet_score,
@@ -61,11 +63,27 @@ def test_file_errors(tmp_path):
         read_test_set(source, reference)
     predictions = tmp_path / "p.jsonl"
     predictions.write_text(json.dumps({"index": 1, "prediction": "two"}) + "\n")
-    with pytest.raises(DataFormatError, match="no prediction for 1 segment"):
+    with pytest.raises(MissingPredictionsError, match=r"p\.jsonl: no prediction for 1 of 2 gold item\(s\) \(first: 0\)"):
         read_translations(predictions, 2)
     predictions.write_text(json.dumps({"index": 5, "prediction": "x"}) + "\n")
     with pytest.raises(DataFormatError, match=r"p\.jsonl:1: field 'index'"):
         read_translations(predictions, 2)
+
+
+def test_missing_translations_fail_unless_allowed_then_score_as_empty(tmp_path):
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text(json.dumps({"index": 0, "prediction": "The cat sleeps."}) + "\n")
+    with pytest.raises(MissingPredictionsError, match="no prediction for 1 of 2"):
+        read_translations(predictions, 2)
+    hypotheses, counts = read_translations(predictions, 2, allow_missing=True)
+    assert hypotheses == ["The cat sleeps.", ""]
+    scores = score_translations(hypotheses, ["The cat sleeps.", "Hello"], "en", counts)
+    # 13a: 4 hypothesis tokens, all n-grams right; 5 reference tokens, so only the brevity penalty exp(1 - 5/4).
+    assert scores["bleu"] == pytest.approx(100 * math.exp(1 - 5 / 4))
+    assert scores["counts"] == {"total": 2, "scored": 1, "missing": 1, "skipped": 0, "skipped_by_reason": {}}
+    predictions.write_text("".join(json.dumps({"index": i, "prediction": "x"}) + "\n" for i in range(3)))
+    hypotheses, counts = read_translations(predictions, 3, limit=2)
+    assert hypotheses == ["x", "x"] and counts.skipped == {"beyond --max_examples": 1} and counts.total == 2
 
 
 def test_comet_is_skipped_with_a_message(monkeypatch, tmp_path):
@@ -89,3 +107,6 @@ def test_script_end_to_end_and_evaluation_only(tmp_path):
     assert first["bleu_tokenizer"] == "zh" and first["comet"] is None
     again = run_inference_eval_wmt23.main(["--evaluation-only", *common])
     assert again == json.loads(metrics.read_text()) and again["bleu"] == first["bleu"]
+    total = len(read_test_set(WMT_SAMPLE / "en-zh.en", WMT_SAMPLE / "en-zh.zh")[0])
+    assert again["counts"] == first["counts"] == {"total": 2, "scored": 2, "missing": 0, "skipped": total - 2,
+                                                  "skipped_by_reason": {"beyond --max_examples": total - 2}}

@@ -1,5 +1,4 @@
 """Batched greedy generation for evaluation: local model (+ PEFT adapter) loading, left padding, KV cache."""
-import argparse
 import copy
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -7,8 +6,6 @@ from typing import List, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
-from transformers_align.data.chat import CHAT_TEMPLATE_CHOICES, use_chat_template
 
 
 def default_device() -> str:
@@ -29,7 +26,7 @@ def load_model_and_tokenizer(model_name: str, peft_model_id: Optional[str] = Non
     model = AutoModelForCausalLM.from_pretrained(model_name, local_files_only=True, torch_dtype=dtype)
     if peft_model_id:
         if not (Path(peft_model_id) / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"--peft-model-id {peft_model_id}: no adapter_config.json there "
+            raise FileNotFoundError(f"--peft_model_id {peft_model_id}: no adapter_config.json there "
                                     "(adapters are loaded from local folders only)")
         from peft import PeftModel
 
@@ -78,24 +75,3 @@ def generate_greedy(model, tokenizer, prompts: Sequence[str], batch_size: int = 
                 outputs[index] = text
             progress.update(len(indices))
     return outputs
-
-
-def add_generation_arguments(parser: argparse.ArgumentParser, batch_size: int, max_new_tokens: int,
-                             model_required: bool = True) -> None:
-    """The model, adapter, template and generation options shared by the inference scripts."""
-    group = parser.add_argument_group("model and generation")
-    group.add_argument("--model-name", "--base-model-name", dest="model_name", required=model_required,
-                       help="base model: a local folder or a model already in the Hugging Face cache (never downloaded)")
-    group.add_argument("--peft-model-id", help="local folder of a PEFT adapter to put on the base model")
-    group.add_argument("--chat-template", default="model", help=f"prompt format: {CHAT_TEMPLATE_CHOICES} (default model)")
-    group.add_argument("--device", help="torch device (default cuda if available, else cpu)")
-    group.add_argument("--batch-size", type=int, default=batch_size, help=f"prompts per batch (default {batch_size})")
-    group.add_argument("--max-new-tokens", type=int, default=max_new_tokens,
-                       help=f"generation length limit (default {max_new_tokens})")
-    group.add_argument("--max-examples", type=int, help="only the first N examples (quick runs)")
-
-
-def model_from_arguments(args: argparse.Namespace):
-    """Model and tokenizer for :func:`add_generation_arguments` options, with the chosen chat template."""
-    model, tokenizer = load_model_and_tokenizer(args.model_name, args.peft_model_id, args.device)
-    return model, use_chat_template(tokenizer, args.chat_template)

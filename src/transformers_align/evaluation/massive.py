@@ -6,7 +6,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from seqeval.metrics import f1_score
 
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
-from transformers_align.data.massive import INTENT_KEY, NO_SLOTS, MassiveRecord, parse_annotation
+from transformers_align.data.massive import INTENT_KEY, NO_SLOTS, MassiveRecord, has_intents, parse_annotation
+from transformers_align.evaluation.counts import EvaluationCounts, check_missing, skipped_beyond_limit
 
 # MASSIVE segments these locales into characters, keeping runs of ASCII (Latin words, numbers) whole.
 CHARACTER_SEGMENTED_LOCALES = frozenset({"ja-JP", "zh-CN", "zh-TW"})
@@ -86,56 +87,65 @@ def tag_spans(tokens: Sequence[str], slots: Sequence[Tuple[str, str]], locale: s
 
 @dataclass
 class MassiveScores:
-    """Slot micro-F1 (seqeval), exact match, intent accuracy (None without intents) and diagnostics."""
+    """Slot micro-F1 (seqeval), exact match, intent accuracy (None when the gold data has no intents),
+    diagnostics, and the counts they stand on (every metric is over ``counts.total`` gold utterances)."""
 
     slot_micro_f1: float
     exact_match: float
     intent_accuracy: Optional[float]
     malformed: int
     unlocated: int
-    scored: int
-    missing: int
+    counts: EvaluationCounts
 
     def as_json(self) -> dict:
-        """The reported metrics: ``slot_micro_f1``, ``exact_match``, ``intent_accuracy``, ``malformed``."""
         return {"slot_micro_f1": self.slot_micro_f1, "exact_match": self.exact_match,
-                "intent_accuracy": self.intent_accuracy, "malformed": self.malformed}
+                "intent_accuracy": self.intent_accuracy, "malformed": self.malformed, "unlocated": self.unlocated,
+                "counts": self.counts.as_json()}
 
 
-def score_predictions(gold: Sequence[MassiveRecord], predictions: Mapping[str, str]) -> MassiveScores:
+def score_predictions(gold: Sequence[MassiveRecord], predictions: Mapping[str, str], allow_missing: bool = False,
+                      source: str = "predictions", max_examples: Optional[int] = None) -> MassiveScores:
     """Score predictions (id -> generated text) against gold records matched by id.
 
-    Gold records without a prediction are not scored and are counted in ``missing``; a prediction whose
-    id is not in ``gold`` is an error. Intent accuracy is None when some gold record has no intent or no
-    prediction names one; exact match then compares the slot tags only, otherwise tags and intent.
+    The gold data decides what is scored: when every gold record has an intent, intent accuracy is
+    reported and exact match needs the right intent and slot tags; otherwise exact match compares the
+    slot tags. A prediction that cannot be parsed or names no intent is wrong, never left out. A gold
+    record without a prediction raises :class:`MissingPredictionsError` naming ``source``, unless
+    ``allow_missing``: then it is scored as an empty answer (no slots, no intent: wrong). A prediction
+    whose id is not in ``gold`` is an error. With ``max_examples`` only the first N gold records are
+    scored (predictions for the others are ignored) and the rest are counted as skipped.
     """
+    if not gold:
+        raise ValueError("no gold records to score")
     gold_ids = {record.id for record in gold}
     unknown = [prediction_id for prediction_id in predictions if prediction_id not in gold_ids]
     if unknown:
         raise ValueError(f"{len(unknown)} prediction id(s) not in the gold data, e.g. {unknown[:5]}: "
                          "check --lang, --partition and the data file")
-    scored = [record for record in gold if record.id in predictions]
-    if not scored:
-        raise ValueError("no prediction matches a gold id")
-    parsed = {record.id: parse_prediction(predictions[record.id]) for record in scored}
-    with_intent = all(record.intent for record in scored) and any(p.intent for p in parsed.values())
+    skipped = skipped_beyond_limit(len(gold), max_examples)
+    gold = gold[:max_examples]
+    missing = [record.id for record in gold if record.id not in predictions]
+    check_missing(missing, len(gold), source, allow_missing)
+    parsed = {record.id: parse_prediction(predictions.get(record.id, "")) for record in gold}
+    with_intent = has_intents(gold)
     true_tags, predicted_tags, exact, intent_hits, unlocated = [], [], 0, 0, 0
-    for record in scored:
+    for record in gold:
         prediction = parsed[record.id]
         tokens, gold_sequence = gold_tags(record.annot_utt, record.locale)
         predicted_sequence, missed = tag_spans(tokens, prediction.slots, record.locale)
         unlocated += missed
-        intent_ok = prediction.intent == record.intent
+        intent_ok = with_intent and prediction.intent == record.intent
         intent_hits += intent_ok
         exact += predicted_sequence == gold_sequence and (intent_ok or not with_intent)
         true_tags.append(gold_sequence)
         predicted_tags.append(predicted_sequence)
     return MassiveScores(
         slot_micro_f1=float(f1_score(true_tags, predicted_tags, average="micro", zero_division=0)),
-        exact_match=exact / len(scored),
-        intent_accuracy=intent_hits / len(scored) if with_intent else None,
+        exact_match=exact / len(gold),
+        intent_accuracy=intent_hits / len(gold) if with_intent else None,
         malformed=sum(len(p.malformed) for p in parsed.values()),
-        unlocated=unlocated, scored=len(scored), missing=len(gold) - len(scored),
+        unlocated=unlocated,
+        counts=EvaluationCounts(scored=len(gold) - len(missing), missing=len(missing), skipped=skipped),
     )
 
 

@@ -8,10 +8,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from transformers_align.data.jsonl import DataFormatError, require_fields, string_field
 from transformers_align.data.records import iter_json_records
+from transformers_align.evaluation.counts import EvaluationCounts, skipped_beyond_limit
 from transformers_align.evaluation.generation import generate_greedy
 
 PROMPT_TEMPLATE = "Let's think step by step.\n\nQuestion: {question}\nAnswer: "
@@ -96,11 +97,12 @@ def _plain(value: Optional[float]):
     return int(value) if value is not None and float(value).is_integer() else value
 
 
-def score_mgsm(items: Sequence[MgsmItem], generations: Sequence[str],
-               stop_markers: Sequence[str] = STOP_MARKERS) -> dict:
+def score_mgsm(items: Sequence[MgsmItem], generations: Sequence[str], stop_markers: Sequence[str] = STOP_MARKERS,
+               skipped: Optional[Dict[str, int]] = None) -> dict:
     """Accuracy of ``generations`` (answers only, prompt excluded) against ``items``, and per-item records.
 
-    A generation without a number counts as a parse failure and as wrong.
+    A generation without a number counts as a parse failure and as wrong. ``skipped`` (reason -> count of
+    items left out on purpose) goes into the metrics' counts.
     """
     if len(items) != len(generations):
         raise ValueError(f"{len(items)} items but {len(generations)} generations")
@@ -113,16 +115,18 @@ def score_mgsm(items: Sequence[MgsmItem], generations: Sequence[str],
         failures += prediction is None
         records.append({"question": item.question, "answer_number": _plain(item.answer_number),
                         "generation": generation, "prediction": _plain(prediction), "correct": is_correct})
-    total = len(items)
-    metrics = {"accuracy": correct / total if total else 0.0, "correct": correct, "total": total,
-               "parse_failures": failures}
+    metrics = {"accuracy": correct / len(items) if items else 0.0, "correct": correct, "parse_failures": failures,
+               "counts": EvaluationCounts(scored=len(items), skipped=dict(skipped or {})).as_json()}
     return {"metrics": metrics, "records": records}
 
 
 def evaluate_mgsm(model, tokenizer, items: Sequence[MgsmItem], batch_size: int = 8, max_new_tokens: int = 512,
-                  stop_markers: Sequence[str] = STOP_MARKERS) -> dict:
-    """Generate greedily for every item (batched, left-padded, KV cache) and score the answers."""
+                  stop_markers: Sequence[str] = STOP_MARKERS, max_examples: Optional[int] = None) -> dict:
+    """Generate greedily for the first ``max_examples`` (default all) items (batched, left-padded, KV cache)
+    and score the answers; the items left out are counted as skipped."""
+    skipped = skipped_beyond_limit(len(items), max_examples)
+    items = items[:max_examples]
     prompts = [build_prompt(item.question) for item in items]
     generations = generate_greedy(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   desc="MGSM")
-    return score_mgsm(items, generations, stop_markers)
+    return score_mgsm(items, generations, stop_markers, skipped)

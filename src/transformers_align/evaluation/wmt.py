@@ -7,6 +7,7 @@ from sacrebleu.metrics import BLEU, CHRF
 
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
 from transformers_align.data.languages import language_name
+from transformers_align.evaluation.counts import EvaluationCounts, check_missing, skipped_beyond_limit
 
 # sacrebleu tokenizers for targets written without spaces between words; the rest use 13a.
 # The MeCab ones need extra packages (sacrebleu[ja] / sacrebleu[ko]); without them "char" is used.
@@ -49,8 +50,15 @@ def read_test_set(source_file, reference_file) -> Tuple[List[str], List[str]]:
     return sources, references
 
 
-def read_translations(path, count: int) -> List[str]:
-    """Predictions ``0..count-1`` from a translation JSONL file (``index`` and ``prediction`` fields)."""
+def read_translations(path, count: int, limit: Optional[int] = None,
+                      allow_missing: bool = False) -> Tuple[List[str], EvaluationCounts]:
+    """The first ``limit`` (default all ``count``) predictions of a translation JSONL file (``index`` and
+    ``prediction`` fields, indices in ``[0, count)``), and their counts.
+
+    A segment without a prediction raises :class:`MissingPredictionsError` unless ``allow_missing``: then
+    its hypothesis is the empty string, scored like any wrong translation. Segments past ``limit`` are
+    counted as skipped.
+    """
     found = {}
     for line_number, raw in iter_jsonl(path):
         where = f"{path}:{line_number}"
@@ -61,10 +69,12 @@ def read_translations(path, count: int) -> List[str]:
         if index in found:
             raise DataFormatError(f"{where}: duplicate index {index}")
         found[index] = string_field(raw, "prediction", where, allow_empty=True)
-    missing = [index for index in range(count) if index not in found]
-    if missing:
-        raise DataFormatError(f"{path}: no prediction for {len(missing)} segment(s), e.g. index {missing[0]}")
-    return [found[index] for index in range(count)]
+    kept = range(min(count, limit) if limit is not None else count)
+    missing = [index for index in kept if index not in found]
+    check_missing(missing, len(kept), path, allow_missing)
+    counts = EvaluationCounts(scored=len(kept) - len(missing), missing=len(missing),
+                              skipped=skipped_beyond_limit(count, limit))
+    return [found.get(index, "") for index in kept], counts
 
 
 def bleu_tokenizer(target_lang: str) -> Tuple[str, Optional[str]]:
@@ -79,8 +89,10 @@ def bleu_tokenizer(target_lang: str) -> Tuple[str, Optional[str]]:
     return preferred, None
 
 
-def score_translations(hypotheses: Sequence[str], references: Sequence[str], target_lang: str) -> dict:
-    """Corpus BLEU and chrF with their sacrebleu signatures; BLEU uses :func:`bleu_tokenizer`."""
+def score_translations(hypotheses: Sequence[str], references: Sequence[str], target_lang: str,
+                       counts: Optional[EvaluationCounts] = None) -> dict:
+    """Corpus BLEU and chrF with their sacrebleu signatures (BLEU uses :func:`bleu_tokenizer`), and ``counts``
+    (default: every hypothesis scored)."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     tokenizer, message = bleu_tokenizer(target_lang)
@@ -92,6 +104,7 @@ def score_translations(hypotheses: Sequence[str], references: Sequence[str], tar
         "chrf_signature": str(chrf.get_signature()),
         "bleu_tokenizer": tokenizer,
         "bleu_tokenizer_note": message,
+        "counts": (counts or EvaluationCounts(scored=len(hypotheses))).as_json(),
     }
 
 

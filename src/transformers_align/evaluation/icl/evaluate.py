@@ -13,6 +13,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Dict, List, Sequence
 
+from transformers_align.data.records import SkipCounter
+from transformers_align.evaluation.counts import EvaluationCounts
 from transformers_align.evaluation.icl.tasks import Item, Task, get_task, render
 from transformers_align.evaluation.loglikelihood import continuation_logprobs, encode_pair
 
@@ -26,6 +28,7 @@ class ICLResult:
     n: int
     acc: float
     acc_norm: float
+    counts: dict  # EvaluationCounts.as_json(): n scored, and the test records the reader skipped
 
 
 def demonstrations(records: Sequence[dict], shots: int, seed: int) -> List[dict]:
@@ -96,13 +99,16 @@ def evaluate_icl(model, tokenizer, data_dir, tasks: Sequence[str], shots: Sequen
         dev = task.read(data_dir / task.dev_file.format(lang=prompt_lang)) if max(shots) > 0 else []
         connector = connector_text(task, tokenizer)
         for test_lang in test_langs:
-            tests = task.read(data_dir / task.test_file.format(lang=test_lang))
+            skips = SkipCounter()
+            tests = task.read(data_dir / task.test_file.format(lang=test_lang), skips)
+            counts = EvaluationCounts(scored=len(tests), skipped=dict(skips.counts)).as_json()
             for k in shots:
                 items = build_items(task, demonstrations(dev, k, seed), tests, prompt_lang, connector)
                 scores = score_items(model, tokenizer, items, batch_size, progress, f"{task.name} {test_lang} {k}-shot")
                 results.append(asdict(ICLResult(task.name, prompt_lang, test_lang, k, len(items),
                                                 _accuracy(items, predictions(items, scores)),
-                                                _accuracy(items, predictions(items, scores, length_normalize=True)))))
+                                                _accuracy(items, predictions(items, scores, length_normalize=True)),
+                                                counts)))
     settings = {"data_dir": str(data_dir), "tasks": list(tasks), "shots": list(shots), "prompt_lang": prompt_lang,
                 "test_langs": list(test_langs), "seed": seed}
     return {"settings": settings, "results": results,

@@ -1,10 +1,11 @@
 """Readers of the ICL datasets' local files (the layouts AFP reads), each record's gold as a candidate index.
 
 A malformed line (wrong column count, unknown label, missing field) is an error naming the file, line
-and field; a record with an empty text field is skipped, and the skips are counted and logged.
+and field; a record with an empty text field is skipped, and the skips are counted (into the caller's
+``skips`` when given) and logged.
 """
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
 from transformers_align.data.records import SkipCounter
@@ -51,9 +52,9 @@ def _finish(path, records: List[dict], skips: SkipCounter) -> List[dict]:
     return records
 
 
-def read_xnli(path) -> List[dict]:
+def read_xnli(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     """XNLI as AFP reads it: ``premise<TAB>hypothesis<TAB>label`` without header (label: entailment/neutral/contradiction)."""
-    records, skips = [], SkipCounter()
+    records, skips = [], skips if skips is not None else SkipCounter()
     for line_number, (premise, hypothesis, label) in _tsv_rows(path, 3, header=False):
         if line_number == 1 and label == "label":
             continue  # an optional header line
@@ -64,12 +65,12 @@ def read_xnli(path) -> List[dict]:
     return _finish(path, records, skips)
 
 
-def read_pawsx(path) -> List[dict]:
+def read_pawsx(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     """PAWS-X ``x-final/{lang}/{dev,test}_2k.tsv``: header, then ``id, sentence1, sentence2, label`` (1 = paraphrase).
 
     The gold index follows AFP's candidate order (Yes, No): label 1 -> 0, label 0 -> 1.
     """
-    records, skips = [], SkipCounter()
+    records, skips = [], skips if skips is not None else SkipCounter()
     for line_number, (_, sentence1, sentence2, label) in _tsv_rows(path, 4, header=True):
         record = {"sentence1": sentence1, "sentence2": sentence2,
                   "label": _label(label, ("1", "0"), f"{path}:{line_number}", "label")}
@@ -78,10 +79,10 @@ def read_pawsx(path) -> List[dict]:
     return _finish(path, records, skips)
 
 
-def read_xstorycloze(path) -> List[dict]:
+def read_xstorycloze(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     """XStoryCloze ``spring2016.val.{lang}.tsv.split_20_80_{train,eval}.tsv``: header, then story id, four
     sentences, two endings and the right ending (1 or 2)."""
-    records, skips = [], SkipCounter()
+    records, skips = [], skips if skips is not None else SkipCounter()
     for line_number, fields in _tsv_rows(path, 8, header=True):
         record = {f"sentence{i}": fields[i] for i in range(1, 5)}
         record.update(ending1=fields[5], ending2=fields[6], label=_label(fields[7], ("1", "2"), f"{path}:{line_number}", "AnswerRightEnding"))
@@ -90,9 +91,9 @@ def read_xstorycloze(path) -> List[dict]:
     return _finish(path, records, skips)
 
 
-def read_xcopa(path) -> List[dict]:
+def read_xcopa(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     """XCOPA ``{val,test}.{lang}.jsonl``: premise, choice1, choice2, question (cause/effect), label (0 or 1)."""
-    records, skips = [], SkipCounter()
+    records, skips = [], skips if skips is not None else SkipCounter()
     for line_number, raw in iter_jsonl(path):
         where = f"{path}:{line_number}"
         require_fields(raw, ("premise", "choice1", "choice2", "question", "label"), where)
@@ -104,10 +105,10 @@ def read_xcopa(path) -> List[dict]:
     return _finish(path, records, skips)
 
 
-def read_xwinograd(path) -> List[dict]:
+def read_xwinograd(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     """XWinograd JSON Lines: option1, option2, answer (1 or 2, int or string) and either ``sentence_part1`` /
     ``sentence_part2`` (AFP) or the official ``sentence`` with one ``_`` where the option goes."""
-    records, skips = [], SkipCounter()
+    records, skips = [], skips if skips is not None else SkipCounter()
     for line_number, raw in iter_jsonl(path):
         where = f"{path}:{line_number}"
         require_fields(raw, ("option1", "option2", "answer"), where)

@@ -35,7 +35,7 @@ class Task:
     name: str
     dev_file: str  # relative to the data folder, with {lang}
     test_file: str
-    read: Callable[[str], List[dict]]
+    read: Callable[..., List[dict]]  # (path, skips: Optional[SkipCounter] = None) -> records
     templates: Dict[str, str]  # prompt language (or ANY_LANGUAGE) -> template with one {choice}
     fields: Callable[[dict, str], dict]  # (record, template language) -> template fields
     choices: Callable[[dict, str], List[str]]  # (record, template language) -> candidates, gold = record["label"]

@@ -9,7 +9,7 @@ from test_generation import _one_thread  # noqa: F401  (autouse: one torch threa
 
 from scripts import export_lm_eval_tasks
 from transformers_align.evaluation.icl import get_task, render
-from transformers_align.evaluation.icl.evaluate import build_items, demonstrations, score_items
+from transformers_align.evaluation.icl.evaluate import build_items, demonstrations, evaluate_icl, score_items
 
 DATA = Path(__file__).resolve().parents[1] / "data_example" / "icl"
 
@@ -35,24 +35,38 @@ def test_export_layout(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_exported_task_runs_in_lm_eval_and_matches_the_builtin_scorer(tmp_path, tokenizer):
+@pytest.mark.parametrize("task_name,ends_in_space", [("xstorycloze", False), ("xcopa", True)])
+def test_exported_task_runs_in_lm_eval_and_matches_the_builtin_scorer(tmp_path, tokenizer, task_name, ends_in_space):
+    """Same per-candidate log-likelihoods, acc and acc_norm in lm-eval and in eval_icl, also for XCOPA, whose
+    context ends in a space (lm-eval scores that space with the continuation; so does eval_icl)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    export_lm_eval_tasks.main(["--data-dir", str(DATA), "--output-dir", str(tmp_path), "--tasks", "xstorycloze",
+    export_lm_eval_tasks.main(["--data-dir", str(DATA), "--output-dir", str(tmp_path), "--tasks", task_name,
                                "--test-lang", "zh", "--eos-text", tokenizer.eos_token])
     model = make_model("llama")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, add_bos_token=True)
-    name, shots, limit = "afp_xstorycloze_en-zh", 2, 4
-    out = simple_evaluate(model=lm, tasks=[name], num_fewshot=shots, limit=limit, log_samples=True,
+    name, shots = f"afp_{task_name}_en-zh", 5
+    out = simple_evaluate(model=lm, tasks=[name], num_fewshot=shots, log_samples=True,
                           task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False))
-    harness = [[ll for ll, _ in sample["filtered_resps"]] for sample in sorted(out["samples"][name], key=lambda s: s["doc_id"])]
+    samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
+    harness = [[ll for ll, _ in sample["filtered_resps"]] for sample in samples]
 
-    task = get_task("xstorycloze")
+    task = get_task(task_name)
     demos = demonstrations(task.read(DATA / task.dev_file.format(lang="en")), shots, seed=0)
-    items = build_items(task, demos, task.read(DATA / task.test_file.format(lang="zh"))[:limit], "en", tokenizer.eos_token)
+    items = build_items(task, demos, task.read(DATA / task.test_file.format(lang="zh")), "en", tokenizer.eos_token)
+    assert all(item.context.endswith(" ") == ends_in_space for item in items)
+    assert [sample["arguments"][0][0] for sample in samples] == [item.context for item in items]  # same prompts
     ours = score_items(model, tokenizer, items, progress=False)
     assert harness == [pytest.approx(scores, abs=1e-3) for scores in ours]
-    accuracy = sum(max(range(2), key=s.__getitem__) == i.label for s, i in zip(ours, items)) / limit
-    assert out["results"][name]["acc,none"] == pytest.approx(accuracy)
+
+    # lm-eval's acc_norm, recomputed from its own log-likelihoods: argmax of ll / len(choice text).
+    def accuracy(scores, normalise):
+        picks = [max(range(len(s)), key=lambda k: s[k] / (len(i.continuations[k]) if normalise else 1))
+                 for s, i in zip(scores, items)]
+        return sum(pick == item.label for pick, item in zip(picks, items)) / len(items)
+
+    report = evaluate_icl(model, tokenizer, DATA, [task_name], [shots], "en", ["zh"], progress=False)["results"][0]
+    assert out["results"][name]["acc,none"] == pytest.approx(accuracy(harness, False)) == pytest.approx(report["acc"])
+    assert out["results"][name]["acc_norm,none"] == pytest.approx(accuracy(harness, True)) == pytest.approx(report["acc_norm"])

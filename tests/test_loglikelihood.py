@@ -39,7 +39,8 @@ def test_left_truncation_keeps_the_continuation(tokenizer):
     context, continuation = encode_pair(tokenizer, "a long context " * 4, "end")
     got = continuation_logprobs(model, [(context, continuation)], max_length=10, progress=False)
     kept = (context + continuation)[-11:]
-    assert got == pytest.approx(plain_scores(model, [(kept[:-3], kept[-3:])]), abs=1e-4)
+    split = len(kept) - len(continuation)  # " end": the context's trailing space is scored too
+    assert got == pytest.approx(plain_scores(model, [(kept[:split], kept[split:])]), abs=1e-4)
     with pytest.raises(ValueError, match="does not fit"):
         continuation_logprobs(model, [(context, continuation)], max_length=2, progress=False)
 
@@ -57,7 +58,8 @@ def test_encode_pair_splits_inside_the_whole_encoding_and_leaves_the_tokenizer_a
     before = copy.deepcopy(tokenizer.__dict__.get("init_kwargs"))
     pad, side = tokenizer.pad_token, tokenizer.padding_side
     context, continuation = encode_pair(tokenizer, "Answer: ", "yes")
-    assert context[0] == tokenizer.bos_token_id and tokenizer.decode(continuation) == "yes"
+    # The context's trailing space is scored with the continuation, as lm-eval does.
+    assert context[0] == tokenizer.bos_token_id and tokenizer.decode(continuation) == " yes"
     assert context + continuation == tokenizer("Answer: yes")["input_ids"]
     assert encode_pair(tokenizer, "", "x")[0] == [tokenizer.bos_token_id]
     assert (tokenizer.pad_token, tokenizer.padding_side, tokenizer.init_kwargs) == (pad, side, before)

@@ -27,15 +27,18 @@ def encode_pair(tokenizer, context: str, continuation: str) -> Request:
     """Context and continuation ids, split inside the tokenisation of the whole text ``context + continuation``.
 
     The whole text is encoded once with the tokenizer's special tokens (BOS where it adds one), so the
-    tokens are those the model would see for the full string; the context part is the prefix it shares
-    with the encoding of ``context`` alone (a token that straddles the boundary belongs to the
-    continuation). With no context token at all, the BOS (else EOS) id is put in front to condition on.
-    The tokenizer is only called, never modified.
+    tokens are those the model would see for the full string. The context's trailing whitespace is scored
+    with the continuation, as lm-evaluation-harness does (``_encode_pair`` in lm-eval 0.4.13's
+    ``api/model.py``): the context part is the prefix the whole encoding shares with the encoding of the
+    context without its trailing whitespace (a token that straddles the boundary belongs to the
+    continuation). This leaves the ranking of candidates after one context unchanged, and makes
+    length-normalised scores equal to lm-eval's. With no context token at all, the BOS (else EOS) id is put
+    in front to condition on. The tokenizer is only called, never modified.
     """
     if not continuation:
         raise ValueError("the continuation to score is empty")
     whole = tokenizer(context + continuation)["input_ids"]
-    split = min(_common_prefix_length(whole, tokenizer(context)["input_ids"]), len(whole) - 1)
+    split = min(_common_prefix_length(whole, tokenizer(context.rstrip())["input_ids"]), len(whole) - 1)
     if split == 0:
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         if start is None:

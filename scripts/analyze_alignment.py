@@ -3,9 +3,9 @@ import argparse
 import json
 from pathlib import Path
 
-from scripts.eval_icl import DTYPES
 from transformers_align.data.jsonl import write_json
 from transformers_align.evaluation.alignment_analysis import analyze_alignment, format_table, plot, read_pairs
+from transformers_align.evaluation.cli import DTYPES
 from transformers_align.evaluation.generation import load_model_and_tokenizer
 from transformers_align.losses import POOLING_TYPES
 

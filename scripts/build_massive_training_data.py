@@ -1,29 +1,35 @@
 """Turn MASSIVE JSONL files (+ optional parallel pairs TSV) into mid-align training JSON Lines ({prefix, text[, text_parallel_0/1]})."""
-import argparse
+from dataclasses import dataclass
+from typing import List, Optional
 
 from transformers_align.data.jsonl import write_jsonl
 from transformers_align.data.massive import normalize_partition, read_massive_jsonl, training_records
 from transformers_align.data.records import SkipCounter, load_pairs
+from transformers_align.evaluation.cli import exit_on_user_error, option, parse_arguments
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--massive-files", nargs="+", required=True, help="MASSIVE JSONL files (release format)")
-    parser.add_argument("--partition", default="train", help="partition to take from them (default train)")
-    parser.add_argument("--pairs", help="non-English<TAB>English TSV; adds text_parallel_0/1 to the rows (data mode 2)")
-    parser.add_argument("--output", required=True, help="output JSON Lines file")
-    parser.add_argument("--tokenizer", help="local tokenizer whose chat template and EOS to use "
-                        "(default: the embedded one, i.e. mid-align's Llama-3 format)")
-    parser.add_argument("--no-intent", action="store_true", help="slot-only prompts and targets, as in mid-align")
-    return parser.parse_args(argv)
+@dataclass
+class MassiveTrainingDataArguments:
+    massive_files: List[str] = option(aliases=["--massive-files"], help="MASSIVE JSONL files (release format)")
+    output: str = option(help="output JSON Lines file")
+    partition: str = option("train", help="partition to take from them")
+    pairs: Optional[str] = option(None, help="non-English<TAB>English TSV; adds text_parallel_0/1 to the rows (data mode 2)")
+    tokenizer_name: Optional[str] = option(None, aliases=["--tokenizer"],
+                                           help="local tokenizer whose chat template and EOS to use "
+                                           "(default: the embedded one, i.e. mid-align's Llama-3 format)")
+    no_intent: bool = option(False, aliases=["--no-intent"], help="slot-only prompts and targets, as in mid-align")
+
+
+def parse_args(argv=None):
+    return parse_arguments((MassiveTrainingDataArguments,), argv, __doc__)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    if args.tokenizer:
+    (args,) = parse_args(argv)
+    if args.tokenizer_name:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name, local_files_only=True)
     else:
         from transformers_align.tiny import byte_level_tokenizer
 
@@ -43,4 +49,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

@@ -37,8 +37,12 @@ class ICLArguments:
             raise ValueError(f"--shots must be whole numbers, got {','.join(self.shots)}") from None
 
 
+def parse_args(argv=None):
+    return parse_arguments((EvaluationModelArguments, ICLArguments), argv, __doc__, check=require_model)
+
+
 def main(argv=None):
-    model_args, args = parse_arguments((EvaluationModelArguments, ICLArguments), argv, __doc__, check=require_model)
+    model_args, args = parse_args(argv)
     model, tokenizer = model_args.load()
     report = evaluate_icl(model, tokenizer, args.data_dir, args.tasks, args.shots, args.prompt_lang, args.test_lang,
                           seed=args.seed, batch_size=args.batch_size)

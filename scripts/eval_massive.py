@@ -20,8 +20,12 @@ class MassiveEvaluationArguments:
                                  help="score gold utterances without a prediction as wrong instead of failing")
 
 
+def parse_args(argv=None):
+    return parse_arguments((MassiveDataArguments, MassiveEvaluationArguments), argv, __doc__)
+
+
 def main(argv=None):
-    data, args = parse_arguments((MassiveDataArguments, MassiveEvaluationArguments), argv, __doc__)
+    data, args = parse_args(argv)
     gold = load_massive(data.lang, data.partition, data.data_file, data.data_dir)
     predictions = read_predictions(args.pred_slots_file, locale=resolve_locale(data.lang))
     scores = score_predictions(gold, predictions, args.allow_missing, args.pred_slots_file, args.max_examples)

@@ -25,10 +25,13 @@ class MgsmArguments:
     predictions: Optional[str] = option(None, help="write per-problem generations and predictions to this JSONL file")
 
 
+def parse_args(argv=None):
+    return parse_arguments((EvaluationModelArguments, GenerationArguments, MgsmArguments), argv, __doc__,
+                           defaults={"batch_size": 8, "max_new_tokens": 512}, check=require_model)
+
+
 def main(argv=None):
-    model_args, generation, args = parse_arguments((EvaluationModelArguments, GenerationArguments, MgsmArguments), argv,
-                                                   __doc__, defaults={"batch_size": 8, "max_new_tokens": 512},
-                                                   check=require_model)
+    model_args, generation, args = parse_args(argv)
     items = load_mgsm(args.data)
     model, tokenizer = model_args.load()
     result = evaluate_mgsm(model, tokenizer, items, batch_size=generation.batch_size,

@@ -23,8 +23,12 @@ class ExportArguments:
         self.tasks, self.test_lang = comma_list(self.tasks), comma_list(self.test_lang)
 
 
+def parse_args(argv=None):
+    return parse_arguments((ExportArguments,), argv, __doc__)
+
+
 def main(argv=None):
-    (args,) = parse_arguments((ExportArguments,), argv, __doc__)
+    (args,) = parse_args(argv)
     paths = export_tasks(args.data_dir, args.output_dir, args.tasks, args.prompt_lang, args.test_lang, args.seed, args.eos_text)
     for path in paths:
         print(path)

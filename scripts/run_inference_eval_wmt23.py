@@ -51,10 +51,14 @@ def _model_unless_evaluation_only(model, _template, _generation, wmt):
         require_model(model)
 
 
-def main(argv=None):
-    model_args, template, generation, args = parse_arguments(
+def parse_args(argv=None):
+    return parse_arguments(
         (EvaluationModelArguments, ChatTemplateArguments, GenerationArguments, WmtArguments), argv, __doc__,
         defaults={"batch_size": 8, "max_new_tokens": 256}, check=_model_unless_evaluation_only)
+
+
+def main(argv=None):
+    model_args, template, generation, args = parse_args(argv)
     pair = f"{args.source_lang}-{args.lang}"
     default_source, default_reference = wmt_files(args.data_dir, args.source_lang, args.lang)
     sources, references = read_test_set(args.source_file or default_source, args.reference_file or default_reference)

@@ -25,10 +25,14 @@ class MassiveInferenceArguments:
                              help="use the slot-only prompt even when the data has intents (adapters trained without intents)")
 
 
-def main(argv=None):
-    model_args, template, generation, data, args = parse_arguments(
+def parse_args(argv=None):
+    return parse_arguments(
         (EvaluationModelArguments, ChatTemplateArguments, GenerationArguments, MassiveDataArguments,
          MassiveInferenceArguments), argv, __doc__, defaults={"batch_size": 16, "max_new_tokens": 128}, check=require_model)
+
+
+def main(argv=None):
+    model_args, template, generation, data, args = parse_args(argv)
     records = load_massive(data.lang, data.partition, data.data_file, data.data_dir)[:generation.max_examples]
     model, tokenizer = model_args.load()
     tokenizer = template.apply(tokenizer)

@@ -67,7 +67,7 @@ build_reference() {  # language, output, raw text files (one word)
   local inputs
   read -r -a inputs <<< "$3"
   python -m scripts.construct_dataset_lm --input "${inputs[@]}" --language "$1" --output "$2" \
-    --chunk-size "$CHUNK_SIZE" --prompt-units "$PROMPT_UNITS" ${REF_MAX_CHUNKS:+--max-chunks "$REF_MAX_CHUNKS"}
+    --chunk_size "$CHUNK_SIZE" --prompt_units "$PROMPT_UNITS" ${REF_MAX_CHUNKS:+--max_chunks "$REF_MAX_CHUNKS"}
 }
 build_reference "$SOURCE_LANG" "$OUTDIR/data/ref_$SOURCE_LANG.json" "$REF_SOURCE_TEXT"
 build_reference "$TARGET_LANG" "$OUTDIR/data/ref_$TARGET_LANG.json" "$REF_TARGET_TEXT"
@@ -88,31 +88,31 @@ train_adapter "$OUTDIR/ref_source" "$OUTDIR/data/ref_$SOURCE_LANG.json"
 train_adapter "$OUTDIR/ref_target" "$OUTDIR/data/ref_$TARGET_LANG.json"
 
 echo "== 3. merge: task + $T * (ref_target - ref_source)"
-python -m scripts.merge_adapters --task "$OUTDIR/task" --ref-target "$OUTDIR/ref_target" \
-  --ref-source "$OUTDIR/ref_source" --t "$T" --out "$OUTDIR/merged" --overwrite \
+python -m scripts.merge_adapters --task "$OUTDIR/task" --ref_target "$OUTDIR/ref_target" \
+  --ref_source "$OUTDIR/ref_source" --t "$T" --out "$OUTDIR/merged" --overwrite \
   ${MERGE_METHOD:+--method "$MERGE_METHOD"} ${MERGE_RANK:+--rank "$MERGE_RANK"}
 
 echo "== 4. evaluation in $TARGET_LANG of: $EVAL_ADAPTERS"
 for name in $EVAL_ADAPTERS; do
-  peft=() && [ "$name" != base ] && peft=(--peft-model-id "$OUTDIR/$name")
+  peft=() && [ "$name" != base ] && peft=(--peft_model_id "$OUTDIR/$name")
   out="$OUTDIR/eval/$name" && mkdir -p "$out"
   if [ -n "$MGSM_FILE" ]; then
-    python -m scripts.eval_mgsm --data "$MGSM_FILE" --model-name "$MODEL_PATH" "${peft[@]}" \
-      --batch-size "$EVAL_BSZ" --max-new-tokens "$MAX_NEW_TOKENS" ${MGSM_MAX_EXAMPLES:+--max-examples "$MGSM_MAX_EXAMPLES"} \
-      --output-json "$out/mgsm_$TARGET_LANG.json" --predictions "$out/mgsm_$TARGET_LANG.predictions.jsonl"
+    python -m scripts.eval_mgsm --data "$MGSM_FILE" --model_name_or_path "$MODEL_PATH" "${peft[@]}" \
+      --batch_size "$EVAL_BSZ" --max_new_tokens "$MAX_NEW_TOKENS" ${MGSM_MAX_EXAMPLES:+--max_examples "$MGSM_MAX_EXAMPLES"} \
+      --output_json "$out/mgsm_$TARGET_LANG.json" --predictions "$out/mgsm_$TARGET_LANG.predictions.jsonl"
   fi
   if [ -n "$MASSIVE_DIR" ]; then
-    massive=(--lang "$TARGET_LANG" --partition "$MASSIVE_PARTITION" --data-dir "$MASSIVE_DIR")
-    python -m scripts.run_inference_massive --model-name "$MODEL_PATH" "${peft[@]}" "${massive[@]}" \
-      --batch-size "$EVAL_BSZ" ${MASSIVE_MAX_EXAMPLES:+--max-examples "$MASSIVE_MAX_EXAMPLES"} \
-      --output-file "$out/massive_$TARGET_LANG.predictions.jsonl"
-    python -m scripts.eval_massive --pred-slots-file "$out/massive_$TARGET_LANG.predictions.jsonl" "${massive[@]}" \
-      --output-json "$out/massive_$TARGET_LANG.json"
+    massive=(--lang "$TARGET_LANG" --partition "$MASSIVE_PARTITION" --data_dir "$MASSIVE_DIR"
+             ${MASSIVE_MAX_EXAMPLES:+--max_examples "$MASSIVE_MAX_EXAMPLES"})
+    python -m scripts.run_inference_massive --model_name_or_path "$MODEL_PATH" "${peft[@]}" "${massive[@]}" \
+      --batch_size "$EVAL_BSZ" --output_file "$out/massive_$TARGET_LANG.predictions.jsonl"
+    python -m scripts.eval_massive --pred_slots_file "$out/massive_$TARGET_LANG.predictions.jsonl" "${massive[@]}" \
+      --output_json "$out/massive_$TARGET_LANG.json"
   fi
   if [ -n "$ICL_DATA_DIR" ]; then
-    python -m scripts.eval_icl --model "$MODEL_PATH" "${peft[@]}" --data-dir "$ICL_DATA_DIR" --tasks "$ICL_TASKS" \
-      --shots "$ICL_SHOTS" --prompt-lang "$ICL_PROMPT_LANG" --test-lang "$TARGET_LANG" --batch-size "$EVAL_BSZ" \
-      --output-json "$out/icl_$TARGET_LANG.json"
+    python -m scripts.eval_icl --model_name_or_path "$MODEL_PATH" "${peft[@]}" --data_dir "$ICL_DATA_DIR" --tasks "$ICL_TASKS" \
+      --shots "$ICL_SHOTS" --prompt_lang "$ICL_PROMPT_LANG" --test_lang "$TARGET_LANG" --batch_size "$EVAL_BSZ" \
+      --output_json "$out/icl_$TARGET_LANG.json"
   fi
 done
 echo "merged adapter in $OUTDIR/merged (merge_report.json beside it); metrics in $OUTDIR/eval/<adapter>/"

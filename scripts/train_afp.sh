@@ -53,8 +53,8 @@ launch_training \
   --gather_negatives_across_ranks True
 
 if [ -n "$ICL_DATA_DIR" ]; then
-  model=(--model "$OUTDIR")
-  [ "$USE_LORA" = "True" ] && model=(--model "$MODEL_PATH" --peft-model-id "$OUTDIR")
-  python -m scripts.eval_icl "${model[@]}" --tasks "$ICL_TASKS" --shots 0,5 --prompt-lang en --test-lang "$ICL_LANGS" \
-    --data-dir "$ICL_DATA_DIR" --output-json "$OUTDIR/icl_results.json" 2>&1 | tee "$OUTDIR/icl.log"
+  model=(--model_name_or_path "$OUTDIR")
+  [ "$USE_LORA" = "True" ] && model=(--model_name_or_path "$MODEL_PATH" --peft_model_id "$OUTDIR")
+  python -m scripts.eval_icl "${model[@]}" --tasks "$ICL_TASKS" --shots 0,5 --prompt_lang en --test_lang "$ICL_LANGS" \
+    --data_dir "$ICL_DATA_DIR" --output_json "$OUTDIR/icl_results.json" 2>&1 | tee "$OUTDIR/icl.log"
 fi

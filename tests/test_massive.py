@@ -257,3 +257,13 @@ def test_eval_massive_command_fails_in_one_line_when_predictions_are_missing(tmp
                              env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
     assert allowed.returncode == 0, allowed.stderr
     assert f"scored 2 of {len(gold)} gold utterance(s); {len(gold) - 2} missing" in allowed.stdout
+
+
+def test_build_massive_training_data_script(tmp_path):
+    from scripts import build_massive_training_data
+
+    output = tmp_path / "train.jsonl"
+    build_massive_training_data.main(["--massive-files", str(SAMPLE / "de-DE.jsonl"), "--output", str(output), "--no-intent"])
+    expected = training_records([r for r in read_massive_jsonl(SAMPLE / "de-DE.jsonl") if r.partition == "train"],
+                                byte_level_tokenizer(), with_intent=False)
+    assert [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()] == expected

@@ -39,8 +39,8 @@ class EvaluationModelArguments:
         help="base model: a local folder or a model already in the Hugging Face cache (never downloaded); required")
     peft_model_id: Optional[str] = option(None, aliases=["--peft-model-id"],
                                           help="local folder of a PEFT adapter to put on the base model")
-    device: Optional[str] = option(None, help="torch device (default cuda if available, else cpu)")
-    dtype: Optional[str] = option(None, choices=list(DTYPES), help="default bfloat16 on GPU, float32 on CPU")
+    device: Optional[str] = option(None, help="torch device; None: cuda if available, else cpu")
+    dtype: Optional[str] = option(None, choices=list(DTYPES), help="None: bfloat16 on GPU, float32 on CPU")
 
     def load(self):
         """The model (eval mode) and its tokenizer."""

@@ -4,8 +4,9 @@ For each task, test language and shot count: k demonstrations are the first k of
 dev file shuffled with ``random.Random(seed)`` (the same for every test item, as in AFP); each is the
 rendered record with its right answer, followed by the task's connector. Every candidate is scored by
 the summed log-probability of its continuation given demonstrations + context (``acc``), and also
-divided by the continuation's length in characters (``acc_norm``, as lm-eval's); the arg-max (first on
-ties) is the prediction.
+divided by the candidate text's length in characters (``acc_norm``); the arg-max (first on ties) is the
+prediction. As in lm-eval, the context's trailing whitespace is scored with the continuation (see
+``loglikelihood.encode_pair``), so ``acc_norm`` equals lm-eval's on the exported tasks.
 """
 import random
 from dataclasses import asdict, dataclass

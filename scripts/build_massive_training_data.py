@@ -1,4 +1,5 @@
-"""Turn MASSIVE JSONL files (+ optional parallel pairs TSV) into mid-align training JSON Lines ({prefix, text[, text_parallel_0/1]})."""
+"""Turn MASSIVE JSONL files (+ optional parallel pairs TSV) into mid-align training JSON Lines
+({prefix, text[, text_parallel_0/1]})."""
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -13,7 +14,8 @@ class MassiveTrainingDataArguments:
     massive_files: List[str] = option(aliases=["--massive-files"], help="MASSIVE JSONL files (release format)")
     output: str = option(help="output JSON Lines file")
     partition: str = option("train", help="partition to take from them")
-    pairs: Optional[str] = option(None, help="non-English<TAB>English TSV; adds text_parallel_0/1 to the rows (data mode 2)")
+    pairs: Optional[str] = option(None,
+                                  help="non-English<TAB>English TSV; adds text_parallel_0/1 to the rows (data mode 2)")
     tokenizer_name: Optional[str] = option(None, aliases=["--tokenizer"],
                                            help="local tokenizer whose chat template and EOS to use "
                                            "(default: the embedded one, i.e. mid-align's Llama-3 format)")

@@ -20,15 +20,18 @@ class ReferenceTaskArguments:
     chunk_size: int = option(512, aliases=["--chunk-size"], help="units per window")
     prompt_units: int = option(1, aliases=["--prompt-units"],
                                help="units of each window that go to the prompt, the rest to the completion (1: a "
-                               "prompt-masking trainer then learns all but the first unit, close to AdaMergeX's loss on "
-                               "the whole window; 0 leaves the prompt empty; the reference's demo data used 511 of 512)")
+                               "prompt-masking trainer then learns all but the first unit, close to AdaMergeX's "
+                               "loss on the whole window; 0 leaves the prompt empty; the reference's demo data used "
+                               "511 of 512)")
     unit: str = option("auto", choices=("auto",) + UNITS,
                        help="word or char windows (auto: char for languages written without spaces)")
-    format: str = option("auto", choices=("auto",) + FORMATS, help="input format (auto: json for .json/.jsonl, text otherwise)")
+    format: str = option("auto", choices=("auto",) + FORMATS,
+                         help="input format (auto: json for .json/.jsonl, text otherwise)")
     text_field: str = option("text", aliases=["--text-field"], help="field holding the text in JSON records")
     max_chunks: Optional[int] = option(None, aliases=["--max-chunks"], help="stop after this many windows")
     prompt_field: str = option("prompt", aliases=["--prompt-field"], help="output field name of the prompt")
-    completion_field: str = option("completion", aliases=["--completion-field"], help="output field name of the completion")
+    completion_field: str = option("completion", aliases=["--completion-field"],
+                                   help="output field name of the completion")
 
 
 def parse_args(argv=None):

@@ -16,9 +16,11 @@ from transformers_align.evaluation.icl import TASKS, evaluate_icl, format_table
 
 @dataclass
 class ICLArguments:
-    tasks: List[str] = option(default_factory=lambda: list(TASKS), help=f"comma- or space-separated, from {','.join(TASKS)}")
+    tasks: List[str] = option(default_factory=lambda: list(TASKS),
+                              help=f"comma- or space-separated, from {','.join(TASKS)}")
     shots: List[str] = option(default_factory=lambda: ["0", "5"], help="comma- or space-separated demonstration counts")
-    prompt_lang: str = option("en", aliases=["--prompt-lang"], help="language of the demonstrations and the prompt wording")
+    prompt_lang: str = option("en", aliases=["--prompt-lang"],
+                              help="language of the demonstrations and the prompt wording")
     test_lang: List[str] = option(default_factory=lambda: ["zh"], aliases=["--test-lang"],
                                   help="comma- or space-separated test languages")
     data_dir: str = option("data_example/icl", aliases=["--data-dir"], help="folder in the layout of docs/afp.md")

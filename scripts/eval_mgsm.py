@@ -21,7 +21,8 @@ from transformers_align.evaluation.mgsm import evaluate_mgsm, load_mgsm
 class MgsmArguments:
     data: str = option(help="MGSM file: question<TAB>answer_number TSV (juletxara/mgsm's mgsm_xx.tsv) or "
                        ".json/.jsonl records {question, answer_number}")
-    output_json: Optional[str] = option(None, aliases=["--output-json"], help="write the metrics and counts to this JSON file")
+    output_json: Optional[str] = option(None, aliases=["--output-json"],
+                                        help="write the metrics and counts to this JSON file")
     predictions: Optional[str] = option(None, help="write per-problem generations and predictions to this JSONL file")
 
 

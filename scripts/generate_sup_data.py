@@ -20,7 +20,8 @@ class AfpDataArguments:
     change_probability: float = option(0.5, aliases=["-c", "--change-probability"],
                                        help="probability of swapping a pair's direction")
     repeat: float = option(1.0, aliases=["-r"], help="samples per source item (int(repeat*N) in all)")
-    bactrian_dir: Optional[str] = option(None, aliases=["-b", "--bactrian-dir"], help="folder of Bactrian-X {lang}.json files")
+    bactrian_dir: Optional[str] = option(None, aliases=["-b", "--bactrian-dir"],
+                                         help="folder of Bactrian-X {lang}.json files")
     translation_file: Optional[str] = option(None, aliases=["-t", "--translation-file"],
                                              help="two-column TSV: source<TAB>target")
     output_dir: str = option(".", aliases=["-o", "--output-dir"], help="where the AFP.*.json file is written")

@@ -17,11 +17,13 @@ class MergeArguments:
     out: str = option(help="output adapter directory (written atomically)")
     t: float = option(1.0, help="weight of the language gap")
     method: Optional[str] = option(None, choices=LORA_METHODS + IA3_METHODS,
-                                   help="LoRA: delta (default, exact at rank r1+r2+r3), delta-svd (compress to --rank), "
+                                   help="LoRA: delta (default, exact at rank r1+r2+r3), delta-svd (compress to "
+                                   "--rank), "
                                    "per-factor (the reference code's rule on A and B separately); IA3: ratio (default)")
     rank: Optional[int] = option(None, help="target rank for --method delta-svd")
     allow_base_mismatch: bool = option(False, aliases=["--allow-base-mismatch"],
-                                       help="do not require the same base_model_name_or_path in the three adapter configs")
+                                       help="do not require the same base_model_name_or_path in the three "
+                                       "adapter configs")
     overwrite: bool = option(False, help="replace --out if it exists")
 
 

@@ -1,4 +1,5 @@
-"""Translate a local WMT-style test set with a local model (+ PEFT adapter) and score BLEU, chrF and, if available, COMET."""
+"""Translate a local WMT-style test set with a local model (+ PEFT adapter) and score BLEU, chrF and, if
+available, COMET."""
 from dataclasses import dataclass
 from typing import Optional
 
@@ -31,18 +32,22 @@ class WmtArguments:
     lang: str = option("en", help="target language code")
     data_dir: str = option("data_example/wmt", aliases=["--data-dir"],
                            help="folder with <src>-<tgt>.<src> and <src>-<tgt>.<tgt>, one segment a line")
-    source_file: Optional[str] = option(None, aliases=["--source-file"], help="source segments, one a line (overrides --data_dir)")
+    source_file: Optional[str] = option(None, aliases=["--source-file"],
+                                        help="source segments, one a line (overrides --data_dir)")
     reference_file: Optional[str] = option(None, aliases=["--reference-file"],
                                            help="reference segments, one a line (overrides --data_dir)")
-    output_file: Optional[str] = option(None, aliases=["--output-file"], help="translations JSONL (default wmt_<src>-<tgt>.jsonl)")
+    output_file: Optional[str] = option(None, aliases=["--output-file"],
+                                        help="translations JSONL (default wmt_<src>-<tgt>.jsonl)")
     metrics_file: Optional[str] = option(None, aliases=["--metrics-file"],
                                          help="metrics and counts JSON (default wmt_<src>-<tgt>_metrics.json)")
     evaluation_only: bool = option(False, aliases=["--evaluation-only"],
                                    help="score an existing --output_file (no model needed)")
     allow_missing: bool = option(False, aliases=["--allow-missing"],
-                                 help="with --evaluation_only: score segments without a translation as empty instead of failing")
+                                 help="with --evaluation_only: score segments without a translation as empty "
+                                 "instead of failing")
     comet_model: Optional[str] = option(None, aliases=["--comet-model"],
-                                        help="local COMET checkpoint (.ckpt or model folder); COMET is skipped without it")
+                                        help="local COMET checkpoint (.ckpt or model folder); COMET is skipped "
+                                        "without it")
     comet_batch_size: int = option(16, aliases=["--comet-batch-size"], help="COMET batch size")
 
 
@@ -72,7 +77,8 @@ def main(argv=None):
         prompts = [chat_prompt(tokenizer, system, source) for source in sources[:generation.max_examples]]
         hypotheses = generate_greedy(model, tokenizer, prompts, generation.batch_size, generation.max_new_tokens,
                                      desc=f"WMT {pair}")
-        counts = EvaluationCounts(scored=len(hypotheses), skipped=skipped_beyond_limit(len(sources), generation.max_examples))
+        skipped = skipped_beyond_limit(len(sources), generation.max_examples)
+        counts = EvaluationCounts(scored=len(hypotheses), skipped=skipped)
         write_jsonl(output_file, [{"index": i, "source": s, "reference": r, "prompt": p, "prediction": h}
                                   for i, (s, r, p, h) in enumerate(zip(sources, references, prompts, hypotheses))])
         print(f"wrote {len(hypotheses)} translations to {output_file}")

@@ -1,4 +1,5 @@
-"""Generate MASSIVE slot (and intent) predictions with a local model (+ PEFT adapter); writes {id, locale, utt, prompt, prediction} JSONL."""
+"""Generate MASSIVE slot (and intent) predictions with a local model (+ PEFT adapter); writes
+{id, locale, utt, prompt, prediction} JSONL."""
 from dataclasses import dataclass
 from typing import Optional
 
@@ -22,13 +23,15 @@ class MassiveInferenceArguments:
     output_file: Optional[str] = option(None, aliases=["--output-file"],
                                         help="predictions JSONL (default massive_predictions_<lang>_<partition>.jsonl)")
     no_intent: bool = option(False, aliases=["--no-intent"],
-                             help="use the slot-only prompt even when the data has intents (adapters trained without intents)")
+                             help="use the slot-only prompt even when the data has intents (adapters trained "
+                             "without intents)")
 
 
 def parse_args(argv=None):
     return parse_arguments(
         (EvaluationModelArguments, ChatTemplateArguments, GenerationArguments, MassiveDataArguments,
-         MassiveInferenceArguments), argv, __doc__, defaults={"batch_size": 16, "max_new_tokens": 128}, check=require_model)
+         MassiveInferenceArguments), argv, __doc__, defaults={"batch_size": 16, "max_new_tokens": 128},
+        check=require_model)
 
 
 def main(argv=None):

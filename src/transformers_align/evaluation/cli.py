@@ -44,7 +44,8 @@ class EvaluationModelArguments:
 
     def load(self):
         """The model (eval mode) and its tokenizer."""
-        return load_model_and_tokenizer(self.model_name_or_path, self.peft_model_id, self.device, DTYPES.get(self.dtype))
+        dtype = DTYPES.get(self.dtype)
+        return load_model_and_tokenizer(self.model_name_or_path, self.peft_model_id, self.device, dtype)
 
 
 @dataclasses.dataclass
@@ -53,7 +54,8 @@ class GenerationArguments:
 
     batch_size: int = option(16, aliases=["--batch-size"], help="prompts per batch")
     max_new_tokens: int = option(128, aliases=["--max-new-tokens"], help="generation length limit")
-    max_examples: Optional[int] = option(None, aliases=["--max-examples"], help="only the first N examples (quick runs)")
+    max_examples: Optional[int] = option(None, aliases=["--max-examples"],
+                                         help="only the first N examples (quick runs)")
 
 
 @dataclasses.dataclass
@@ -73,7 +75,8 @@ class MassiveDataArguments:
     partition: str = option("test", help="train, dev (or validation) or test")
     data_dir: str = option("data_example/massive", aliases=["--data-dir"],
                            help="folder of <locale>.jsonl files in MASSIVE's release format")
-    data_file: Optional[str] = option(None, aliases=["--data-file"], help="one MASSIVE JSONL file (overrides --data_dir)")
+    data_file: Optional[str] = option(None, aliases=["--data-file"],
+                                      help="one MASSIVE JSONL file (overrides --data_dir)")
 
 
 def require_model(model: EvaluationModelArguments, *_) -> None:

@@ -49,5 +49,6 @@ def check_missing(missing_ids: Sequence, total: int, predictions_file, allow_mis
     """Raise :class:`MissingPredictionsError` naming the file and the count, unless missing items are allowed."""
     if missing_ids and not allow_missing:
         raise MissingPredictionsError(
-            f"{predictions_file}: no prediction for {len(missing_ids)} of {total} gold item(s) (first: {missing_ids[0]}); "
+            f"{predictions_file}: no prediction for {len(missing_ids)} of {total} gold item(s) "
+            f"(first: {missing_ids[0]}); "
             "pass --allow_missing to score them as wrong")

@@ -118,12 +118,16 @@ def test_metrics_are_written_for_every_evaluated_adapter(runs):
     for folder in ("merged", "task"):
         evaluated = root / "lora" / "eval" / folder
         metrics = json.loads((evaluated / "mgsm_sw.json").read_text())
-        assert set(metrics) == {"accuracy", "correct", "total", "parse_failures"}
-        assert metrics["total"] == 4 and 0 <= metrics["accuracy"] <= 1
+        assert set(metrics) == {"accuracy", "correct", "parse_failures", "counts"}
+        assert metrics["counts"] == {"total": 4, "scored": 4, "missing": 0, "skipped": 6,  # 10 problems, 4 evaluated
+                                     "skipped_by_reason": {"beyond --max_examples": 6}}
+        assert 0 <= metrics["accuracy"] <= 1
         assert len((evaluated / "mgsm_sw.predictions.jsonl").read_text().splitlines()) == 4
     ia3 = root / "ia3" / "eval" / "merged"
     assert not list(ia3.glob("mgsm_*"))  # MGSM_FILE empty
-    assert "slot_micro_f1" in json.loads((ia3 / "massive_zh.json").read_text())
+    massive = json.loads((ia3 / "massive_zh.json").read_text())
+    assert "slot_micro_f1" in massive  # scored on the 2 utterances inferred (MASSIVE_MAX_EXAMPLES), none missing
+    assert (massive["counts"]["total"], massive["counts"]["missing"]) == (2, 0)
     assert len((ia3 / "massive_zh.predictions.jsonl").read_text().splitlines()) == 2
     icl = json.loads((ia3 / "icl_zh.json").read_text())
     assert icl["settings"]["peft_model_id"].endswith("merged")

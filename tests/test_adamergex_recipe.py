@@ -13,7 +13,7 @@ from transformers_align.tiny import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_adamergex.sh"
-SMALL = dict(MAX_STEPS="2", MGSM_MAX_EXAMPLES="4", MAX_NEW_TOKENS="16", EVAL_BSZ="4", OMP_NUM_THREADS="1",
+SMALL = dict(MODEL_PATH="tiny", MAX_STEPS="2", MGSM_MAX_EXAMPLES="4", MAX_NEW_TOKENS="16", EVAL_BSZ="4", OMP_NUM_THREADS="1",
              MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
 # the recipe's variables set in this shell must not leak into the tests (MODEL_PATH would start the real recipe)
 CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in set(re.findall(r"\$\{(\w+):?-", SCRIPT.read_text()))}

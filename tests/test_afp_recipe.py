@@ -24,7 +24,7 @@ def test_afp_records_mask_the_prompt_by_characters_and_end_with_eos(tmp_path, to
 
 
 def run_recipe(tmp_path, **variables):
-    env = dict(os.environ, OUTDIR=str(tmp_path / "out"), TINY_MODEL_DIR=str(tmp_path / "tiny"), OMP_NUM_THREADS="1",
+    env = dict(os.environ, MODEL_PATH="tiny", OUTDIR=str(tmp_path / "out"), TINY_MODEL_DIR=str(tmp_path / "tiny"), OMP_NUM_THREADS="1",
                MAX_STEPS="3", LOGGING_STEPS="1", **variables)
     result = subprocess.run(["bash", str(REPO / "scripts/train_afp.sh")], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -9,9 +9,9 @@ from conftest import SENTENCES_A, SENTENCES_B, make_model
 from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import analyze_alignment
-from transformers_align.evaluation.alignment_analysis import layer_embeddings, layer_metrics, read_pairs
-from transformers_align.losses import pool
-from transformers_align.modeling import layer_hidden_states
+from transformers_align.evaluation.alignment_analysis import analysis_settings, layer_embeddings, layer_metrics, read_pairs
+from transformers_align.losses import info_nce, pool
+from transformers_align.modeling import AlignLlamaForCausalLM, layer_hidden_states
 from transformers_align.tiny import build_tiny_model
 
 PAIRS = Path(__file__).resolve().parents[1] / "data_example" / "afp" / "en-zh.tsv"
@@ -56,12 +56,30 @@ def test_perfectly_aligned_pairs():
 @pytest.mark.parametrize("model_type", ["llama", "bloom"])
 def test_layers_are_block_outputs(model_type, tokenizer):
     model = make_model(model_type)
-    layers = layer_embeddings(model, tokenizer, SENTENCES_A, batch_size=3, progress=False)
+    settings = analysis_settings(model, pooling="mean", skip_first=0)
+    layers = layer_embeddings(model, tokenizer, SENTENCES_A, settings, batch_size=3, progress=False)
     assert layers.shape == (4, len(SENTENCES_A), model.config.hidden_size)
     encoded = tokenizer(SENTENCES_A, padding=True, return_tensors="pt")
-    for layer in range(1, 4):  # blocks 1..N-1; hidden_states[N] also has the final norm
-        hidden = layer_hidden_states(model, encoded["input_ids"], encoded["attention_mask"], layer)
-        assert torch.allclose(layers[layer - 1], pool(hidden, encoded["attention_mask"], "mean"), atol=1e-5)
+    stock = model(**encoded, output_hidden_states=True).hidden_states
+    for layer in range(1, 4):  # blocks 1..N-1 = stock hidden_states; stock hidden_states[N] also has the final norm
+        assert torch.allclose(layers[layer - 1], pool(stock[layer], encoded["attention_mask"], "mean"), atol=1e-5)
+    last = layer_hidden_states(model, encoded["input_ids"], encoded["attention_mask"], 4)
+    assert torch.allclose(layers[3], pool(last, encoded["attention_mask"], "mean"), atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling, skip_first", [("mean", 1), ("max", 2), ("last", 0)])
+def test_analysis_sees_the_vectors_that_the_alignment_loss_compares(pooling, skip_first, tokenizer):
+    model = make_model("llama", AlignLlamaForCausalLM, additional_loss_layer=2, contrastive_pooling_type=pooling,
+                       contrastive_pooling_skip_first=skip_first, contrastive_loss_temperature=0.2)
+    settings = analysis_settings(model)  # what the model was set up to train with
+    assert (settings.additional_loss_layer, settings.contrastive_pooling_type) == (2, pooling)
+    side0, side1 = (layer_embeddings(model, tokenizer, side, settings, batch_size=3, progress=False)
+                    for side in (SENTENCES_A, SENTENCES_B))
+    a, b = tokenizer(SENTENCES_A, padding=True, return_tensors="pt"), tokenizer(SENTENCES_B, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        trained = model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
+                        input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask).alignment_loss
+    torch.testing.assert_close(info_nce(side0[1], side1[1], 0.2), trained, atol=1e-5, rtol=1e-5)
 
 
 def test_read_pairs_formats(tmp_path):
@@ -90,6 +108,7 @@ def test_analyze_alignment_script_end_to_end(tmp_path, capsys):
     assert saved["settings"]["pairs"] == 20
     png = tmp_path / "out" / "alignment_analysis.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert saved["settings"]["aligned_layer"] == 2 and saved["settings"]["skip_first"] == 1  # the defaults of a new run
     analyze_alignment.main(["--model", str(model_dir), "--pairs", str(PAIRS), "--max-pairs", "20", "--pooling", "last",
                             "--skip-bos", "--output-dir", str(tmp_path / "after"),
                             "--baseline-json", str(tmp_path / "out" / "alignment_analysis.json")])

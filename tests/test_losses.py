@@ -146,3 +146,32 @@ def test_l2_similarity_gradient_is_finite_for_identical_vectors():
     a = torch.randn(3, 4, requires_grad=True)
     info_nce(a, a.detach().clone(), 0.1, similarity="l2").backward()
     assert torch.isfinite(a.grad).all()
+
+
+def test_drop_leading_positions_counts_real_tokens_whatever_the_padding_side():
+    from transformers_align.losses import drop_leading_positions
+
+    right = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+    left = right.flip(1)
+    expected = torch.tensor([[0, 1, 1, 1, 0], [0, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)  # 1 token: kept
+    assert torch.equal(drop_leading_positions(right, 1), expected)
+    expected_left = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 1]], dtype=torch.bool)
+    assert torch.equal(drop_leading_positions(left, 1), expected_left)
+    two = torch.tensor([[0, 0, 1, 1, 0], [0, 1, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)  # short: keep the last
+    assert torch.equal(drop_leading_positions(right, 2), two)
+    assert torch.equal(drop_leading_positions(right, 0), right.bool())
+
+
+def test_mean_pooling_without_the_first_position_ignores_a_massive_first_token():
+    from transformers_align.losses import pooled_cosines, pooling_mask
+
+    torch.manual_seed(0)
+    hidden = torch.randn(6, 5, 16)
+    hidden[:, 0, 3] = 1e4  # an attention-sink-like activation on every first token
+    mask = torch.ones(6, 5, dtype=torch.long)
+    with_sink = pool(hidden, mask, "mean")
+    true, random = pooled_cosines(with_sink, with_sink.roll(1, 0))
+    assert random > 0.99  # every sentence points the same way
+    without = pool(hidden, pooling_mask(torch.zeros(6, 5, dtype=torch.long), mask, skip_first=1), "mean")
+    torch.testing.assert_close(without, hidden[:, 1:].mean(dim=1))
+    assert pooled_cosines(without, without.roll(1, 0))[1] < 0.5

@@ -160,6 +160,10 @@ def test_targets_and_training_records():
     assert rows[0]["prefix"] == (f"<|start_header_id|>system<|end_header_id|>\n\n{SYSTEM_PROMPT_INTENT_AND_SLOTS}<|eot_id|>\n"
                                  "<|start_header_id|>user<|end_header_id|>\n\nwake me up at five am this week<|eot_id|>\n"
                                  "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    more_pairs = training_records(GOLD[:2], tokenizer, pairs=[{"text_parallel_0": str(i), "text_parallel_1": str(i)}
+                                                              for i in range(5)])
+    assert [row["text_parallel_0"] for row in more_pairs] == ["0", "1", "2", "3", "4"]  # every pair is used once
+    assert [row["prefix"] for row in more_pairs] == [rows[0]["prefix"], rows[1]["prefix"]] * 2 + [rows[0]["prefix"]]
     slots_only = training_records(GOLD[2:3], tokenizer, with_intent=False)
     assert slots_only[0]["text"] == "None<|eot_id|>" and SYSTEM_PROMPT_SLOTS in slots_only[0]["prefix"]
 

@@ -203,7 +203,8 @@ def test_bf16_model_gives_finite_float32_representations(model_type, tokenizer):
 
 
 def test_pooling_can_leave_out_bos(tokenizer):
-    model = make_model("llama", AlignLlamaForCausalLM, contrastive_pooling_skip_special=True, additional_loss_layer=2)
+    model = make_model("llama", AlignLlamaForCausalLM, contrastive_pooling_skip_special=True, contrastive_pooling_skip_first=0,
+                       additional_loss_layer=2)
     a, b = encode(tokenizer, SENTENCES_A), encode(tokenizer, SENTENCES_B)
     out = model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
                 input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask)
@@ -216,7 +217,8 @@ def test_pooling_can_leave_out_bos(tokenizer):
 
 
 def test_hard_negatives_and_one_sided_input(tokenizer):
-    model = make_model("qwen2", AlignQwen2ForCausalLM, additional_loss_layer=1, hard_negative_weight=1.0)
+    model = make_model("qwen2", AlignQwen2ForCausalLM, additional_loss_layer=1, hard_negative_weight=1.0,
+                       contrastive_pooling_skip_first=0)
     a, b, n = encode(tokenizer, SENTENCES_A), encode(tokenizer, SENTENCES_B), encode(tokenizer, SENTENCES_B[::-1])
     out = model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
                 input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask,

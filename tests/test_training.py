@@ -161,7 +161,7 @@ def test_prompt_is_masked_and_collator_pads_each_stream_to_its_own_length(tokeni
 @pytest.mark.parametrize("script, losses", [("train_with_alignment.sh", ("task_loss", "alignment_loss")),
                                             ("train_baseline.sh", ("task_loss",))])
 def test_shell_scripts_run_the_embedded_default(script, losses, tmp_path):
-    env = dict(os.environ, OUTDIR=str(tmp_path / "out"), TINY_MODEL_DIR=str(tmp_path / "tiny"), EPOCHS="1")
+    env = dict(os.environ, MODEL_PATH="tiny", OUTDIR=str(tmp_path / "out"), TINY_MODEL_DIR=str(tmp_path / "tiny"), EPOCHS="1")
     result = subprocess.run(["bash", str(REPO / "scripts" / script)], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for name in losses:

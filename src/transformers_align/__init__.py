@@ -17,6 +17,7 @@ _EXPORTS = {
     "AlignBloomForCausalLM": "transformers_align.modeling",
     "AlignmentCausalLMOutput": "transformers_align.modeling",
     "AlignmentSettings": "transformers_align.modeling",
+    "aligned_representation": "transformers_align.modeling",
     "layer_hidden_states": "transformers_align.modeling",
     "layer_representation": "transformers_align.modeling",
     "patch_model": "transformers_align.modeling",

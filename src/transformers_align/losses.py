@@ -33,6 +33,29 @@ def drop_leading_special_tokens(input_ids, attention_mask, special_token_ids: Se
     return torch.where(only_special, mask, keep)
 
 
+def drop_leading_positions(attention_mask, count: int):
+    """Mask without the first ``count`` real tokens of each sentence, by position whatever the token.
+
+    Real checkpoints (Llama, Qwen, SmolLM2) put a "massive activation" on the first token in their middle
+    layers, with or without a BOS, thousands of times the norm of the other tokens: left in, it makes
+    every mean- or max-pooled sentence point the same way. Padding may sit on either side. A sentence of
+    at most ``count`` real tokens keeps its last one, so that it never pools over nothing.
+    """
+    mask = attention_mask.bool()
+    if count <= 0:
+        return mask
+    rank = mask.long().cumsum(dim=1)  # 1 on the first real token, counted from wherever the padding ends
+    keep = mask & (rank > count)
+    last = mask & (rank == mask.long().sum(dim=1, keepdim=True))
+    return torch.where(keep.any(dim=1, keepdim=True), keep, last)
+
+
+def pooling_mask(input_ids, attention_mask, skip_first: int = 0, skip_special_ids: Sequence[int] = ()):
+    """The positions that pooling averages: real tokens, less the leading special tokens and first positions."""
+    mask = drop_leading_special_tokens(input_ids, attention_mask, skip_special_ids) if skip_special_ids else attention_mask.bool()
+    return drop_leading_positions(mask, skip_first)
+
+
 def pool(hidden, attention_mask, pooling_type: str = "mean"):
     """Pool ``hidden`` over the real tokens of each sentence, in float32.
 
@@ -67,6 +90,14 @@ def similarity_matrix(a, b, function: str = "cosine"):
         # The clamp keeps sqrt's gradient finite when two vectors coincide.
         return -squared.clamp_min(1e-12).sqrt()
     raise ValueError(f"unknown distance function {function!r}; choose one of {', '.join(SIMILARITY_FUNCTIONS)}")
+
+
+def pooled_cosines(side0, side1):
+    """``(mean cosine of true pairs, mean cosine of random pairs i != j)`` of two ``(n, dim)`` sides, n >= 2."""
+    similarity = similarity_matrix(side0.double(), side1.double(), "cosine")
+    n = similarity.shape[0]
+    true = similarity.diagonal().sum()
+    return (true / n).item(), ((similarity.sum() - true) / (n * (n - 1))).item()
 
 
 def gather_with_local_gradient(local):

@@ -1,9 +1,10 @@
 """Layer-wise cross-lingual alignment of a model on parallel pairs: retrieval, cosine gap, distance, uniformity.
 
-Layer l (1..N) is ``hidden_states[l]`` of one forward with ``output_hidden_states``: the output of
-decoder block l. In Hugging Face's Llama, Qwen2, XGLM and BLOOM, ``hidden_states[N]`` has the final
-norm applied, unlike the early-exit representation that ``additional_loss_layer = N`` trains. Per
-layer, with pooled representations x_i (side 0) and y_i (side 1) and hats for L2-normalised vectors:
+Layer l (1..N) is the output of decoder block l, from the same early-exit pass and pooling as the
+alignment loss (``modeling.representation.aligned_representation``), so layer L shows exactly the
+vectors that training compares (layer N is without the final norm, as ``additional_loss_layer = N``
+trains). Per layer, with pooled representations x_i (side 0) and y_i (side 1) and hats for
+L2-normalised vectors:
 
 - ``retrieval_0_to_1``: share of i whose most cosine-similar y_j is y_i (ties go to the lower index);
   ``retrieval_1_to_0`` the same the other way.
@@ -13,7 +14,9 @@ layer, with pooled representations x_i (side 0) and y_i (side 1) and hats for L2
 - ``uniformity`` = log mean over pairs of distinct vectors of exp(-2 ||ẑ_a - ẑ_b||²), over the 2n
   representations of both sides together (Wang & Isola; lower is more uniform).
 """
+import logging
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -21,10 +24,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from transformers_align.data.jsonl import read_json
 from transformers_align.data.records import SkipCounter, iter_json_records, load_pairs, load_records
-from transformers_align.evaluation.loglikelihood import backbone_and_head, pad_right
-from transformers_align.losses import drop_leading_special_tokens, pool
+from transformers_align.evaluation.loglikelihood import pad_right
+from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, unwrap_causal_lm
 
+logger = logging.getLogger(__name__)
 METRICS = ("retrieval_0_to_1", "retrieval_1_to_0", "cosine_true", "cosine_random", "embedding_distance", "uniformity")
 
 
@@ -46,27 +51,55 @@ def read_pairs(path) -> List[Tuple[str, str]]:
     return rows
 
 
-@torch.no_grad()
-def layer_embeddings(model, tokenizer, texts: Sequence[str], pooling: str = "mean", batch_size: int = 16,
-                     skip_bos: bool = False, progress: bool = True, desc: str = "encoding") -> torch.Tensor:
-    """``(num_layers, len(texts), dim)`` float32 pooled outputs of decoder blocks 1..N (no LM head is run).
+def saved_run_settings(folder) -> dict:
+    """The alignment settings recorded by the training run that wrote ``folder`` (an adapter), or {}."""
+    from transformers_align.training.run import RUN_ARGS_FILE
 
-    Texts are encoded with the tokenizer's special tokens and right-padded here (the tokenizer is not
-    changed); ``skip_bos`` leaves the special tokens that open each text out of the pooling.
+    record = Path(folder) / RUN_ARGS_FILE if folder else None
+    if record is None or not record.is_file():
+        return {}
+    saved = read_json(record).get("alignment", {})
+    return {name: saved[name] for name in AlignmentSettings.names() if saved.get(name) is not None}
+
+
+def analysis_settings(model, adapter_dir=None, pooling: Optional[str] = None, skip_first: Optional[int] = None,
+                      skip_bos: Optional[bool] = None, layer: Optional[int] = None) -> AlignmentSettings:
+    """What the model was trained with, with the given values on top: the run record next to ``adapter_dir``,
+    else the model config (a model saved by training carries its settings there), else the defaults."""
+    causal_lm = unwrap_causal_lm(model)
+    saved = {**saved_run_settings(adapter_dir), **{name: value for name, value in dict(
+        contrastive_pooling_type=pooling, contrastive_pooling_skip_first=skip_first,
+        contrastive_pooling_skip_special=skip_bos, additional_loss_layer=layer).items() if value is not None}}
+    return AlignmentSettings.from_config(causal_lm.config, **saved).resolved(num_blocks(causal_lm))
+
+
+@torch.no_grad()
+def layer_embeddings(model, tokenizer, texts: Sequence[str], settings: AlignmentSettings, batch_size: int = 16,
+                     progress: bool = True, desc: str = "encoding", every_layer: bool = True) -> torch.Tensor:
+    """``(num_layers, len(texts), dim)`` float32 vectors of decoder blocks 1..N, pooled as ``settings`` say.
+
+    The same early-exit pass and pooling as the alignment loss (``aligned_representation``): at layer L
+    these are the vectors that training compares. Without ``every_layer``, ``(len(texts), dim)`` at layer
+    L only (blocks above L are not run). Texts are encoded with the tokenizer's special tokens and
+    right-padded here (the tokenizer is not changed).
     """
-    backbone, _ = backbone_and_head(model)
+    if every_layer:
+        settings = AlignmentSettings(**{**asdict(settings), "additional_loss_layer": num_blocks(unwrap_causal_lm(model))})
     device = next(model.parameters()).device
     encoded = tokenizer(list(texts))["input_ids"]
-    special = [tokenizer.bos_token_id] if skip_bos and tokenizer.bos_token_id is not None else []
-    layers = []
+    vectors = []
     for start in tqdm(range(0, len(encoded), batch_size), desc=desc, disable=not progress):
         ids, mask = pad_right(encoded[start:start + batch_size])
-        ids, mask = ids.to(device), mask.to(device)
-        hidden_states = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False,
-                                 return_dict=True).hidden_states
-        pooling_mask = drop_leading_special_tokens(ids, mask, special) if special else mask
-        layers.append(torch.stack([pool(h, pooling_mask, pooling) for h in hidden_states[1:]]).cpu())
-    return torch.cat(layers, dim=1)
+        vectors.append(aligned_representation(model, ids.to(device), mask.to(device), settings, all_layers=every_layer).cpu())
+    return torch.cat(vectors, dim=-2)
+
+
+def metrics_at_layer(model, tokenizer, pairs: Sequence[Tuple[str, str]], settings: AlignmentSettings,
+                     batch_size: int = 16) -> Dict[str, float]:
+    """:func:`layer_metrics` of ``pairs`` at the aligned layer L only (blocks above L are not run)."""
+    sides = [layer_embeddings(model, tokenizer, [p[i] for p in pairs], settings, batch_size, False, every_layer=False)
+             for i in (0, 1)]
+    return layer_metrics(*sides)
 
 
 def layer_metrics(side0: torch.Tensor, side1: torch.Tensor) -> Dict[str, float]:
@@ -89,15 +122,27 @@ def layer_metrics(side0: torch.Tensor, side1: torch.Tensor) -> Dict[str, float]:
     }
 
 
-def analyze_alignment(model, tokenizer, pairs: Sequence[Tuple[str, str]], pooling: str = "mean", batch_size: int = 16,
-                      skip_bos: bool = False, progress: bool = True) -> dict:
-    """``{"settings", "layers": [{"layer": l, **metrics}, ...]}`` for decoder blocks 1..N of ``model`` (in eval mode)."""
-    side0 = layer_embeddings(model, tokenizer, [p[0] for p in pairs], pooling, batch_size, skip_bos, progress, "side 0")
-    side1 = layer_embeddings(model, tokenizer, [p[1] for p in pairs], pooling, batch_size, skip_bos, progress, "side 1")
+def analyze_alignment(model, tokenizer, pairs: Sequence[Tuple[str, str]], settings: Optional[AlignmentSettings] = None,
+                      batch_size: int = 16, progress: bool = True) -> dict:
+    """``{"settings", "layers": [{"layer": l, **metrics}, ...], "warning"}`` for decoder blocks 1..N of ``model`` (eval mode).
+
+    ``settings`` (default: the model's own, see :func:`analysis_settings`) give the pooling and the layer L
+    reported as ``aligned_layer``; ``warning`` says when the vectors at L are degenerate (else None).
+    """
+    settings = settings or analysis_settings(model)
+    side0 = layer_embeddings(model, tokenizer, [p[0] for p in pairs], settings, batch_size, progress, "side 0")
+    side1 = layer_embeddings(model, tokenizer, [p[1] for p in pairs], settings, batch_size, progress, "side 1")
     layers = [{"layer": index + 1, **layer_metrics(a, b)} for index, (a, b) in enumerate(zip(side0, side1))]
-    settings = {"pairs": len(pairs), "pooling": pooling, "skip_bos": skip_bos,
-                "note": "layer N is hidden_states[N], after the model's final norm"}
-    return {"settings": settings, "layers": layers}
+    at_layer = layers[settings.additional_loss_layer - 1]
+    warning = settings.degeneracy_warning(at_layer["cosine_true"], at_layer["cosine_random"])
+    if warning:
+        logger.warning(warning)
+    report_settings = {"pairs": len(pairs), "aligned_layer": settings.additional_loss_layer,
+                       "pooling": settings.contrastive_pooling_type, "skip_first": settings.contrastive_pooling_skip_first,
+                       "skip_bos": settings.contrastive_pooling_skip_special,
+                       "note": "layer l is the output of decoder block l by early exit (layer N without the final norm), "
+                               "pooled as the alignment loss pools"}
+    return {"settings": report_settings, "layers": layers, "warning": warning}
 
 
 def most_aligned_layer(report: dict) -> int:
@@ -114,7 +159,8 @@ def format_table(report: dict) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(text) + f"\nbest mean retrieval at layer {most_aligned_layer(report)} ({report['settings']['pairs']} pairs)"
+    return "\n".join(text) + (f"\nbest mean retrieval at layer {most_aligned_layer(report)}, aligned layer "
+                              f"{report['settings']['aligned_layer']} ({report['settings']['pairs']} pairs)")
 
 
 def plot(report: dict, path, baseline: Optional[dict] = None) -> Path:

@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainingArguments, set_seed
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
-from transformers_align.evaluation.alignment_analysis import analyze_alignment
+from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
 from transformers_align.evaluation.loglikelihood import pad_right
 from transformers_align.experiments import languages
 from transformers_align.modeling import patch_model
@@ -128,7 +128,9 @@ def pretrain(data: ExperimentData, tokenizer, config: ExperimentConfig, progress
                                num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
                                num_key_value_heads=config.num_heads, max_position_embeddings=64)
     model = AutoModelForCausalLM.from_config(model_config)
-    patch_model(model, additional_loss_layer=config.layer, contrastive_loss_temperature=config.temperature)
+    # The tiny random model has no first-token massive activation; mid-align's pooling (BOS included) as documented.
+    patch_model(model, additional_loss_layer=config.layer, contrastive_loss_temperature=config.temperature,
+                contrastive_pooling_skip_first=0)
     features = [{"input_ids": ids, "labels": ids}
                 for ids in tokenizer([f"{text} {languages.EOS}" for text in data.pretrain_texts]).input_ids]
     losses = _train(model, features, tokenizer, "task", config, progress, num_train_epochs=config.pretrain_epochs,
@@ -180,7 +182,8 @@ def task_accuracy(model, tokenizer, rows: List[Dict], batch_size: int = 64) -> D
 
 def retrieval_by_layer(model, tokenizer, pairs) -> List[float]:
     """Top-1 A->B retrieval accuracy (cosine of mean-pooled states) at the output of each decoder block."""
-    report = analyze_alignment(model, tokenizer, pairs, pooling="mean", batch_size=64, progress=False)
+    settings = analysis_settings(model, pooling="mean", skip_first=0)
+    report = analyze_alignment(model, tokenizer, pairs, settings, batch_size=64, progress=False)
     return [row["retrieval_0_to_1"] for row in report["layers"]]
 
 

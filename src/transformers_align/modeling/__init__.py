@@ -9,5 +9,10 @@ from transformers_align.modeling.classes import (
     patch_model,
 )
 from transformers_align.modeling.registry import DECODER_LAYOUTS, decoder_layout, num_blocks, unwrap_causal_lm
-from transformers_align.modeling.representation import layer_hidden_states, layer_representation, truncated_to_layer
+from transformers_align.modeling.representation import (
+    aligned_representation,
+    layer_hidden_states,
+    layer_representation,
+    truncated_to_layer,
+)
 from transformers_align.modeling.settings import AlignmentSettings

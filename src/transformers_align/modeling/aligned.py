@@ -6,10 +6,14 @@ import torch
 import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from transformers_align.losses import info_nce
+from transformers.utils import logging
+
+from transformers_align.losses import info_nce, pooled_cosines
 from transformers_align.modeling.registry import resolved_settings
-from transformers_align.modeling.representation import layer_representation
+from transformers_align.modeling.representation import aligned_representation
 from transformers_align.modeling.settings import AlignmentSettings
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -51,11 +55,10 @@ class AlignedCausalLMMixin:
         if input_ids_negative is not None:
             streams.append((input_ids_negative, attention_mask_negative))
         streams = [(ids, torch.ones_like(ids) if mask is None else mask) for ids, mask in streams]
-        bos = getattr(self.config, "bos_token_id", None)
-        skip = [bos] if settings.contrastive_pooling_skip_special and isinstance(bos, int) else None
         ids, mask = _stack_streams(streams)
-        pooled = layer_representation(self, ids, mask, settings.additional_loss_layer, settings.contrastive_pooling_type, skip)
+        pooled = aligned_representation(self, ids, mask, settings)
         sides = pooled.split([s[0].shape[0] for s in streams])
+        self._warn_once_if_degenerate(sides[0], sides[1], settings)
         return info_nce(
             sides[0],
             sides[1],
@@ -67,6 +70,14 @@ class AlignedCausalLMMixin:
             hard_negative_weight=settings.hard_negative_weight,
             gather_across_ranks=settings.gather_negatives_across_ranks,
         )
+
+    def _warn_once_if_degenerate(self, side0, side1, settings):
+        if getattr(self, "_degeneracy_checked", False) or side0.shape[0] < 2:
+            return
+        self._degeneracy_checked = True
+        warning = settings.degeneracy_warning(*pooled_cosines(side0.detach(), side1.detach()))
+        if warning:
+            logger.warning(warning)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None,
                 input_ids_parallel_0=None, attention_mask_parallel_0=None,

@@ -7,10 +7,12 @@ PEFT adapters, gradient checkpointing (reentrant or not) and autocast.
 """
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
-from transformers_align.losses import drop_leading_special_tokens, pool
+from transformers_align.losses import pool, pooling_mask
 from transformers_align.modeling.registry import decoder_layout, num_blocks, unwrap_causal_lm
+from transformers_align.modeling.settings import AlignmentSettings
 
 
 @contextmanager
@@ -37,23 +39,44 @@ def positions_from_mask(attention_mask):
     return positions.masked_fill(attention_mask == 0, 1)
 
 
-def layer_hidden_states(model, input_ids, attention_mask, layer: int):
-    """``(batch, time, dim)`` output of decoder block ``layer`` (1-indexed), computed by early exit."""
+def layer_hidden_states(model, input_ids, attention_mask, layer: int, all_layers: bool = False):
+    """``(batch, time, dim)`` output of decoder block ``layer`` (1-indexed), computed by early exit.
+
+    With ``all_layers``, the tuple of the outputs of blocks 1..``layer`` from the same single pass (the
+    backbone's ``hidden_states`` without the embeddings; its last entry has no final norm either).
+    """
     causal_lm = unwrap_causal_lm(model)
     extra = {}
     if decoder_layout(causal_lm.config).takes_position_ids:
         extra["position_ids"] = positions_from_mask(attention_mask)
     with truncated_to_layer(causal_lm, layer) as backbone:
-        out = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, return_dict=True, **extra)
-    return out.last_hidden_state
+        out = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, return_dict=True,
+                       output_hidden_states=all_layers, **extra)
+    return out.hidden_states[1:] if all_layers else out.last_hidden_state
 
 
-def layer_representation(model, input_ids, attention_mask, layer: int, pooling_type: str = "mean", skip_special_ids=None):
+def layer_representation(model, input_ids, attention_mask, layer: int, pooling_type: str = "mean", skip_special_ids=None,
+                         skip_first: int = 0):
     """Pooled float32 ``(batch, dim)`` representation of each sentence at decoder block ``layer``.
 
-    ``skip_special_ids``: token ids left out of the pooling where they open a sentence (BOS, markers).
+    ``skip_special_ids``: token ids left out of the pooling where they open a sentence (BOS, markers);
+    ``skip_first``: leading real tokens left out by position (see ``losses.drop_leading_positions``).
     """
     hidden = layer_hidden_states(model, input_ids, attention_mask, layer)
-    mask = drop_leading_special_tokens(input_ids, attention_mask, skip_special_ids) if skip_special_ids else attention_mask
-    return pool(hidden, mask, pooling_type)
+    return pool(hidden, pooling_mask(input_ids, attention_mask, skip_first, skip_special_ids or ()), pooling_type)
 
+
+
+def aligned_representation(model, input_ids, attention_mask, settings: AlignmentSettings, all_layers: bool = False):
+    """The pooled float32 vectors that the alignment loss compares, as ``settings`` (resolved) define them.
+
+    ``(batch, dim)`` at ``settings.additional_loss_layer``; with ``all_layers`` a ``(layer, batch, dim)``
+    stack for blocks 1..L pooled the same way, from one early-exit pass (what the analysis reports).
+    """
+    bos = getattr(unwrap_causal_lm(model).config, "bos_token_id", None)
+    skip_special = [bos] if settings.contrastive_pooling_skip_special and isinstance(bos, int) else ()
+    mask = pooling_mask(input_ids, attention_mask, settings.contrastive_pooling_skip_first, skip_special)
+    hidden = layer_hidden_states(model, input_ids, attention_mask, settings.additional_loss_layer, all_layers)
+    if all_layers:
+        return torch.stack([pool(states, mask, settings.contrastive_pooling_type) for states in hidden])
+    return pool(hidden, mask, settings.contrastive_pooling_type)

@@ -4,6 +4,10 @@ from typing import Optional
 
 from transformers_align.losses import CONTRASTIVE_DIRECTIONS, POOLING_TYPES, SIMILARITY_FUNCTIONS
 
+# Pooled vectors count as degenerate when random pairs are this similar and true pairs barely more so.
+DEGENERATE_COSINE = 0.95
+DEGENERATE_GAP = 0.01
+
 
 @dataclass
 class AlignmentSettings:
@@ -27,6 +31,13 @@ class AlignmentSettings:
     )
     contrastive_pooling_type: str = field(
         default="mean", metadata={"help": "Pooling over real tokens: mean, last (padding-side safe) or max."}
+    )
+    contrastive_pooling_skip_first: int = field(
+        default=1,
+        metadata={"help": "Leading real tokens of each sentence left out of mean/max pooling, by position (after any "
+                  "skipped special tokens). Real checkpoints put a massive activation on the first token in their "
+                  "middle layers, which makes every pooled sentence alike (cosine ~0.998); 1 removes it. "
+                  "0 reproduces mid-align and AFP exactly."},
     )
     contrastive_pooling_skip_special: bool = field(
         default=False,
@@ -77,6 +88,9 @@ class AlignmentSettings:
                 f"additional_loss_layer={layer} is out of range: this model has {num_blocks} decoder blocks, "
                 f"so the layer must be between 1 and {num_blocks}"
             )
+        skip_first = self.contrastive_pooling_skip_first
+        if isinstance(skip_first, bool) or not isinstance(skip_first, int) or skip_first < 0:
+            raise ValueError(f"contrastive_pooling_skip_first must be an integer >= 0, got {skip_first!r}")
         if not self.contrastive_loss_temperature > 0:
             raise ValueError(f"contrastive_loss_temperature must be > 0, got {self.contrastive_loss_temperature}")
         for name, value, allowed in (
@@ -87,6 +101,21 @@ class AlignmentSettings:
             if value not in allowed:
                 raise ValueError(f"{name}={value!r} is not supported; choose one of {', '.join(allowed)}")
         return AlignmentSettings(**{**asdict(self), "additional_loss_layer": layer})
+
+    def degeneracy_warning(self, cosine_true: float, cosine_random: float) -> Optional[str]:
+        """A warning when pooled vectors are nearly parallel (true pairs ~ random pairs ~ 1), else None."""
+        if not (cosine_random >= DEGENERATE_COSINE and cosine_true - cosine_random <= DEGENERATE_GAP):
+            return None
+        if self.contrastive_pooling_skip_first == 0 and self.contrastive_pooling_type != "last":
+            fix = ("the likely cause is a massive activation on the first token of every sentence (an attention sink of "
+                   "real checkpoints); leave it out with contrastive_pooling_skip_first=1 (--contrastive_pooling_skip_first 1)")
+        else:
+            fix = ("the likely cause is a few dominant dimensions at this layer; try contrastive_pooling_type=last or a "
+                   "larger contrastive_pooling_skip_first, or another additional_loss_layer")
+        return (f"degenerate sentence representation at layer {self.additional_loss_layer} "
+                f"({self.contrastive_pooling_type} pooling, skip_first={self.contrastive_pooling_skip_first}): true pairs "
+                f"have cosine {cosine_true:.4f} and random pairs {cosine_random:.4f}, so the alignment loss can barely "
+                f"tell translations apart; {fix}")
 
     def write_to(self, config) -> None:
         for name, value in asdict(self).items():

@@ -1,0 +1,85 @@
+"""The end-of-run report of an alignment run: retrieval at L before and after, chance level, task result.
+
+Retrieval is top-1 over held-out pairs at the layer and pooling the adapter was trained with (its run
+record), on the base model (before) and with the adapter (after). The task result is MASSIVE slot
+filling (slot micro-F1, exact match, intent accuracy) by greedy generation with the adapter, in each
+language asked for: English is the trained language, the others are zero-shot transfer.
+"""
+import re
+from pathlib import Path
+from typing import Dict, Sequence
+
+from transformers_align.data.jsonl import write_json
+from transformers_align.data.massive import has_intents, load_massive, massive_prompts
+from transformers_align.evaluation.alignment_analysis import analysis_settings, metrics_at_layer, read_pairs
+from transformers_align.evaluation.generation import generate_greedy, load_model_and_tokenizer
+from transformers_align.evaluation.massive import score_predictions
+
+REPORT_FILE = "alignment_report.json"
+# Held-out retrieval that counts as "the representations are aligned" in the verdict line.
+ALIGNED_RETRIEVAL = 0.9
+
+
+def pair_languages(pairs_file) -> Sequence[str]:
+    """``("en", "fr")`` from a name like ``en-fr.test.tsv``; ``("side 0", "side 1")`` otherwise."""
+    match = re.match(r"([A-Za-z_]+)-([A-Za-z_]+)\.", Path(pairs_file).name)
+    return (match.group(1).upper(), match.group(2).upper()) if match else ("side 0", "side 1")
+
+
+def alignment_run_report(base_model, adapter_dir, pairs_file, massive_dir="data_example/massive",
+                         task_languages: Sequence[str] = ("en", "fr"), partition: str = "test", batch_size: int = 16,
+                         max_new_tokens: int = 48, device=None) -> Dict:
+    """The report as a dict (also written to ``adapter_dir/alignment_report.json``). Inputs are read first."""
+    pairs = read_pairs(pairs_file)
+    task_records = {lang: load_massive(lang, partition, data_dir=massive_dir) for lang in task_languages}
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json (give the OUTDIR of a LoRA training run)")
+    model, tokenizer = load_model_and_tokenizer(str(base_model), None, device)
+    settings = analysis_settings(model, adapter_dir)
+    before = metrics_at_layer(model, tokenizer, pairs, settings, batch_size)
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
+    after = metrics_at_layer(model, tokenizer, pairs, settings, batch_size)
+    task = {}
+    for lang, records in task_records.items():
+        prompts = massive_prompts(records, tokenizer, with_intent=has_intents(records))
+        predictions = generate_greedy(model, tokenizer, prompts, batch_size, max_new_tokens, desc=f"MASSIVE {lang}")
+        scores = score_predictions(records, {record.id: text for record, text in zip(records, predictions)})
+        task[lang] = {**scores.as_json(), "examples": len(records)}
+    report = {
+        "base_model": str(base_model), "adapter": str(adapter_dir), "pairs_file": str(pairs_file),
+        "languages": list(pair_languages(pairs_file)), "pairs": len(pairs), "chance": 1 / len(pairs),
+        "layer": settings.additional_loss_layer, "pooling": settings.contrastive_pooling_type,
+        "skip_first": settings.contrastive_pooling_skip_first,
+        "retrieval_before": before, "retrieval_after": after,
+        "task": {"name": f"MASSIVE {partition} slot filling", "data": str(massive_dir), "scores": task},
+    }
+    report["aligned"] = after["retrieval_0_to_1"] >= ALIGNED_RETRIEVAL
+    write_json(Path(adapter_dir) / REPORT_FILE, report)
+    return report
+
+
+def format_run_report(report: Dict) -> str:
+    """A few lines for people: retrieval before/after against chance, the task scores, the verdict."""
+    source, target = report["languages"]
+    before, after = report["retrieval_before"], report["retrieval_after"]
+    lines = [
+        f"Held-out {source}-{target} pairs: {report['pairs']} ({report['pairs_file']}); layer {report['layer']}, "
+        f"{report['pooling']} pooling, first {report['skip_first']} token(s) left out",
+        f"  top-1 retrieval {source}->{target}: {before['retrieval_0_to_1']:.2f} before -> {after['retrieval_0_to_1']:.2f} "
+        f"after (chance {report['chance']:.3f})",
+        f"  top-1 retrieval {target}->{source}: {before['retrieval_1_to_0']:.2f} before -> {after['retrieval_1_to_0']:.2f} after",
+        f"  cosine true/random pairs: {before['cosine_true']:.3f}/{before['cosine_random']:.3f} before -> "
+        f"{after['cosine_true']:.3f}/{after['cosine_random']:.3f} after",
+        f"{report['task']['name']} with the adapter ({report['task']['data']}):",
+    ]
+    for lang, scores in report["task"]["scores"].items():
+        intent = "n/a" if scores["intent_accuracy"] is None else f"{scores['intent_accuracy']:.2f}"
+        lines.append(f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, exact match {scores['exact_match']:.2f}, "
+                     f"intent accuracy {intent} ({scores['examples']} utterances)")
+    verdict = "worked" if report["aligned"] else "did NOT reach"
+    lines.append(f"Alignment {verdict} the {ALIGNED_RETRIEVAL:.0%} held-out retrieval mark at layer {report['layer']}: "
+                 f"{source}->{target} top-1 {after['retrieval_0_to_1']:.2f} (before {before['retrieval_0_to_1']:.2f}, "
+                 f"chance {report['chance']:.3f}).")
+    return "\n".join(lines)

@@ -117,6 +117,35 @@ def test_resume_continues_exactly(tiny_model_dir, tmp_path, pairs_from):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("mode", ["task", "joint"])
+def test_gradient_accumulation_equals_the_doubled_batch(tiny_model_dir, tmp_path, mode):
+    # The task loss is the mean over every scored token of the optimizer step, so 2 accumulated micro-batches of 4 rows
+    # equal one batch of 8 (rows of different labelled lengths). InfoNCE's negatives are its micro-batch's pairs, so the
+    # alignment loss does depend on the micro-batch: in joint mode it is logged but weighted 0 here.
+    from test_distributed import assert_same_run, write_lora_config
+
+    data = write_rows(tmp_path / "train.json", n=16)
+    common = ["--training_mode", mode, "--max_steps", "3", "--lora_config", str(write_lora_config(tmp_path / "lora.json")),
+              "--contrastive_loss_weight", "0"]
+    accumulated = run_training(tiny_model_dir, data, tmp_path / "accumulated", *common, "--per_device_train_batch_size", "4",
+                               "--gradient_accumulation_steps", "2")
+    doubled = run_training(tiny_model_dir, data, tmp_path / "doubled", *common, "--per_device_train_batch_size", "8")
+
+    def losses(trainer):
+        return [(h["task_loss"], None) for h in trainer.state.log_history if "loss" in h]
+
+    assert_same_run(tmp_path / "accumulated", tmp_path / "doubled", losses(accumulated), losses(doubled))
+    # step 1 against the stock model (LoRA starts as the identity): summed token cross-entropy over all labels / their count
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    batch = accumulated._scheduled
+    rows = [row for m in (0, 1) for row in batch.streams.task.rows(batch.global_batch("task", m))]
+    total = sum(float(model(input_ids=torch.tensor([r["input_ids"]]), labels=torch.tensor([r["labels"]])).loss)
+                * sum(label != -100 for label in r["labels"][1:]) for r in rows)
+    assert losses(accumulated)[0][0] == pytest.approx(total / sum(sum(lb != -100 for lb in r["labels"][1:]) for r in rows), abs=1e-5)
+
+
 def test_alignment_mode_without_pairs_is_a_clear_error(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="needs parallel pairs"):
         run_training(tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out", "--alternate_training")

@@ -86,7 +86,7 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
     # With gathered negatives both ranks' pairs form one InfoNCE batch: equal to one process on the doubled batch.
     # Without, each rank's InfoNCE has its own pairs as negatives: equal to one process accumulating the two halves.
     lora = write_lora_config(tmp_path / "lora.json")
-    mode = ["--alternate_training"] if gathered else ["--only_train_contrastive"]
+    mode = ["--training_mode", "alternate" if gathered else "alignment"]
     extra = ["--lora_config", str(lora), "--max_steps", "4", "--learning_rate", "1e-3", "--seed", "3", *mode, "--gather_negatives_across_ranks", str(gathered), "--use_cpu", "True"]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
                *_train_command(tmp_path, *extra)]

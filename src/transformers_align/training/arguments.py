@@ -49,9 +49,12 @@ class AlignmentArguments(AlignmentSettings):
     def resolved_mode(self) -> str:
         if self.training_mode is not None:
             if self.training_mode not in MODES:
-                raise ValueError(f"--training_mode {self.training_mode!r}: choose one of {', '.join(MODES)}")
+                raise ArgumentError(f"--training_mode {self.training_mode!r}: choose one of {', '.join(MODES)}")
             return self.training_mode
-        return mode_from_reference_flags(self.alternate_training, self.only_train_language_modeling, self.only_train_contrastive)
+        try:
+            return mode_from_reference_flags(self.alternate_training, self.only_train_language_modeling, self.only_train_contrastive)
+        except ValueError as error:
+            raise ArgumentError(str(error)) from None
 
     def settings(self) -> dict:
         """The model-config part, without the scheduling flags."""

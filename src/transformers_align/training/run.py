@@ -141,15 +141,15 @@ def check_data_mode(alignment_args, mode):
     if data_mode is None:
         return
     if data_mode not in (0, 2):
-        raise ValueError(f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)")
+        raise ArgumentError(f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)")
     if data_mode == 0 and mode != TASK:
-        raise ValueError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
+        raise ArgumentError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
 
 
 def train(model_args, alignment_args, data_args, training_args):
     """Run training end to end; returns the trainer (its state holds the log history)."""
     if not (training_args.do_train or training_args.do_eval):
-        raise ValueError("nothing to do: pass --do_train and/or --do_eval")
+        raise ArgumentError("nothing to do: pass --do_train and/or --do_eval")
     mode = alignment_args.resolved_mode()
     check_data_mode(alignment_args, mode)
     set_seed(training_args.seed)

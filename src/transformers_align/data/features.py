@@ -47,10 +47,12 @@ def tokenize_task_batch(batch: Dict[str, list], tokenizer, options: FeatureOptio
     causal-LM loss scores (labels after the first token), for the global token mean of the loss.
     """
     kept = [i for i, reason in enumerate(batch.get("skipped") or [""] * len(batch["text"])) if not reason]
+    out = {"input_ids": [], "labels": [], "num_labels": [], "length": [], "truncated": []}
+    if not kept:
+        return out
     prompts = tokenizer([batch["prefix"][i] for i in kept]).input_ids
     completions = tokenizer([batch["text"][i] for i in kept], add_special_tokens=False).input_ids
     eos = tokenizer.eos_token_id if options.append_eos else None
-    out = {"input_ids": [], "labels": [], "num_labels": [], "length": [], "truncated": []}
     for i, prompt, completion in zip(kept, prompts, completions):
         if batch["append_eos"][i] and eos is not None:
             completion = completion + [eos]
@@ -68,7 +70,7 @@ def tokenize_task_batch(batch: Dict[str, list], tokenizer, options: FeatureOptio
 def tokenize_pair_batch(batch: Dict[str, list], tokenizer, options: FeatureOptions) -> Dict[str, list]:
     """Columns ``input_ids_parallel_0/1`` (and ``input_ids_negative``), ``length`` (the longest side), ``truncated``."""
     kept = [i for i, reason in enumerate(batch.get("skipped") or [""] * len(batch["text_parallel_0"])) if not reason]
-    full = {ids_field: tokenizer([batch[text_field][i] for i in kept]).input_ids
+    full = {ids_field: tokenizer([batch[text_field][i] for i in kept]).input_ids if kept else []
             for text_field, ids_field in PAIR_ID_FIELDS.items() if text_field in batch}
     out = {ids_field: [ids[: options.pair_limit] for ids in sides] for ids_field, sides in full.items()}
     longest = [max(len(sides[row]) for sides in full.values()) for row in range(len(kept))]

@@ -34,10 +34,10 @@ class StreamOrder:
         self.lengths, self.global_batch, self.group_by_length = lengths, global_batch, group_by_length
         self.seed_parts = [seed, STREAM_IDS[stream]]
         self.batches_per_epoch = math.ceil(len(lengths) / global_batch)
-        self._epoch, self._order = None, None
+        self._orders = {}  # the last two epochs' orders: an accumulation window may straddle an epoch's end
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        if epoch != self._epoch:
+        if epoch not in self._orders:
             generator = torch.Generator().manual_seed(int(np.random.SeedSequence(self.seed_parts + [epoch]).generate_state(1)[0]))
             if self.group_by_length:
                 from transformers.trainer_pt_utils import get_length_grouped_indices
@@ -45,8 +45,9 @@ class StreamOrder:
                 order = get_length_grouped_indices(self.lengths.tolist(), self.global_batch, generator=generator)
             else:
                 order = torch.randperm(len(self.lengths), generator=generator)
-            self._epoch, self._order = epoch, np.asarray(order)
-        return self._order
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+            self._orders[epoch] = np.asarray(order)
+        return self._orders[epoch]
 
     def batch(self, k: int) -> np.ndarray:
         epoch, position = divmod(k, self.batches_per_epoch)

@@ -102,15 +102,14 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
     """The streams that ``mode`` trains on, read from ``files`` (and ``--alignment_file``), tokenized and checked.
 
     ``training_args`` given (training data): refuses what cannot train before any model is loaded:
-    ``--streaming`` without ``--max_steps``, a mode whose stream the data lacks, and contrastive batches
-    of fewer than 2 pairs. Without it (evaluation data) every stream the files hold is read.
+    ``--streaming`` without ``--max_steps`` and a mode whose stream the data lacks. Without it (evaluation
+    data) the streams of the mode that the files hold are read.
     """
     if not files:
         return None
     if data_args.streaming and training_args is not None and training_args.max_steps <= 0:
         raise ArgumentError("--streaming reads the data as training goes, so the number of steps is unknown: pass --max_steps")
-    wanted = ({STREAM_OF[o] for o in objectives_for_step(mode, 0) | objectives_for_step(mode, 1)}
-              if training_args is not None else set(STREAM_OF.values()))
+    wanted = {STREAM_OF[o] for o in objectives_for_step(mode, 0) | objectives_for_step(mode, 1)}
     options = FeatureOptions(block_size=data_args.block_size, pair_max_length=data_args.pair_max_length)
     streams = build_streams(files, DataArguments.split(data_args.alignment_file), sorted(wanted), tokenizer, options,
                             schema=data_args.data_schema, num_proc=data_args.preprocessing_num_workers,

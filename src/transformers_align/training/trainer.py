@@ -109,6 +109,8 @@ class AlignmentTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, *args, **kwargs):
         objectives = self._batch_objectives(inputs, minimum_pairs=1 if model.training else 2)
+        if not objectives:
+            raise ValueError(f"mode {self.mode!r}: the batch holds neither task examples nor parallel pairs for it")
         wanted = fields_for(objectives, hard_negatives="input_ids_negative" in inputs)
         extra = {"num_items_in_batch": inputs["num_items_in_batch"]} if TASK in objectives and "num_items_in_batch" in inputs else {}
         outputs = model(**{name: inputs[name] for name in wanted}, **extra)
@@ -120,12 +122,12 @@ class AlignmentTrainer(Trainer):
         available = {TASK} if "input_ids" in inputs and self.mode != ALIGNMENT else set()
         if "input_ids_parallel_0" in inputs and self.mode != TASK and len(inputs["input_ids_parallel_0"]) >= minimum_pairs:
             available.add(ALIGNMENT)
-        if not available:
-            raise ValueError(f"mode {self.mode!r}: the batch holds neither task examples nor parallel pairs for it")
         return frozenset(available)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
+        if not self._batch_objectives(inputs, minimum_pairs=2):  # e.g. a last batch holding a single pair
+            return None, None, None
         with torch.no_grad(), self.compute_loss_context_manager():
             _, outputs = self.compute_loss(model, inputs, return_outputs=True)
         selected = outputs.task_loss if self.mode != ALIGNMENT and outputs.task_loss is not None else outputs.alignment_loss

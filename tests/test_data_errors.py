@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from test_training import REPO, datasets_cache, write_rows  # noqa: F401 (fixture)
+from test_training import REPO, write_rows
 
 
 @pytest.fixture(scope="module")

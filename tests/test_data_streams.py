@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from test_training import PAIRS, datasets_cache, run_training, tiny_model_dir, write_rows  # noqa: F401 (fixtures)
+from test_training import run_training, write_rows
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
 from transformers_align.data import streams as streams_module

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from test_training import datasets_cache, run_training, write_rows  # noqa: F401 (fixture)
+from test_training import run_training, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
 

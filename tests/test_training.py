@@ -12,7 +12,6 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, read_rows, tokenize_rows
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.data.streams import build_streams
-from transformers_align.tiny import build_tiny_model
 from transformers_align.training.arguments import AlignmentArguments, DataArguments, ModelArguments
 from transformers_align.training.run import train
 from transformers_align.training.schedule import ALIGNMENT, TASK, objectives_for_step
@@ -33,22 +32,6 @@ def write_rows(path, n=24, pairs=True):
         rows.append(row)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
-
-
-@pytest.fixture(autouse=True)
-def datasets_cache(tmp_path_factory, monkeypatch):
-    """The tokenized-data cache in a temporary folder, not the user's HF_DATASETS_CACHE."""
-    import datasets
-
-    folder = tmp_path_factory.getbasetemp() / "datasets_cache"
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", folder)
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-llama")
 
 
 def run_training(model_dir, train_file, output_dir, *extra):

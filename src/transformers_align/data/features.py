@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from transformers_align.data.records import NEGATIVE_FIELD, PAIR_FIELDS, PAIRS, TASK, iter_stream_records
+from transformers_align.data.records import NEGATIVE_FIELD, PAIRS, TASK, iter_stream_records
 
 logger = logging.getLogger(__name__)
 

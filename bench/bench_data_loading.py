@@ -2,12 +2,14 @@
 
 Runs ``python -m scripts.run_clm_lora`` on a tiny model for one step, as a user would, from the code
 tree given by ``--code-root`` (default: this checkout), and reports for each start the wall time until
-the first step's log line and the child's peak resident memory (``ru_maxrss`` from ``wait4``).
+the first step's log line, the child's CPU time (user + system, less sensitive than wall time to a
+shared machine's load; it includes the one training step) and its peak resident memory (``ru_maxrss``
+from ``wait4``).
 ``--starts cold,cached`` runs twice: the first start with an empty ``HF_DATASETS_CACHE``, the second
 reusing it. To measure the code before ``datasets`` (the list-of-ints path), export that commit
 (``git archive <commit> | tar -x -C /tmp/before``) and pass ``--code-root /tmp/before``.
 
-Prints one line per start and, last: ``time_to_first_step_s=<...> peak_rss_mib=<...>`` per start.
+Prints one line per start and, last, ``time_to_first_step_s=<...> cpu_s=<...> peak_rss_mib=<...>`` per start.
 """
 import argparse
 import json
@@ -63,7 +65,8 @@ def one_start(code_root: Path, model_dir: Path, data: Path, cache: Path, output:
     _, status, usage = os.wait4(child.pid, 0)
     if status != 0 or first_step is None:
         raise SystemExit(f"the training start failed (status {status}):\n{''.join(tail)}")
-    return {"time_to_first_step_s": round(first_step, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    return {"time_to_first_step_s": round(first_step, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
 def main(argv=None):
@@ -90,7 +93,7 @@ def main(argv=None):
             shutil.rmtree(cache, ignore_errors=True)
         results[start] = one_start(args.code_root.resolve(), model_dir, data, cache, args.workdir / "out", args.preprocessing_num_workers)
         print(f"{start}: {results[start]}", flush=True)
-    print(" ".join(f"{start}: time_to_first_step_s={r['time_to_first_step_s']} peak_rss_mib={r['peak_rss_mib']}"
+    print(" ".join(f"{start}: time_to_first_step_s={r['time_to_first_step_s']} cpu_s={r['cpu_s']} peak_rss_mib={r['peak_rss_mib']}"
                    for start, r in results.items()))
 
 

@@ -156,3 +156,18 @@ def test_streaming_needs_max_steps_and_resumes_exactly(tiny_model_dir, tmp_path)
         return [(h["step"], h.get("task_loss"), h.get("alignment_loss")) for h in trainer.state.log_history if "loss" in h]
 
     assert len(losses(straight)) == 4 and losses(resumed) == losses(straight)
+
+
+def test_tokenizing_processes_and_loader_workers_give_the_same_batches(tokenizer, tmp_path):
+    from transformers_align.data.batches import ScheduledDataLoader
+
+    files = [write_rows(tmp_path / "rows.json", n=24)]
+    one = build_streams(files, [], ["pairs", "task"], tokenizer, FeatureOptions(block_size=128))
+    two = build_streams(files, [], ["pairs", "task"], tokenizer, FeatureOptions(block_size=128), num_proc=2)
+    assert one.task.rows(range(24)) == two.task.rows(range(24)) and one.pairs.rows(range(24)) == two.pairs.rows(range(24))
+    batches = scheduled(one, mode="alternate", group_by_length=True)
+    loader = ScheduledDataLoader(batches, num_workers=2)
+    loader.set_epoch(1)
+    for m, batch in zip(range(len(batches), 2 * len(batches)), loader):
+        expected = batches[m]
+        assert batch.keys() == expected.keys() and all(torch.equal(batch[k], expected[k]) for k in batch if k != "num_items_in_batch")

@@ -84,7 +84,8 @@ class ScheduledBatches(Dataset):
                                  f"({per_device_batch} per device × {world_size} processes)")
         self.orders = {name: StreamOrder(streams.streams[name].lengths, global_batch, seed, name, group_by_length)
                        for name in needed}
-        primary = TASK if TASK in needed else PAIRS
+        primary = TASK if TASK in needed else PAIRS  # a Trainer epoch is one pass over it
+        self.examples_per_epoch = len(streams.streams[primary])
         steps = self.orders[primary].batches_per_epoch * (2 if mode == "alternate" else 1)
         self.micro_steps_per_epoch = math.ceil(steps / accumulation) * accumulation
 

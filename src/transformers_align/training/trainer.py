@@ -93,13 +93,14 @@ class AlignmentTrainer(Trainer):
             self._scheduled = StreamedBatches(**common)
             return torch.utils.data.DataLoader(self._scheduled, batch_size=None)
         self._scheduled = ScheduledBatches(**common, group_by_length=args.group_by_length)
-        return ScheduledDataLoader(self._scheduled, num_workers=args.dataloader_num_workers, pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
-                                   persistent_workers=args.dataloader_persistent_workers and args.dataloader_num_workers > 0,
-                                   prefetch_factor=args.dataloader_prefetch_factor)
+        workers = args.dataloader_num_workers
+        return ScheduledDataLoader(self._scheduled, num_workers=workers, pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
+                                   persistent_workers=args.dataloader_persistent_workers and workers > 0,
+                                   prefetch_factor=args.dataloader_prefetch_factor if workers else None)
 
     def num_examples(self, dataloader) -> int:
         if isinstance(dataloader.dataset, ScheduledBatches):
-            return len(next(iter(dataloader.dataset.orders.values())).lengths)
+            return dataloader.dataset.examples_per_epoch
         return super().num_examples(dataloader)
 
     def floating_point_ops(self, inputs) -> int:

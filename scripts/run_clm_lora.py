@@ -3,7 +3,8 @@ import sys
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from transformers_align.training.arguments import AlignmentArguments, DataArguments, ModelArguments
+from transformers_align.data.jsonl import DataFormatError
+from transformers_align.training.arguments import AlignmentArguments, ArgumentError, DataArguments, ModelArguments
 from transformers_align.training.run import configure_logging, train
 
 
@@ -15,7 +16,11 @@ def main(argv=None):
     else:
         model_args, alignment_args, data_args, training_args = parser.parse_args_into_dataclasses(argv)
     configure_logging(training_args)
-    train(model_args, alignment_args, data_args, training_args)
+    try:
+        train(model_args, alignment_args, data_args, training_args)
+    except (DataFormatError, ArgumentError) as error:  # the user's input: one line, no traceback (bugs keep theirs)
+        print(f"run_clm_lora: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -27,6 +27,25 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def datasets_cache(tmp_path_factory, monkeypatch):
+    """Tokenized training data is cached in a temporary folder (shared by the session), not the user's HF_DATASETS_CACHE."""
+    import datasets
+
+    folder = tmp_path_factory.getbasetemp() / "datasets_cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", folder)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(folder))  # for the subprocesses a test starts
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """The tiny Llama written to disk once per session, as scripts/make_tiny_model.py writes it."""
+    from transformers_align.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-llama")
+
+
 def make_model(model_type, cls=None, **overrides):
     """A tiny random model in fp32 eval mode; ``cls`` defaults to the stock Auto class."""
     from transformers import AutoModelForCausalLM

@@ -1,4 +1,5 @@
-"""Data parallelism on CPU: gathered negatives under DDP (2 gloo processes), the Trainer under torchrun and DeepSpeed ZeRO-2."""
+"""Data parallelism on CPU: gathered negatives under DDP (2 gloo processes), the Trainer under torchrun equal to one process
+on the global batch, and DeepSpeed ZeRO-2."""
 import json
 import os
 import socket
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_training import write_rows
+from test_training import run_training, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,13 +56,45 @@ def tiny_dir(tmp_path):
     return build_tiny_model(tmp_path / "tiny")
 
 
-def test_trainer_under_torchrun_with_two_cpu_processes(tmp_path, tiny_dir):
+def write_lora_config(path):
+    config = json.loads((REPO / "config/lora_config.json").read_text())
+    path.write_text(json.dumps(dict(config, lora_dropout=0.0)))  # dropout would draw different masks per rank
+    return path
+
+
+def logged(output_dir):
+    history = json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]
+    return [(h.get("task_loss"), h.get("alignment_loss")) for h in history if "loss" in h]
+
+
+def assert_same_run(output_a, output_b, losses_a, losses_b):
+    assert len(losses_a) == len(losses_b) > 0
+    for (task_a, align_a), (task_b, align_b) in zip(losses_a, losses_b):
+        assert (task_a is None) == (task_b is None) and (align_a is None) == (align_b is None)
+        assert task_a is None or task_a == pytest.approx(task_b, abs=1e-5)
+        assert align_a is None or align_a == pytest.approx(align_b, abs=1e-5)
+    from safetensors.torch import load_file
+
+    a, b = load_file(Path(output_a) / "adapter_model.safetensors"), load_file(Path(output_b) / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+@pytest.mark.parametrize("gathered", [True, False])
+def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, datasets_cache):
+    # Rows of different labelled lengths: the task loss is the token mean of the global batch, not a mean of rank means.
+    # With gathered negatives both ranks' pairs form one InfoNCE batch: equal to one process on the doubled batch.
+    # Without, each rank's InfoNCE has its own pairs as negatives: equal to one process accumulating the two halves.
+    lora = write_lora_config(tmp_path / "lora.json")
+    mode = ["--training_mode", "alternate" if gathered else "alignment"]
+    extra = ["--lora_config", str(lora), "--max_steps", "4", "--learning_rate", "1e-3", "--seed", "3", *mode, "--gather_negatives_across_ranks", str(gathered), "--use_cpu", "True"]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
-               *_train_command(tmp_path)]
-    result = subprocess.run(command, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=600)
+               *_train_command(tmp_path, *extra)]
+    result = subprocess.run(command, cwd=REPO, env=cpu_env(HF_DATASETS_CACHE=str(datasets_cache)), capture_output=True, text=True,
+                            timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "'alignment_loss'" in result.stdout and "'task_loss'" in result.stdout
-    assert (tmp_path / "out/adapter_model.safetensors").is_file()
+    single_batch = ["--per_device_train_batch_size", "4"] if gathered else ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"]
+    run_training(tiny_dir, tmp_path / "train.json", tmp_path / "single", "--block_size", "128", *extra, *single_batch)
+    assert_same_run(tmp_path / "out", tmp_path / "single", logged(tmp_path / "out"), logged(tmp_path / "single"))
 
 
 @pytest.mark.parametrize("optimizer_from", ["deepspeed_config", "trainer"])

@@ -11,7 +11,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, read_rows, tokenize_rows
 from transformers_align.data.jsonl import DataFormatError
-from transformers_align.tiny import build_tiny_model
+from transformers_align.data.streams import build_streams
 from transformers_align.training.arguments import AlignmentArguments, DataArguments, ModelArguments
 from transformers_align.training.run import train
 from transformers_align.training.schedule import ALIGNMENT, TASK, objectives_for_step
@@ -23,19 +23,15 @@ PAIRS = [("Réveille-moi à cinq heures", "Wake me up at five"), ("明天会下�
 
 
 def write_rows(path, n=24, pairs=True):
+    """Rows whose prompts and completions differ in length (so token means differ from means of row means)."""
     rows = []
     for i in range(n):
-        row = {"prefix": PREFIX.format(f"set an alarm for {i}"), "text": f"time: {i}<|eot_id|>"}
+        row = {"prefix": PREFIX.format(f"set an alarm for {i}"), "text": f"time: {i}{' and a half' * (i % 3)}<|eot_id|>"}
         if pairs:
             row["text_parallel_0"], row["text_parallel_1"] = PAIRS[i % len(PAIRS)]
         rows.append(row)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-llama")
 
 
 def run_training(model_dir, train_file, output_dir, *extra):
@@ -78,16 +74,23 @@ def test_task_only_mode_logs_no_alignment_loss(tiny_model_dir, tmp_path):
     assert all("alignment_loss" not in h and h["task_loss"] == pytest.approx(h["loss"], rel=1e-3) for h in history)
 
 
-def test_resume_continues_exactly(tiny_model_dir, tmp_path):
-    # A 6-step run saves checkpoint-3; a second run resumes from it as an interrupted run would.
-    data = write_rows(tmp_path / "train.json")
+@pytest.mark.parametrize("pairs_from", ["rows", "alignment_file"])
+def test_resume_continues_exactly(tiny_model_dir, tmp_path, pairs_from):
+    # A 6-step run saves checkpoint-3; a second run resumes from it as an interrupted run would. With a separate
+    # pairs file the two streams have different sizes and epochs, and batches are length-grouped.
+    data = write_rows(tmp_path / "train.json", pairs=pairs_from == "rows")
     common = ["--alternate_training", "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3"]
+    if pairs_from == "alignment_file":
+        pairs = tmp_path / "pairs.tsv"
+        pairs.write_text("".join(f"{a} {'!' * i}\t{b} {i}\n" for i in range(9) for a, b in PAIRS[:1]), encoding="utf-8")
+        common += ["--alignment_file", str(pairs), "--group_by_length", "True", "--per_device_train_batch_size", "2"]
     straight = run_training(tiny_model_dir, data, tmp_path / "straight", *common)
     resumed = run_training(tiny_model_dir, data, tmp_path / "resumed", *common,
                            "--resume_from_checkpoint", str(tmp_path / "straight/checkpoint-3"))
 
     def losses(trainer):
-        return [(h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss")) for h in trainer.state.log_history if "loss" in h]
+        return [(h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss"), h.get("pairs_epoch"))
+                for h in trainer.state.log_history if "loss" in h]
 
     assert [step for step, *_ in losses(resumed)] == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the checkpoint's state
     assert losses(resumed) == losses(straight)
@@ -97,17 +100,39 @@ def test_resume_continues_exactly(tiny_model_dir, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("mode", ["task", "joint"])
+def test_gradient_accumulation_equals_the_doubled_batch(tiny_model_dir, tmp_path, mode):
+    # The task loss is the mean over every scored token of the optimizer step, so 2 accumulated micro-batches of 4 rows
+    # equal one batch of 8 (rows of different labelled lengths). InfoNCE's negatives are its micro-batch's pairs, so the
+    # alignment loss does depend on the micro-batch: in joint mode it is logged but weighted 0 here.
+    from test_distributed import assert_same_run, write_lora_config
+
+    data = write_rows(tmp_path / "train.json", n=16)
+    common = ["--training_mode", mode, "--max_steps", "3", "--lora_config", str(write_lora_config(tmp_path / "lora.json")),
+              "--contrastive_loss_weight", "0"]
+    accumulated = run_training(tiny_model_dir, data, tmp_path / "accumulated", *common, "--per_device_train_batch_size", "4",
+                               "--gradient_accumulation_steps", "2")
+    doubled = run_training(tiny_model_dir, data, tmp_path / "doubled", *common, "--per_device_train_batch_size", "8")
+
+    def losses(trainer):
+        return [(h["task_loss"], None) for h in trainer.state.log_history if "loss" in h]
+
+    assert_same_run(tmp_path / "accumulated", tmp_path / "doubled", losses(accumulated), losses(doubled))
+    # step 1 against the stock model (LoRA starts as the identity): summed token cross-entropy over all labels / their count
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    batch = accumulated._scheduled
+    rows = [row for m in (0, 1) for row in batch.streams.task.rows(batch.global_batch("task", m))]
+    with torch.no_grad():
+        total = sum(float(model(input_ids=torch.tensor([r["input_ids"]]), labels=torch.tensor([r["labels"]])).loss)
+                    * sum(label != -100 for label in r["labels"][1:]) for r in rows)
+    assert losses(accumulated)[0][0] == pytest.approx(total / sum(sum(lb != -100 for lb in r["labels"][1:]) for r in rows), abs=1e-5)
+
+
 def test_alignment_mode_without_pairs_is_a_clear_error(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="needs parallel pairs"):
         run_training(tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out", "--alternate_training")
-
-
-def test_separate_alignment_file_is_joined_row_by_row(tmp_path):
-    task = write_rows(tmp_path / "task.json", n=5, pairs=False)
-    pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("uno\tone\ndos\ttwo\n", encoding="utf-8")
-    rows = read_rows([task], "task", [pairs], seed=0)
-    assert len(rows) == 5 and {r["text_parallel_1"] for r in rows} == {"one", "two"}
 
 
 @pytest.mark.parametrize("content, message", [
@@ -127,24 +152,24 @@ def test_bad_tsv_and_afp_records(tmp_path):
     tsv = tmp_path / "pairs.tsv"
     tsv.write_text("ok\tfine\nno tab here\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"pairs.tsv:2: expected 2 tab-separated columns, found 1"):
-        read_rows([], "pairs", [tsv])
+        read_rows([tsv], "pairs")
     afp = tmp_path / "afp.json"
     afp.write_text('{"sent0": "a", "sent1": "b", "clm_text": "abc", "clm_prompt_len": 9}\n', encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"afp.json:1: field 'clm_prompt_len' must be an integer between 0 and len\(clm_text\)=3"):
         read_rows([afp], "afp")
 
 
-def test_empty_sentences_are_skipped_and_long_sequences_truncated_with_counts(tmp_path, tokenizer, caplog):
+def test_empty_sentences_are_skipped_per_stream_and_long_sequences_truncated_with_counts(tmp_path, tokenizer, caplog):
     path = tmp_path / "train.json"
     rows = [{"prefix": "p", "text": "t", "text_parallel_0": "", "text_parallel_1": "x"},
             {"prefix": "p", "text": "t" * 300, "text_parallel_0": "y" * 50, "text_parallel_1": "x"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     with caplog.at_level("WARNING"):
-        kept = read_rows([path], "task+pairs")
-        features = tokenize_rows(tokenizer, kept, FeatureOptions(block_size=64, pair_max_length=16))
-    assert len(kept) == 1 and "skipped 1 record(s): empty text_parallel_0" in caplog.text
-    assert len(features[0]["input_ids"]) == 64 and len(features[0]["input_ids_parallel_0"]) == 16
-    assert "1 truncated task sequences" in caplog.text and "1 truncated pair sentences" in caplog.text
+        streams = build_streams([path], [], ["pairs", "task"], tokenizer, FeatureOptions(block_size=64, pair_max_length=16))
+    # the empty sentence costs its pair only: the record's task example is kept
+    assert len(streams.task) == 2 and len(streams.pairs) == 1 and "skipped 1 record(s): empty text_parallel_0" in caplog.text
+    assert sorted(streams.task.lengths) == [3, 64] and streams.pairs.rows([0])[0]["input_ids_parallel_0"] == [256] + [ord("y")] * 15
+    assert "1 task sequences truncated" in caplog.text and "1 pairs with a sentence truncated" in caplog.text
 
 
 def test_prompt_is_masked_and_collator_pads_each_stream_to_its_own_length(tokenizer):

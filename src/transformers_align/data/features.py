@@ -1,21 +1,15 @@
-"""Tokenized training rows (task with the prompt masked to -100, parallel pairs) and the collator that pads them."""
+"""Tokenized training examples (task with the prompt masked to -100, parallel pairs) and the collator that pads them.
+
+The batched functions here are what ``datasets.map`` runs (see ``data.streams``); :func:`tokenize_rows`
+applies the same functions to a small list in memory.
+"""
 import logging
-import random
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
-from transformers_align.data.records import (
-    AFP_FIELDS,
-    PAIR_FIELDS,
-    PROMPT_COMPLETION_FIELDS,
-    TASK_FIELDS,
-    SkipCounter,
-    load_pairs,
-    load_records,
-)
+from transformers_align.data.records import NEGATIVE_FIELD, PAIRS, TASK, iter_stream_records
 
 logger = logging.getLogger(__name__)
 
@@ -25,52 +19,10 @@ STREAMS = (
     ("input_ids", "attention_mask", "labels"),
     ("input_ids_parallel_0", "attention_mask_parallel_0", None),
     ("input_ids_parallel_1", "attention_mask_parallel_1", None),
+    ("input_ids_negative", "attention_mask_negative", None),
 )
-SCHEMAS = ("task", "task+pairs", "prompt+completion", "afp", "pairs")
-
-
-def detect_schema(record: dict) -> str:
-    """The schema a record follows, from its fields: task, task+pairs (mid-align mode 2), prompt+completion, afp, or pairs."""
-    keys = set(record)
-    if set(AFP_FIELDS) <= keys:
-        return "afp"
-    if set(PROMPT_COMPLETION_FIELDS) <= keys:
-        return "prompt+completion"
-    has_task, has_pairs = set(TASK_FIELDS) <= keys, set(PAIR_FIELDS) <= keys
-    if has_task:
-        return "task+pairs" if has_pairs else "task"
-    if has_pairs:
-        return "pairs"
-    raise ValueError(f"a record with fields {sorted(keys)} matches no schema: expected {TASK_FIELDS}, "
-                     f"{TASK_FIELDS + PAIR_FIELDS}, {PROMPT_COMPLETION_FIELDS}, {PAIR_FIELDS} or AFP's {AFP_FIELDS}")
-
-
-def read_rows(paths: Sequence[str], schema: str, alignment_files: Sequence[str] = (), seed: int = 0) -> List[Dict]:
-    """Validated text rows of ``schema`` from ``paths``; pairs from ``alignment_files`` are joined row by row.
-
-    AFP rows become task rows (prompt = the first ``clm_prompt_len`` characters of ``clm_text``) with
-    their ``sent0``/``sent1`` as the pair. Pairs from a separate file are shuffled with ``seed`` and
-    row i gets pair i mod P, so that every row holds a task example and a pair, as mid-align's files do.
-    """
-    if schema not in SCHEMAS:
-        raise ValueError(f"unknown data schema {schema!r}; choose one of {', '.join(SCHEMAS)}")
-    skips = SkipCounter()
-    required = {"task": TASK_FIELDS, "task+pairs": TASK_FIELDS + PAIR_FIELDS, "prompt+completion": PROMPT_COMPLETION_FIELDS,
-                "afp": AFP_FIELDS, "pairs": PAIR_FIELDS}[schema]
-    rows = load_records(paths, required, skips) if paths else []
-    if schema == "prompt+completion":
-        rows = [{"prefix": r["prompt"], "text": r["completion"], "append_eos": True} for r in rows]
-    if schema == "afp":
-        rows = [{"prefix": r["clm_text"][: r["clm_prompt_len"]], "text": r["clm_text"][r["clm_prompt_len"]:],
-                 "text_parallel_0": r["sent0"], "text_parallel_1": r["sent1"], "append_eos": True} for r in rows]
-    if alignment_files:
-        pairs = load_pairs(alignment_files, skips)
-        if not pairs:
-            raise ValueError(f"no usable pairs in {', '.join(map(str, alignment_files))}")
-        random.Random(seed).shuffle(pairs)
-        rows = [dict(row, **pairs[i % len(pairs)]) for i, row in enumerate(rows)] if rows else pairs
-    skips.log(", ".join(map(str, list(paths) + list(alignment_files))))
-    return rows
+PAIR_ID_FIELDS = {"text_parallel_0": "input_ids_parallel_0", "text_parallel_1": "input_ids_parallel_1",
+                  NEGATIVE_FIELD: "input_ids_negative"}
 
 
 @dataclass
@@ -81,50 +33,82 @@ class FeatureOptions:
     # without one the model never learns to stop.
     append_eos: bool = True
 
+    @property
+    def pair_limit(self) -> int:
+        return self.pair_max_length or self.block_size
 
-def tokenize_rows(tokenizer, rows: List[Dict], options: FeatureOptions, chunk: int = 1024) -> List[Dict]:
-    """Token ids for each row: task ``input_ids``/``labels`` (prompt -100) and ``input_ids_parallel_0/1``.
+
+def tokenize_task_batch(batch: Dict[str, list], tokenizer, options: FeatureOptions) -> Dict[str, list]:
+    """Columns ``input_ids``, ``labels`` (prompt -100), ``num_labels``, ``length``, ``truncated`` for the kept task records.
 
     The prompt and the completion are tokenized separately and concatenated, so the -100 mask covers
-    exactly the prompt tokens (no merge across the boundary can shift it).
+    exactly the prompt tokens (no merge across the boundary can shift it). Records whose prompt fills
+    the block (nothing left to learn) are dropped. ``num_labels`` counts the positions the shifted
+    causal-LM loss scores (labels after the first token), for the global token mean of the loss.
     """
-    pair_max = options.pair_max_length or options.block_size
-    counts = {"truncated task sequences": 0, "dropped rows whose prompt fills the block": 0, "truncated pair sentences": 0}
+    kept = [i for i, reason in enumerate(batch.get("skipped") or [""] * len(batch["text"])) if not reason]
+    out = {"input_ids": [], "labels": [], "num_labels": [], "length": [], "truncated": []}
+    if not kept:
+        return out
+    prompts = tokenizer([batch["prefix"][i] for i in kept]).input_ids
+    completions = tokenizer([batch["text"][i] for i in kept], add_special_tokens=False).input_ids
+    eos = tokenizer.eos_token_id if options.append_eos else None
+    for i, prompt, completion in zip(kept, prompts, completions):
+        if batch["append_eos"][i] and eos is not None:
+            completion = completion + [eos]
+        ids, labels = prompt + completion, [IGNORE_INDEX] * len(prompt) + completion
+        truncated = len(ids) > options.block_size
+        ids, labels = ids[: options.block_size], labels[: options.block_size]
+        num_labels = sum(label != IGNORE_INDEX for label in labels[1:])
+        if not num_labels:
+            continue
+        for name, value in zip(out, (ids, labels, num_labels, len(ids), truncated)):
+            out[name].append(value)
+    return out
+
+
+def tokenize_pair_batch(batch: Dict[str, list], tokenizer, options: FeatureOptions) -> Dict[str, list]:
+    """Columns ``input_ids_parallel_0/1`` (and ``input_ids_negative``), ``length`` (the longest side), ``truncated``."""
+    kept = [i for i, reason in enumerate(batch.get("skipped") or [""] * len(batch["text_parallel_0"])) if not reason]
+    full = {ids_field: tokenizer([batch[text_field][i] for i in kept]).input_ids if kept else []
+            for text_field, ids_field in PAIR_ID_FIELDS.items() if text_field in batch}
+    out = {ids_field: [ids[: options.pair_limit] for ids in sides] for ids_field, sides in full.items()}
+    longest = [max(len(sides[row]) for sides in full.values()) for row in range(len(kept))]
+    out["length"] = [min(length, options.pair_limit) for length in longest]
+    out["truncated"] = [length > options.pair_limit for length in longest]
+    return out
+
+
+def read_rows(paths: Sequence[str], schema: str = "auto") -> List[Dict]:
+    """Validated text rows of small files in memory: the task part and the pair part of each record, in one dict."""
+    rows = []
+    for path in paths:
+        by_line: Dict[int, Dict] = {}
+        for stream in (TASK, PAIRS):
+            for record in iter_stream_records(path, stream, schema):
+                if not record.pop("skipped"):
+                    by_line.setdefault(record["line"], {}).update(record)
+        rows.extend(by_line[line] for line in sorted(by_line))
+    return rows
+
+
+def tokenize_rows(tokenizer, rows: List[Dict], options: FeatureOptions) -> List[Dict]:
+    """Token ids for rows in memory: task ``input_ids``/``labels`` and ``input_ids_parallel_0/1`` where a row has them.
+
+    A row whose prompt fills the block loses its task part (and is dropped if it has no pair).
+    """
     features = []
-    for start in tqdm(range(0, len(rows), chunk), desc="tokenizing", unit="chunk", disable=len(rows) <= chunk):
-        part = rows[start:start + chunk]
-        encoded = {}
-        if "prefix" in part[0]:
-            encoded["prompt"] = tokenizer([r["prefix"] for r in part]).input_ids
-            encoded["completion"] = tokenizer([r["text"] for r in part], add_special_tokens=False).input_ids
-        for side in ("text_parallel_0", "text_parallel_1"):
-            if side in part[0]:
-                encoded[side] = tokenizer([r[side] for r in part]).input_ids
-        for i, row in enumerate(part):
-            feature = {}
-            if "prompt" in encoded:
-                prompt, completion = encoded["prompt"][i], encoded["completion"][i]
-                if row.get("append_eos") and options.append_eos and tokenizer.eos_token_id is not None:
-                    completion = completion + [tokenizer.eos_token_id]
-                ids, labels = prompt + completion, [IGNORE_INDEX] * len(prompt) + completion
-                if len(ids) > options.block_size:
-                    counts["truncated task sequences"] += 1
-                    ids, labels = ids[: options.block_size], labels[: options.block_size]
-                if all(label == IGNORE_INDEX for label in labels):
-                    counts["dropped rows whose prompt fills the block"] += 1
-                    continue
-                feature.update(input_ids=ids, labels=labels)
-            for index, side in enumerate(("text_parallel_0", "text_parallel_1")):
-                if side in encoded:
-                    ids = encoded[side][i]
-                    if len(ids) > pair_max:
-                        counts["truncated pair sentences"] += 1
-                        ids = ids[:pair_max]
-                    feature[f"input_ids_parallel_{index}"] = ids
+    for row in rows:
+        feature = {}
+        if "text" in row:
+            task = tokenize_task_batch({name: [row.get(name, "")] for name in ("prefix", "text")} | {"append_eos": [row.get("append_eos", False)]},
+                                       tokenizer, options)
+            feature.update({name: task[name][0] for name in ("input_ids", "labels")} if task["input_ids"] else {})
+        if "text_parallel_0" in row:
+            pairs = tokenize_pair_batch({name: [row[name]] for name in PAIR_ID_FIELDS if name in row}, tokenizer, options)
+            feature.update({name: pairs[name][0] for name in PAIR_ID_FIELDS.values() if name in pairs})
+        if feature:
             features.append(feature)
-    for what, count in counts.items():
-        if count:
-            logger.warning("%d %s (block_size=%d, pair_max_length=%d)", count, what, options.block_size, pair_max)
     return features
 
 
@@ -143,20 +127,22 @@ class AlignmentCollator:
         return longest if not multiple else -(-longest // multiple) * multiple
 
     def __call__(self, features: List[Dict]) -> Dict[str, torch.Tensor]:
+        """Each stream from the features that hold it (an evaluation batch may mix task and pair examples)."""
         batch = {}
         for ids_key, mask_key, labels_key in STREAMS:
-            if ids_key not in features[0]:
+            rows = [feature for feature in features if ids_key in feature]
+            if not rows:
                 continue
-            length = self._length(max(len(f[ids_key]) for f in features))
-            ids = torch.full((len(features), length), self.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(features), length), dtype=torch.long)
-            labels = torch.full((len(features), length), IGNORE_INDEX, dtype=torch.long) if labels_key else None
-            for row, feature in enumerate(features):
+            length = self._length(max(len(f[ids_key]) for f in rows))
+            ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), length), dtype=torch.long)
+            labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long) if labels_key else None
+            for row, feature in enumerate(rows):
                 n = len(feature[ids_key])
-                ids[row, :n] = torch.tensor(feature[ids_key])
+                ids[row, :n] = torch.as_tensor(feature[ids_key])
                 mask[row, :n] = 1
                 if labels is not None:
-                    labels[row, :n] = torch.tensor(feature[labels_key])
+                    labels[row, :n] = torch.as_tensor(feature[labels_key])
             batch[ids_key], batch[mask_key] = ids, mask
             if labels is not None:
                 batch[labels_key] = labels

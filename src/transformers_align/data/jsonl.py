@@ -9,31 +9,47 @@ class DataFormatError(ValueError):
     """A data file that does not have the expected format; the message names the file, line and field."""
 
 
-def iter_jsonl(path) -> Iterator[Tuple[int, dict]]:
-    """Yield ``(line_number, object)`` for every non-blank line of a JSON Lines file (1-based line numbers)."""
+def iter_text_lines(path) -> Iterator[Tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file; a byte that is not UTF-8 is an error naming the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+        raise DataFormatError(f"{path}: no such file")
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
             try:
-                value = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataFormatError(f"{path}:{line_number}: malformed JSON ({error.msg} at column {error.colno})") from None
-            if not isinstance(value, dict):
-                raise DataFormatError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}")
-            yield line_number, value
+                yield line_number, raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataFormatError(f"{path}:{line_number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column "
+                                      f"{len(raw[:error.start].decode('utf-8', 'replace')) + 1})") from None
+
+
+def iter_jsonl(path) -> Iterator[Tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for every non-blank line of a JSON Lines file (1-based line numbers)."""
+    for line_number, line in iter_text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataFormatError(f"{path}:{line_number}: malformed JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(value, dict):
+            raise DataFormatError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}")
+        yield line_number, value
 
 
 def read_json(path):
-    """The value of a whole-file JSON document; malformed JSON is an error naming the file and line."""
+    """The value of a whole-file JSON document; malformed JSON or a non-UTF-8 byte is an error naming the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DataFormatError(f"{path}: no such file")
+    raw = path.read_bytes()
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise DataFormatError(f"{path}:{line}: not UTF-8 (byte 0x{raw[error.start]:02x})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise DataFormatError(f"{path}:{error.lineno}: malformed JSON ({error.msg} at column {error.colno})") from None
 

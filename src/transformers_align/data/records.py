@@ -1,19 +1,28 @@
-"""Reading training records (JSON, JSON Lines, TSV) with validation that names the file, line and field."""
+"""Reading training records (JSON, JSON Lines, TSV) with validation that names the file, line and field.
+
+A training file holds task examples, parallel pairs, or both in each record (mid-align's rows, AFP's
+records). :func:`iter_stream_records` reads one of the two streams out of any of them.
+"""
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from transformers_align.data.jsonl import DataFormatError, iter_jsonl, read_json, require_fields, string_field
+from transformers_align.data.jsonl import DataFormatError, iter_jsonl, iter_text_lines, read_json, require_fields, string_field
 
 logger = logging.getLogger(__name__)
 
 TASK_FIELDS = ("prefix", "text")
 PROMPT_COMPLETION_FIELDS = ("prompt", "completion")  # AdaMergeX / TRL naming of the same two parts
 PAIR_FIELDS = ("text_parallel_0", "text_parallel_1")
+NEGATIVE_FIELD = "text_negative"  # optional: a hard negative for side 0, next to a pair
 AFP_FIELDS = ("sent0", "sent1", "clm_text", "clm_prompt_len")
 MAY_BE_EMPTY = ("prefix", "prompt")  # plain language modelling has no prompt
+SCHEMAS = ("task", "task+pairs", "prompt+completion", "afp", "pairs")
+SCHEMA_FIELDS = {"task": TASK_FIELDS, "task+pairs": TASK_FIELDS + PAIR_FIELDS, "prompt+completion": PROMPT_COMPLETION_FIELDS,
+                 "afp": AFP_FIELDS, "pairs": PAIR_FIELDS}
+TASK, PAIRS = "task", "pairs"  # the two streams
 
 
 @dataclass
@@ -30,17 +39,42 @@ class SkipCounter:
             logger.warning("%s: skipped %d record(s): %s", source, count, reason)
 
 
+def detect_schema(record: dict, where: str = "a record") -> str:
+    """The schema a record follows, from its fields: task, task+pairs (mid-align mode 2), prompt+completion, afp, or pairs."""
+    keys = set(record)
+    if set(AFP_FIELDS) <= keys:
+        return "afp"
+    if set(PROMPT_COMPLETION_FIELDS) <= keys:
+        return "prompt+completion"
+    has_task, has_pairs = set(TASK_FIELDS) <= keys, set(PAIR_FIELDS) <= keys
+    if has_task:
+        return "task+pairs" if has_pairs else "task"
+    if has_pairs:
+        return "pairs"
+    raise DataFormatError(f"{where}: fields {sorted(keys)} match no schema: expected {TASK_FIELDS}, {TASK_FIELDS + PAIR_FIELDS}, "
+                          f"{PROMPT_COMPLETION_FIELDS}, {PAIR_FIELDS} or AFP's {AFP_FIELDS}")
+
+
+def streams_of(schema: str) -> Tuple[str, ...]:
+    """The streams that records of ``schema`` feed."""
+    if schema not in SCHEMAS:
+        raise DataFormatError(f"unknown data schema {schema!r}; choose one of {', '.join(SCHEMAS)}")
+    return {"task": (TASK,), "prompt+completion": (TASK,), "pairs": (PAIRS,)}.get(schema, (TASK, PAIRS))
+
+
 def iter_json_records(path) -> Iterator[Tuple[int, dict]]:
     """``(line number, record)`` from a JSON array file or a JSON Lines file (blank lines ignored)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as handle:
-        is_array = handle.read(4096).lstrip().startswith("[")
+        raise DataFormatError(f"{path}: no such file")
+    with path.open("rb") as handle:
+        is_array = handle.read(4096).lstrip().startswith(b"[")
     if not is_array:
         yield from iter_jsonl(path)
         return
     records = read_json(path)
+    if not isinstance(records, list):
+        raise DataFormatError(f"{path}:1: expected a JSON array of records or JSON Lines")
     for index, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise DataFormatError(f"{path}: record {index}: expected a JSON object, got {type(record).__name__}")
@@ -49,16 +83,69 @@ def iter_json_records(path) -> Iterator[Tuple[int, dict]]:
 
 def iter_tsv_pairs(path) -> Iterator[Tuple[int, List[str]]]:
     """``(line number, [sentence 0, sentence 1])`` from a two-column TSV without header."""
-    path = Path(path)
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            columns = line.split("\t")
-            if len(columns) != 2:
-                raise DataFormatError(f"{path}:{number}: expected 2 tab-separated columns, found {len(columns)}")
-            yield number, columns
+    for number, line in iter_text_lines(path):
+        line = line.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) != 2:
+            raise DataFormatError(f"{path}:{number}: expected 2 tab-separated columns, found {len(columns)}")
+        yield number, columns
+
+
+def file_schema(path, schema: str = "auto") -> str:
+    """``schema``, or for ``auto`` the schema of the file's first record; a file with no record is an error."""
+    number, record = next(_iter_file(path), (None, None))
+    if record is None:
+        raise DataFormatError(f"{path}: the file holds no records")
+    return detect_schema(record, f"{path}:{number}") if schema == "auto" else schema
+
+
+def iter_stream_records(path, stream: str, schema: str = "auto") -> Iterator[Dict]:
+    """The ``stream`` part of every record of one file, validated, with its ``line`` and a ``skipped`` reason ("" if kept).
+
+    Task records: ``prefix``, ``text``, ``append_eos`` (AFP's and {prompt, completion} records carry no
+    end marker; mid-align's text ends in <|eot_id|>). Pair records: ``text_parallel_0/1`` and, when
+    the file has them, ``text_negative``. A file with no record is an error.
+    """
+    schema = file_schema(path, schema)
+    if stream not in streams_of(schema):
+        return
+    has_negative = None
+    for number, record in _iter_file(path):
+        where = f"{path}:{number}"
+        has_negative = (stream == PAIRS and NEGATIVE_FIELD in record) if has_negative is None else has_negative
+        require_fields(record, SCHEMA_FIELDS[schema] + ((NEGATIVE_FIELD,) if has_negative else ()), where)
+        row = _task_part(record, schema, where) if stream == TASK else _pair_part(record, schema, has_negative, where)
+        empty = [name for name, value in row.items() if isinstance(value, str) and not value.strip() and name not in MAY_BE_EMPTY]
+        row.update(line=number, skipped=f"empty {empty[0]}" if empty else "")
+        yield row
+
+
+def _iter_file(path) -> Iterator[Tuple[int, dict]]:
+    if str(path).endswith(".tsv"):
+        return ((number, dict(zip(PAIR_FIELDS, columns))) for number, columns in iter_tsv_pairs(path))
+    return iter_json_records(path)
+
+
+def _task_part(record: dict, schema: str, where: str) -> Dict:
+    if schema == "afp":
+        text = string_field(record, "clm_text", where, allow_empty=True)
+        cut = _checked_prompt_length(record, where)
+        return {"prefix": text[:cut], "text": text[cut:], "append_eos": True}
+    if schema == "prompt+completion":
+        return {"prefix": string_field(record, "prompt", where, allow_empty=True),
+                "text": string_field(record, "completion", where, allow_empty=True), "append_eos": True}
+    return {"prefix": string_field(record, "prefix", where, allow_empty=True),
+            "text": string_field(record, "text", where, allow_empty=True), "append_eos": False}
+
+
+def _pair_part(record: dict, schema: str, has_negative: bool, where: str) -> Dict:
+    names = ("sent0", "sent1") if schema == "afp" else PAIR_FIELDS
+    row = {side: string_field(record, name, where, allow_empty=True) for side, name in zip(PAIR_FIELDS, names)}
+    if has_negative:
+        row[NEGATIVE_FIELD] = string_field(record, NEGATIVE_FIELD, where, allow_empty=True)
+    return row
 
 
 def load_records(paths: Sequence, required: Sequence[str], skips: SkipCounter) -> List[Dict]:
@@ -68,29 +155,26 @@ def load_records(paths: Sequence, required: Sequence[str], skips: SkipCounter) -
         for number, record in iter_json_records(path):
             where = f"{path}:{number}"
             require_fields(record, required, where)
-            row = {name: string_field(record, name, where, allow_empty=True) for name in required if name != "clm_prompt_len"}
+            row = {name: string_field(record, name, where, allow_empty=True) for name in required}
             empty = [name for name, value in row.items() if not value.strip() and name not in MAY_BE_EMPTY]
             if empty:
                 skips.add(f"empty {empty[0]}")
                 continue
-            if "clm_prompt_len" in required:
-                row["clm_prompt_len"] = _checked_prompt_length(record, where)
             kept.append(row)
     return kept
 
 
-def load_pairs(paths: Sequence, skips: SkipCounter) -> List[Dict]:
-    """Parallel pairs from TSV (2 columns) or JSON/JSONL files with text_parallel_0/1."""
+def load_pairs(paths: Sequence, skips: Optional[SkipCounter] = None) -> List[Dict]:
+    """Parallel pairs (with ``text_negative`` where the file has it) from TSV or JSON/JSONL files; empty ones are skipped."""
+    skips = skips if skips is not None else SkipCounter()
     pairs = []
     for path in paths:
-        if str(path).endswith(".tsv"):
-            for _, (side0, side1) in iter_tsv_pairs(path):
-                if not side0.strip() or not side1.strip():
-                    skips.add("empty sentence in a pair")
-                    continue
-                pairs.append({"text_parallel_0": side0, "text_parallel_1": side1})
-        else:
-            pairs.extend(load_records([path], PAIR_FIELDS, skips))
+        for row in iter_stream_records(path, PAIRS, "pairs"):
+            if row.pop("skipped"):
+                skips.add("empty sentence in a pair")
+                continue
+            row.pop("line")
+            pairs.append(row)
     return pairs
 
 

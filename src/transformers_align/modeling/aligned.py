@@ -82,7 +82,7 @@ class AlignedCausalLMMixin:
     def forward(self, input_ids=None, attention_mask=None, labels=None,
                 input_ids_parallel_0=None, attention_mask_parallel_0=None,
                 input_ids_parallel_1=None, attention_mask_parallel_1=None,
-                input_ids_negative=None, attention_mask_negative=None, **kwargs):
+                input_ids_negative=None, attention_mask_negative=None, num_items_in_batch=None, **kwargs):
         return_dict = kwargs.pop("return_dict", None)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if (input_ids_parallel_0 is None) != (input_ids_parallel_1 is None):
@@ -90,7 +90,16 @@ class AlignedCausalLMMixin:
         has_task = input_ids is not None or kwargs.get("inputs_embeds") is not None
         task = None
         if has_task:
-            task = super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, return_dict=True, **kwargs)
+            # MINIMAL VERSION of the num_items_in_batch contract (the trainer's global token mean; transformers
+            # has it from 4.46): the task loss is this micro-batch's summed token cross-entropy divided by
+            # num_items_in_batch. The chunked task loss (issue 16) replaces this block at merge.
+            summed = num_items_in_batch is not None and labels is not None
+            task = super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=None if summed else labels,
+                                   return_dict=True, **kwargs)
+            if summed:
+                logits = task.logits[:, :-1].float()
+                task.loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(logits.device),
+                                            ignore_index=-100, reduction="sum") / num_items_in_batch
         alignment_loss = None
         if input_ids_parallel_0 is not None:
             alignment_loss = self.compute_alignment_loss(input_ids_parallel_0, attention_mask_parallel_0, input_ids_parallel_1,

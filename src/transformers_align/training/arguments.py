@@ -9,6 +9,10 @@ from transformers_align.modeling.settings import AlignmentSettings
 from transformers_align.training.schedule import MODES, mode_from_reference_flags
 
 
+class ArgumentError(ValueError):
+    """Arguments that cannot work together; the message says which and what to change."""
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(metadata={"help": "Local model folder (or hub id where a hub is reachable)."})
@@ -45,9 +49,12 @@ class AlignmentArguments(AlignmentSettings):
     def resolved_mode(self) -> str:
         if self.training_mode is not None:
             if self.training_mode not in MODES:
-                raise ValueError(f"--training_mode {self.training_mode!r}: choose one of {', '.join(MODES)}")
+                raise ArgumentError(f"--training_mode {self.training_mode!r}: choose one of {', '.join(MODES)}")
             return self.training_mode
-        return mode_from_reference_flags(self.alternate_training, self.only_train_language_modeling, self.only_train_contrastive)
+        try:
+            return mode_from_reference_flags(self.alternate_training, self.only_train_language_modeling, self.only_train_contrastive)
+        except ValueError as error:
+            raise ArgumentError(str(error)) from None
 
     def settings(self) -> dict:
         """The model-config part, without the scheduling flags."""
@@ -59,20 +66,26 @@ class DataArguments:
     train_file: str = field(metadata={"help": "Training records, comma-separated JSON / JSON Lines files."})
     validation_file: Optional[str] = field(default=None, metadata={"help": "Validation records, comma-separated."})
     alignment_file: Optional[str] = field(
-        default=None, metadata={"help": "Parallel pairs (TSV, or JSON/JSONL with text_parallel_0/1), joined to the rows."}
+        default=None,
+        metadata={"help": "Parallel pairs (TSV, or JSON/JSONL with text_parallel_0/1 and optionally text_negative), comma-separated; "
+                          "added to the pair stream, which is sampled on its own (every pair is used once per pair epoch)."}
     )
     data_schema: str = field(
         default="auto", metadata={"help": "task, task+pairs, afp, pairs, or auto (from the first record's fields)."}
     )
     block_size: int = field(default=2048, metadata={"help": "Longest task sequence in tokens; longer ones are truncated."})
     pair_max_length: Optional[int] = field(default=None, metadata={"help": "Longest pair sentence in tokens; default block_size."})
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples of each training stream."})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N validation rows."})
     patience: Optional[int] = field(
         default=None, metadata={"help": "Early stopping after N evaluations without improvement (needs load_best_model_at_end)."}
     )
-    streaming: bool = field(default=False, metadata={"help": "Accepted for mid-align compatibility; local files are read whole."})
-    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Accepted for compatibility; unused."})
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "Read, tokenize and batch the training files as training goes (files larger than memory); needs "
+                          "--max_steps. Without it the files are tokenized once into an on-disk cache (HF_DATASETS_CACHE)."})
+    preprocessing_num_workers: Optional[int] = field(
+        default=None, metadata={"help": "Processes that tokenize the data (datasets.map num_proc); default: one."})
 
     @staticmethod
     def split(value: Optional[str]) -> List[str]:

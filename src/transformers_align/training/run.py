@@ -9,12 +9,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from transformers_align.data.features import AlignmentCollator, FeatureOptions, detect_schema, read_rows, tokenize_rows
-from transformers_align.data.jsonl import read_json
-from transformers_align.data.records import iter_json_records
+from transformers_align.data.features import AlignmentCollator, FeatureOptions
+from transformers_align.data.jsonl import DataFormatError, read_json
+from transformers_align.data.streams import build_streams
 from transformers_align.modeling import patch_model
-from transformers_align.training.arguments import DataArguments
-from transformers_align.training.schedule import ALIGNMENT, TASK
+from transformers_align.training.arguments import ArgumentError, DataArguments
+from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, TASK, objectives_for_step
 from transformers_align.training.trainer import AlignmentTrainer
 
 logger = logging.getLogger(__name__)
@@ -52,10 +52,14 @@ def attention_implementation(requested: str, model_name_or_path: str) -> str:
     return "sdpa" if model_class._supports_sdpa else "eager"
 
 
-def load_model_and_tokenizer(model_args, alignment_args, training_args):
+def load_tokenizer(model_args):
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # as mid-align does for Llama-3; labels pad with -100 anyway
+    return tokenizer
+
+
+def load_model(model_args, alignment_args, training_args):
     dtype = model_args.torch_dtype
     dtype = dtype if dtype in (None, "auto") else getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(
@@ -67,7 +71,7 @@ def load_model_and_tokenizer(model_args, alignment_args, training_args):
         model = wrap_with_adapter(model, model_args, training_args)
     elif model_args.lora_config or model_args.load_lora_from:
         raise ValueError("--lora_config / --load_lora_from need --use_lora")
-    return model, tokenizer
+    return model
 
 
 def wrap_with_adapter(model, model_args, training_args):
@@ -94,22 +98,41 @@ def wrap_with_adapter(model, model_args, training_args):
     return peft_model
 
 
-def build_features(tokenizer, data_args, mode, seed, files):
+def build_training_data(tokenizer, data_args, mode, files, training_args=None):
+    """The streams that ``mode`` trains on, read from ``files`` (and ``--alignment_file``), tokenized and checked.
+
+    ``training_args`` given (training data): refuses what cannot train before any model is loaded:
+    ``--streaming`` without ``--max_steps`` and a mode whose stream the data lacks. Without it (evaluation
+    data) the streams of the mode that the files hold are read.
+    """
     if not files:
         return None
-    first = next(iter_json_records(files[0]))[1]
-    schema = detect_schema(first) if data_args.data_schema == "auto" else data_args.data_schema
-    rows = read_rows(files, schema, DataArguments.split(data_args.alignment_file), seed)
-    needs_pairs = mode != TASK
-    if needs_pairs and "text_parallel_0" not in rows[0]:
-        raise ValueError(f"mode {mode!r} needs parallel pairs, but {files[0]} has none: use contrastive_data_mode 2 data "
-                         f"(text_parallel_0/1 in each row) or --alignment_file")
-    if mode == ALIGNMENT:
-        rows = [{k: v for k, v in row.items() if k.startswith("text_parallel")} for row in rows]
-    elif mode == TASK:
-        rows = [{k: v for k, v in row.items() if not k.startswith("text_parallel")} for row in rows]
+    if data_args.streaming and training_args is not None and training_args.max_steps <= 0:
+        raise ArgumentError("--streaming reads the data as training goes, so the number of steps is unknown: pass --max_steps")
+    wanted = {STREAM_OF[o] for o in objectives_for_step(mode, 0) | objectives_for_step(mode, 1)}
     options = FeatureOptions(block_size=data_args.block_size, pair_max_length=data_args.pair_max_length)
-    return tokenize_rows(tokenizer, rows, options)
+    streams = build_streams(files, DataArguments.split(data_args.alignment_file), sorted(wanted), tokenizer, options,
+                            schema=data_args.data_schema, num_proc=data_args.preprocessing_num_workers,
+                            streaming=data_args.streaming and training_args is not None,
+                            max_samples=data_args.max_train_samples if training_args is not None else data_args.max_eval_samples)
+    if training_args is None:
+        return streams
+    for objective, stream in STREAM_OF.items():
+        if stream in wanted and stream not in streams.streams:
+            needed = ("parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), AFP records or --alignment_file"
+                      if objective == ALIGNMENT else "task examples (prefix/text, prompt/completion or AFP records)")
+            raise DataFormatError(f"{', '.join(files)}: mode {mode!r} needs {needed}, but there are none")
+    return streams
+
+
+def check_contrastive_batch(training_args, gathered):
+    """An InfoNCE batch of one pair has no negative: refuse per-device batches that make one."""
+    pairs = training_args.per_device_train_batch_size * (training_args.world_size if gathered else 1)
+    if pairs < 2:
+        raise ArgumentError(f"alignment needs at least 2 pairs per contrastive batch, but --per_device_train_batch_size is "
+                            f"{training_args.per_device_train_batch_size}"
+                            + (f" on {training_args.world_size} processes" if gathered else "")
+                            + ": raise it" + ("" if gathered else " or pass --gather_negatives_across_ranks under torchrun"))
 
 
 def check_data_mode(alignment_args, mode):
@@ -117,15 +140,15 @@ def check_data_mode(alignment_args, mode):
     if data_mode is None:
         return
     if data_mode not in (0, 2):
-        raise ValueError(f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)")
+        raise ArgumentError(f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)")
     if data_mode == 0 and mode != TASK:
-        raise ValueError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
+        raise ArgumentError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
 
 
 def train(model_args, alignment_args, data_args, training_args):
     """Run training end to end; returns the trainer (its state holds the log history)."""
     if not (training_args.do_train or training_args.do_eval):
-        raise ValueError("nothing to do: pass --do_train and/or --do_eval")
+        raise ArgumentError("nothing to do: pass --do_train and/or --do_eval")
     mode = alignment_args.resolved_mode()
     check_data_mode(alignment_args, mode)
     set_seed(training_args.seed)
@@ -134,16 +157,14 @@ def train(model_args, alignment_args, data_args, training_args):
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
     if mode in ("alternate", ALIGNMENT) and training_args.ddp_find_unused_parameters is None:
         training_args.ddp_find_unused_parameters = True  # alignment steps leave the blocks above L unused
-    model, tokenizer = load_model_and_tokenizer(model_args, alignment_args, training_args)
-
+    if mode != TASK and training_args.do_train:
+        check_contrastive_batch(training_args, alignment_args.gather_negatives_across_ranks)
+    tokenizer = load_tokenizer(model_args)
     train_files, eval_files = DataArguments.split(data_args.train_file), DataArguments.split(data_args.validation_file)
-    with training_args.main_process_first(desc="tokenizing"):
-        train_set = build_features(tokenizer, data_args, mode, training_args.seed, train_files)
-        eval_set = build_features(tokenizer, data_args, mode, training_args.seed, eval_files)
-    if data_args.max_train_samples:
-        train_set = train_set[: data_args.max_train_samples]
-    if eval_set is not None and data_args.max_eval_samples:
-        eval_set = eval_set[: data_args.max_eval_samples]
+    with training_args.main_process_first(desc="reading and tokenizing the data"):  # the others then read the cache
+        train_set = build_training_data(tokenizer, data_args, mode, train_files, training_args) if training_args.do_train else None
+        eval_set = build_training_data(tokenizer, data_args, mode, eval_files) if training_args.do_eval else None
+    model = load_model(model_args, alignment_args, training_args)  # only once the data is known to be usable
 
     arguments = {"model": asdict(model_args), "alignment": asdict(alignment_args), "data": asdict(data_args),
                  "training_mode": mode, "training": training_args.to_dict()}

@@ -1,14 +1,20 @@
 """``AlignmentTrainer``: a stock ``transformers.Trainer`` whose micro-steps compute the task loss, the alignment loss, or both.
 
-Only ``compute_loss``, ``prediction_step``, ``evaluation_loop`` and ``log`` are overridden: the training
-loop, DeepSpeed, DDP, checkpointing and resuming are the stock 4.43.4 ones.
+The training data is two streams (task examples, parallel pairs; ``data.streams``) and the train
+dataloader yields, per global micro-step, the batch the schedule picks (``data.batches``); ``compute_loss``
+computes whatever that batch holds. The training loop, DeepSpeed, DDP, checkpointing and resuming are the
+stock 4.43.4 ones: the dataloader is not handed to ``accelerator.prepare``, because it already gives each
+rank its own share (``_prepare_inputs`` moves the batch to the device).
 """
 from contextlib import contextmanager
 from functools import partial
 
 import torch
+from torch.utils.data import ConcatDataset
 from transformers import Trainer
 
+from transformers_align.data.batches import ScheduledBatches, ScheduledDataLoader, StreamedBatches
+from transformers_align.data.streams import TrainingStreams
 from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for, objectives_for_step
 
 _LOSS_NAMES = ("task_loss", "alignment_loss")
@@ -54,47 +60,75 @@ def _full_torch_load():
 class AlignmentTrainer(Trainer):
     """Trains with ``mode`` = alternate | joint | task | alignment (see ``training.schedule``).
 
-    Logs ``task_loss`` and ``alignment_loss`` as true means over the micro-batches that computed them
-    (mid-align's logger averaged zeros in, halving both). Evaluation reports ``eval_task_loss`` and
-    ``eval_alignment_loss`` for whatever the evaluation data holds; ``eval_loss`` is the task loss when
-    the mode trains the task (so best-model selection follows the task), else the alignment loss.
+    ``train_dataset`` is a :class:`TrainingStreams`, or features in memory (``data.features.tokenize_rows``
+    output), which are split into the two streams. ``--group_by_length`` groups each stream's batches by
+    length. Logs ``task_loss`` and ``alignment_loss`` as true means: the task loss over every scored token
+    of the logging window's optimizer steps (all ranks, all accumulated micro-batches), the alignment loss
+    over its micro-batches (mid-align's logger averaged zeros in, halving both), and ``task_epoch`` /
+    ``pairs_epoch``, the passes made over each stream. Evaluation reports ``eval_task_loss`` and
+    ``eval_alignment_loss`` (means over evaluation batches) for whatever the evaluation data holds;
+    ``eval_loss`` is the task loss when the mode trains the task (so best-model selection follows the
+    task), else the alignment loss.
     """
 
-    def __init__(self, *args, mode: str = "alternate", **kwargs):
+    def __init__(self, *args, mode: str = "alternate", train_dataset=None, eval_dataset=None, **kwargs):
         objectives_for_step(mode, 0)  # validates the mode
-        super().__init__(*args, **kwargs)
+        if train_dataset is not None and not isinstance(train_dataset, TrainingStreams):
+            train_dataset = TrainingStreams.from_features(train_dataset)
+        if isinstance(eval_dataset, TrainingStreams):
+            eval_dataset = ConcatDataset([stream.examples for stream in eval_dataset.streams.values()])
+        super().__init__(*args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
         self.mode = mode
         self._train_means, self._eval_means = _LossMeans(), _LossMeans()
-        self._micro_step_seen_at = None
-        self._micro_in_step = 0
+        self._scheduled = None
 
-    def _global_micro_step(self) -> int:
-        """global_step * gradient_accumulation_steps + index within the current optimizer step."""
-        if self._micro_step_seen_at != self.state.global_step:
-            self._micro_step_seen_at, self._micro_in_step = self.state.global_step, 0
-        micro = self.state.global_step * self.args.gradient_accumulation_steps + self._micro_in_step
-        self._micro_in_step += 1
-        return micro
+    def get_train_dataloader(self):
+        if self.train_dataset is None:
+            raise ValueError("AlignmentTrainer: training requires a train_dataset.")
+        args = self.args
+        common = dict(streams=self.train_dataset, collator=self.data_collator, mode=self.mode,
+                      per_device_batch=self._train_batch_size, world_size=args.world_size, rank=args.process_index,
+                      accumulation=args.gradient_accumulation_steps, seed=args.data_seed if args.data_seed is not None else args.seed)
+        if self.train_dataset.streaming:  # read in order in this process: worker processes would each read it all
+            self._scheduled = StreamedBatches(**common)
+            return torch.utils.data.DataLoader(self._scheduled, batch_size=None)
+        self._scheduled = ScheduledBatches(**common, group_by_length=args.group_by_length)
+        workers = args.dataloader_num_workers
+        return ScheduledDataLoader(self._scheduled, num_workers=workers, pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
+                                   persistent_workers=args.dataloader_persistent_workers and workers > 0,
+                                   prefetch_factor=args.dataloader_prefetch_factor if workers else None)
+
+    def num_examples(self, dataloader) -> int:
+        if isinstance(dataloader.dataset, ScheduledBatches):
+            return dataloader.dataset.examples_per_epoch
+        return super().num_examples(dataloader)
+
+    def floating_point_ops(self, inputs) -> int:
+        """6 × parameters × tokens of every stream in the batch (the stock estimate counts ``input_ids`` only)."""
+        tokens = sum(value.numel() for name, value in inputs.items() if name.startswith("input_ids"))
+        return 6 * tokens * self.model.num_parameters(exclude_embeddings=True)
 
     def compute_loss(self, model, inputs, return_outputs=False, *args, **kwargs):
-        objectives = objectives_for_step(self.mode, self._global_micro_step()) if model.training else self._eval_objectives(inputs)
-        wanted = fields_for(objectives)
-        missing = [name for name in wanted if name not in inputs]
-        if missing:
-            raise ValueError(f"mode {self.mode!r} needs batch fields {missing}: the training data has no "
-                             f"{'parallel pairs' if 'input_ids_parallel_0' in missing else 'task examples'}")
-        outputs = model(**{name: inputs[name] for name in wanted})
+        objectives = self._batch_objectives(inputs, minimum_pairs=1 if model.training else 2)
+        if not objectives:
+            raise ValueError(f"mode {self.mode!r}: the batch holds neither task examples nor parallel pairs for it")
+        wanted = fields_for(objectives, hard_negatives="input_ids_negative" in inputs)
+        extra = {"num_items_in_batch": inputs["num_items_in_batch"]} if TASK in objectives and "num_items_in_batch" in inputs else {}
+        outputs = model(**{name: inputs[name] for name in wanted}, **extra)
         (self._train_means if model.training else self._eval_means).add(outputs)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
-    def _eval_objectives(self, inputs) -> frozenset:
-        available = {TASK} if "input_ids" in inputs else set()
-        if "input_ids_parallel_0" in inputs and self.mode != TASK:
+    def _batch_objectives(self, inputs, minimum_pairs: int) -> frozenset:
+        """The objectives this batch's streams allow in this mode (evaluation: an alignment loss needs 2 pairs)."""
+        available = {TASK} if "input_ids" in inputs and self.mode != ALIGNMENT else set()
+        if "input_ids_parallel_0" in inputs and self.mode != TASK and len(inputs["input_ids_parallel_0"]) >= minimum_pairs:
             available.add(ALIGNMENT)
         return frozenset(available)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
+        if not self._batch_objectives(inputs, minimum_pairs=2):  # e.g. a last batch holding a single pair
+            return None, None, None
         with torch.no_grad(), self.compute_loss_context_manager():
             _, outputs = self.compute_loss(model, inputs, return_outputs=True)
         selected = outputs.task_loss if self.mode != ALIGNMENT and outputs.task_loss is not None else outputs.alignment_loss
@@ -122,6 +156,8 @@ class AlignmentTrainer(Trainer):
         return optimizer
 
     def log(self, logs, *args, **kwargs):
-        if "loss" in logs:  # a training log: add the per-objective means since the last one
+        if "loss" in logs:  # a training log: add the per-objective means since the last one, and each stream's epochs
             logs.update(self._train_means.read(self.accelerator))
+            if self._scheduled is not None:
+                logs.update(self._scheduled.epochs(self.state.global_step * self.args.gradient_accumulation_steps))
         super().log(logs, *args, **kwargs)

@@ -1,0 +1,185 @@
+"""The batch of every global micro-step: which stream(s) the schedule picks, which examples, this rank's share.
+
+Everything is a pure function of the global micro-step ``m``, so every rank agrees on what step ``m``
+computes and a resumed run continues exactly. Each stream runs its own epochs: epoch ``e`` of a stream
+is a permutation of all its examples drawn from ``(seed, stream, e)`` (length-grouped on request, with
+transformers' ``get_length_grouped_indices``), cut into global batches of ``per_device_batch *
+world_size``; the last batch of an epoch is completed from the start of the same permutation, so every
+batch is full and every example is used once per epoch. Rank ``r`` takes the ``r``-th slice of each
+global batch: two ranks with batch ``b`` see exactly what one process with batch ``2b`` sees.
+
+With ``streaming`` the streams are read in order (a shuffle buffer instead of a permutation) and a
+resumed run replays the stream up to where it stopped.
+"""
+import itertools
+import math
+from typing import Dict, Iterator, List
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+from transformers_align.data.records import PAIRS, TASK
+from transformers_align.data.streams import TrainingStreams
+from transformers_align.training.schedule import STREAM_OF, objectives_for_step, stream_batches_before, streams_for_step
+
+STREAM_IDS = {TASK: 0, PAIRS: 1}  # part of each stream's seed, so the two streams are shuffled independently
+SHUFFLE_BUFFER = 10_000  # examples held by a streamed stream's shuffle buffer
+
+
+class StreamOrder:
+    """Which examples the ``k``-th global batch of one stream holds."""
+
+    def __init__(self, lengths: np.ndarray, global_batch: int, seed: int, stream: str, group_by_length: bool):
+        self.lengths, self.global_batch, self.group_by_length = lengths, global_batch, group_by_length
+        self.seed_parts = [seed, STREAM_IDS[stream]]
+        self.batches_per_epoch = math.ceil(len(lengths) / global_batch)
+        self._orders = {}  # the last two epochs' orders: an accumulation window may straddle an epoch's end
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            generator = torch.Generator().manual_seed(int(np.random.SeedSequence(self.seed_parts + [epoch]).generate_state(1)[0]))
+            if self.group_by_length:
+                from transformers.trainer_pt_utils import get_length_grouped_indices
+
+                order = get_length_grouped_indices(self.lengths.tolist(), self.global_batch, generator=generator)
+            else:
+                order = torch.randperm(len(self.lengths), generator=generator)
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+            self._orders[epoch] = np.asarray(order)
+        return self._orders[epoch]
+
+    def batch(self, k: int) -> np.ndarray:
+        epoch, position = divmod(k, self.batches_per_epoch)
+        order = self.epoch_order(epoch)
+        indices = order[position * self.global_batch:(position + 1) * self.global_batch]
+        return np.concatenate([indices, order[: self.global_batch - len(indices)]])
+
+    def epochs(self, batches: int) -> float:
+        """Passes over the stream after ``batches`` global batches (an epoch ends with its completed last batch)."""
+        return batches / self.batches_per_epoch
+
+
+class ScheduledBatches(Dataset):
+    """``self[m]``: this rank's collated batch of global micro-step ``m``, with ``num_items_in_batch`` on task steps.
+
+    ``num_items_in_batch`` is the number of scored task tokens in the optimizer step (all ranks, all
+    micro-steps of the accumulation window) divided by the task micro-batches in it (window × ranks):
+    dividing each micro-batch's summed cross-entropy by it makes the mean over ranks and micro-steps
+    that DDP and gradient accumulation take the token mean of the whole global batch.
+    """
+
+    def __init__(self, streams: TrainingStreams, collator, mode: str, per_device_batch: int, world_size: int, rank: int,
+                 accumulation: int, seed: int, group_by_length: bool):
+        self.streams, self.collator, self.mode = streams, collator, mode
+        self.per_device_batch, self.world_size, self.rank, self.accumulation = per_device_batch, world_size, rank, accumulation
+        needed = {STREAM_OF[o] for o in objectives_for_step(mode, 0) | objectives_for_step(mode, 1)}
+        missing = needed - set(streams.streams)
+        if missing:
+            raise ValueError(f"mode {mode!r} needs {' and '.join(sorted(missing))}, but the training data has none")
+        global_batch = per_device_batch * world_size
+        for name in needed:
+            if len(streams.streams[name]) < global_batch:
+                raise ValueError(f"the {name} stream has {len(streams.streams[name])} examples, fewer than one global batch "
+                                 f"({per_device_batch} per device × {world_size} processes)")
+        self.orders = {name: StreamOrder(streams.streams[name].lengths, global_batch, seed, name, group_by_length)
+                       for name in needed}
+        primary = TASK if TASK in needed else PAIRS  # a Trainer epoch is one pass over it
+        self.examples_per_epoch = len(streams.streams[primary])
+        steps = self.orders[primary].batches_per_epoch * (2 if mode == "alternate" else 1)
+        self.micro_steps_per_epoch = math.ceil(steps / accumulation) * accumulation
+
+    def __len__(self) -> int:
+        return self.micro_steps_per_epoch
+
+    def global_batch(self, stream: str, micro_step: int) -> np.ndarray:
+        return self.orders[stream].batch(stream_batches_before(self.mode, micro_step, stream))
+
+    def __getitem__(self, micro_step: int) -> Dict[str, torch.Tensor]:
+        batch = {}
+        for stream in streams_for_step(self.mode, micro_step):
+            mine = self.global_batch(stream, micro_step)[self.rank * self.per_device_batch:(self.rank + 1) * self.per_device_batch]
+            batch.update(self.collator(self.streams.streams[stream].rows(mine)))
+        if TASK in streams_for_step(self.mode, micro_step):
+            window = range(micro_step - micro_step % self.accumulation, micro_step - micro_step % self.accumulation + self.accumulation)
+            task_steps = [m for m in window if TASK in streams_for_step(self.mode, m)]
+            tokens = sum(int(self.streams.task.num_labels[self.global_batch(TASK, m)].sum()) for m in task_steps)
+            batch["num_items_in_batch"] = tokens / (len(task_steps) * self.world_size)
+        return batch
+
+    def epochs(self, micro_steps: int) -> Dict[str, float]:
+        """Passes over each stream after ``micro_steps`` global micro-steps."""
+        return {f"{stream}_epoch": round(order.epochs(stream_batches_before(self.mode, micro_steps, stream)), 4)
+                for stream, order in self.orders.items()}
+
+
+class StreamedBatches(IterableDataset):
+    """The streamed counterpart of :class:`ScheduledBatches`: batches in micro-step order, read as they are needed."""
+
+    def __init__(self, streams: TrainingStreams, collator, mode: str, per_device_batch: int, world_size: int, rank: int,
+                 accumulation: int, seed: int):
+        self.streams, self.collator, self.mode, self.seed = streams, collator, mode, seed
+        self.per_device_batch, self.world_size, self.rank, self.accumulation = per_device_batch, world_size, rank, accumulation
+        self.passes = {}
+
+    def _global_batches(self, stream: str) -> Iterator[List[Dict]]:
+        examples, buffer, self.passes[stream] = self.streams.streams[stream].examples, [], 0
+        for epoch in itertools.count():
+            shuffled = examples.shuffle(seed=self.seed + STREAM_IDS[stream], buffer_size=SHUFFLE_BUFFER)
+            shuffled.set_epoch(epoch)
+            for example in shuffled:
+                buffer.append(example)
+                if len(buffer) == self.per_device_batch * self.world_size:
+                    yield buffer
+                    buffer = []
+            self.passes[stream] = epoch + 1
+
+    def __iter__(self):
+        readers = {stream: self._global_batches(stream) for stream in self.streams.streams}
+        for start in itertools.count(0, self.accumulation):
+            window = [(m, {stream: next(readers[stream]) for stream in streams_for_step(self.mode, m)})
+                      for m in range(start, start + self.accumulation)]
+            task_batches = [drawn[TASK] for _, drawn in window if TASK in drawn]
+            tokens = sum(row["num_labels"] for rows in task_batches for row in rows)
+            for m, drawn in window:
+                batch = {}
+                for stream, rows in drawn.items():
+                    batch.update(self.collator(rows[self.rank * self.per_device_batch:(self.rank + 1) * self.per_device_batch]))
+                if TASK in drawn:
+                    batch["num_items_in_batch"] = tokens / (len(task_batches) * self.world_size)
+                yield batch
+
+    def epochs(self, micro_steps: int) -> Dict[str, float]:
+        return {f"{stream}_epoch": float(count) for stream, count in self.passes.items()}
+
+
+class MicroStepSampler(Sampler):
+    """Yields ``[m]`` for the global micro-steps of the current Trainer epoch (set by ``set_epoch``)."""
+
+    def __init__(self, micro_steps_per_epoch: int):
+        self.micro_steps_per_epoch, self.epoch = micro_steps_per_epoch, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.micro_steps_per_epoch
+
+    def __iter__(self):
+        first = self.epoch * self.micro_steps_per_epoch
+        return ([m] for m in range(first, first + self.micro_steps_per_epoch))
+
+
+def only_item(items):
+    """The DataLoader's collate function: each ``[m]`` is one already collated batch."""
+    return items[0]
+
+
+class ScheduledDataLoader(DataLoader):
+    """A DataLoader over global micro-steps; the Trainer's ``set_epoch`` moves it to the next range of micro-steps."""
+
+    def __init__(self, scheduled: ScheduledBatches, **kwargs):
+        super().__init__(scheduled, batch_sampler=MicroStepSampler(len(scheduled)), collate_fn=only_item, **kwargs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)

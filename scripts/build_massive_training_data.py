@@ -16,8 +16,8 @@ class MassiveTrainingDataArguments:
     partition: str = option("train", help="partition to take from them")
     pairs: Optional[str] = option(None,
                                   help="two-column TSV (side 0<TAB>side 1, e.g. scripts.build_parallel_pairs' en-fr.train.tsv); "
-                                  "adds text_parallel_0/1 to the rows (data mode 2); with more pairs than records the "
-                                  "records are repeated so that every pair is used")
+                                  "adds text_parallel_0/1 to the rows (data mode 2); to train on more pairs than there are "
+                                  "records, give the TSV to training as --alignment_file instead")
     tokenizer_name: Optional[str] = option(None, aliases=["--tokenizer"],
                                            help="local tokenizer whose chat template and EOS to use "
                                            "(default: the embedded one, i.e. mid-align's Llama-3 format)")
@@ -48,6 +48,9 @@ def main(argv=None):
     skips.log(args.pairs or "")
     rows = training_records(records, tokenizer, pairs, with_intent=False if args.no_intent else None)
     path = write_jsonl(args.output, rows)
+    if len(pairs) > len(rows):
+        print(f"warning: {len(pairs) - len(rows)} of {len(pairs)} pairs travel with no task row; "
+              f"train with --alignment_file {args.pairs} to use them all")
     print(f"wrote {len(rows)} training rows to {path}" + (f" with {len(pairs)} parallel pairs" if pairs else ""))
     return path
 

@@ -178,8 +178,8 @@ def training_records(records: Sequence[MassiveRecord], tokenizer, pairs: Sequenc
 
     With ``pairs`` (dicts as :func:`transformers_align.data.records.load_pairs` returns them), row i also
     gets ``text_parallel_0`` and ``text_parallel_1`` from pair ``i % len(pairs)``: as in mid-align, the
-    pair is unrelated to the task row it travels with. When there are more pairs than records, the
-    records are repeated in order so that every pair travels once (max(records, pairs) rows).
+    pair is unrelated to the task row it travels with. Pairs beyond the number of records travel with no
+    row (the training reader keeps pairs as a stream of their own: give them as ``--alignment_file``).
     ``with_intent`` defaults to whether all records have intents. The end-of-turn string is the
     tokenizer's EOS token (``<|eot_id|>`` for Llama-3 Instruct and the embedded tokenizer).
     """
@@ -188,8 +188,7 @@ def training_records(records: Sequence[MassiveRecord], tokenizer, pairs: Sequenc
         raise ValueError("with_intent needs an intent on every record")
     prompts = massive_prompts(records, tokenizer, with_intent)
     rows = []
-    for index in range(max(len(records), len(pairs))):
-        record, prefix = records[index % len(records)], prompts[index % len(records)]
+    for index, (record, prefix) in enumerate(zip(records, prompts)):
         row = {"prefix": prefix, "text": format_target(record.slots, record.intent if with_intent else None)
                + tokenizer.eos_token}
         if pairs:

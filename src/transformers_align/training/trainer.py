@@ -1,14 +1,13 @@
 """``AlignmentTrainer``: a stock ``transformers.Trainer`` whose micro-steps compute the task loss, the alignment loss, or both.
 
-Only ``compute_loss``, ``prediction_step``, ``evaluation_loop`` and ``log`` are overridden: the training
-loop, DeepSpeed, DDP, checkpointing and resuming are the stock 4.43.4 ones.
+Only ``compute_loss``, ``prediction_step``, ``evaluation_loop`` and ``log`` are overridden for the
+objectives; checkpoints are the stock 4.43.4 ones, made visible only once complete and read back without
+running code from them (``training.checkpoints``). The training loop, DeepSpeed and DDP are stock.
 """
-from contextlib import contextmanager
-from functools import partial
-
 import torch
 from transformers import Trainer
 
+from transformers_align.training.checkpoints import reading_rng_state, staged_checkpoint
 from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for, objectives_for_step
 
 _LOSS_NAMES = ("task_loss", "alignment_loss")
@@ -40,17 +39,6 @@ class _LossMeans:
                 for i, name in enumerate(_LOSS_NAMES) if totals[2 * i + 1] > 0}
 
 
-@contextmanager
-def _full_torch_load():
-    """``torch.load`` with ``weights_only=False`` for the duration of the block."""
-    original = torch.load
-    torch.load = partial(original, weights_only=False)
-    try:
-        yield
-    finally:
-        torch.load = original
-
-
 class AlignmentTrainer(Trainer):
     """Trains with ``mode`` = alternate | joint | task | alignment (see ``training.schedule``).
 
@@ -60,10 +48,12 @@ class AlignmentTrainer(Trainer):
     the mode trains the task (so best-model selection follows the task), else the alignment loss.
     """
 
-    def __init__(self, *args, mode: str = "alternate", **kwargs):
+    def __init__(self, *args, mode: str = "alternate", checkpoint_files: dict = None, **kwargs):
         objectives_for_step(mode, 0)  # validates the mode
         super().__init__(*args, **kwargs)
         self.mode = mode
+        self.checkpoint_files = checkpoint_files or {}  # name -> text, written into every checkpoint
+        self.checkpoint_stage = None
         self._train_means, self._eval_means = _LossMeans(), _LossMeans()
         self._micro_step_seen_at = None
         self._micro_in_step = 0
@@ -108,10 +98,17 @@ class AlignmentTrainer(Trainer):
         return output
 
     def _load_rng_state(self, checkpoint):
-        # transformers 4.43.4 reads rng_state*.pth with torch.load's default, which torch 2.6 turned to
-        # weights_only=True; the file holds NumPy's RNG state, so every resume failed. It is the run's own file.
-        with _full_torch_load():
+        # 4.43.4 reads rng_state*.pth with torch.load's default, weights_only=True since torch 2.6, which
+        # refuses NumPy's RNG state: allow exactly those types, never arbitrary objects.
+        with reading_rng_state(checkpoint):
             super()._load_rng_state(checkpoint)
+
+    def _save_checkpoint(self, model, trial, metrics=None):
+        with staged_checkpoint(self, trial, self.checkpoint_files):
+            super()._save_checkpoint(model, trial, metrics)
+
+    def _get_output_dir(self, trial):
+        return self.checkpoint_stage or super()._get_output_dir(trial)
 
     def create_optimizer(self):
         # With LoRA every trainable weight decays, so the Trainer's no-decay group is empty. DeepSpeed drops

@@ -24,6 +24,7 @@ default_model_path() {  # the model an empty MODEL_PATH trains
 }
 
 prepare_recipe() {
+  check_output_dir "$OUTDIR"  # before any model is built or loaded
   [ -n "${MODEL_PATH:-}" ] || MODEL_PATH="$(default_model_path)"
   TINY=""
   if [ "$MODEL_PATH" = tiny ]; then
@@ -74,19 +75,27 @@ print(torch.cuda.device_count() if c else 0, int(c and torch.cuda.is_bf16_suppor
        "DeepSpeed ${DEEPSPEED_CONFIG:-off}, gradient checkpointing $GRADIENT_CHECKPOINTING"
 }
 
-launch_run() {  # output folder, then run_clm_lora arguments: one training run, refused if it would mix outputs
-  local outdir="$1"; shift
-  local check=() output_args=(--output_dir "$outdir")
+output_flags() {  # OVERWRITE and RESUME as CHECK_FLAGS (the folder pre-check) and RUN_FLAGS (run_clm_lora)
+  CHECK_FLAGS=() RUN_FLAGS=()
   case "${OVERWRITE:-0}" in
-    1) check+=(--overwrite); output_args+=(--overwrite_output_dir True) ;;
+    1) CHECK_FLAGS+=(--overwrite); RUN_FLAGS+=(--overwrite_output_dir True) ;;
     0) ;;
     *) echo "OVERWRITE=$OVERWRITE: expected 1 or 0" >&2; exit 2 ;;
   esac
-  [ -n "${RESUME:-}" ] && { check+=(--resume "$RESUME"); output_args+=(--resume_from_checkpoint "$RESUME"); }
-  python -m transformers_align.training.checkpoints "$outdir" "${check[@]}"  # one line and exit 2 if refused
+  if [ -n "${RESUME:-}" ]; then CHECK_FLAGS+=(--resume "$RESUME"); RUN_FLAGS+=(--resume_from_checkpoint "$RESUME"); fi
+}
+
+check_output_dir() {  # one line and exit 2 if a new run may not write into folder $1
+  output_flags
+  python -m transformers_align.training.checkpoints "$1" "${CHECK_FLAGS[@]}" || exit 2
+}
+
+launch_run() {  # output folder, then run_clm_lora arguments: one training run, refused if it would mix outputs
+  local outdir="$1"; shift
+  check_output_dir "$outdir"
   mkdir -p "$outdir"
-  "${LAUNCHER[@]}" --model_name_or_path "$MODEL_PATH" "${output_args[@]}" "${HARDWARE_ARGS[@]}" "$@" \
-    2>&1 | tee -a "$outdir/train.log"
+  "${LAUNCHER[@]}" --model_name_or_path "$MODEL_PATH" --output_dir "$outdir" "${RUN_FLAGS[@]}" \
+    "${HARDWARE_ARGS[@]}" "$@" 2>&1 | tee -a "$outdir/train.log"
 }
 
 launch_training() {  # arguments: the recipe's own run_clm_lora arguments, then the user's

@@ -1,4 +1,5 @@
 """Train a causal LM with task and/or alignment losses (mid-align's run_clm_lora.py arguments keep working)."""
+import os
 import sys
 
 from transformers import HfArgumentParser, TrainingArguments
@@ -22,7 +23,7 @@ def main(argv=None):
     try:
         train(model_args, alignment_args, data_args, training_args, resume_args)
     except (OutputFolderError, LaunchError) as error:
-        if training_args.process_index == 0:
+        if os.environ.get("RANK", "0") == "0":  # torchrun's rank: the Trainer's may be wrong, see LaunchError
             print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
 

@@ -19,6 +19,7 @@ from transformers_align.training.checkpoints import (
     STAGING_DIR,
     OutputFolderError,
     ResumeArguments,
+    check_deepspeed_files,
     checkpoints_in,
     prepare_output,
 )
@@ -158,6 +159,15 @@ def test_crafted_rng_state_is_refused_and_runs_nothing(model_dir, straight, tmp_
         run_training(model_dir, data, tmp_path / "out", *SIX_STEPS, "--resume_from_checkpoint", str(checkpoint))
     assert not marker.exists()
     assert torch.load is torch.serialization.load  # no process-wide patch left behind
+
+
+def test_crafted_deepspeed_file_is_refused_before_deepspeed_reads_it(tmp_path):
+    marker, crafted = tmp_path / "pwned", tmp_path / "checkpoint-3" / "global_step3" / "mp_rank_00_model_states.pt"
+    crafted.parent.mkdir(parents=True)
+    torch.save({"module": {}, "ds_version": "0.19.8", "payload": _CreatesMarker(marker)}, crafted)
+    with pytest.raises(OutputFolderError, match=f"refused to resume from {crafted}: .* names io.open"):
+        check_deepspeed_files(crafted.parent.parent)
+    assert not marker.exists()
 
 
 def test_tiny_model_builder_never_replaces_a_folder_it_did_not_make(tmp_path):

@@ -32,8 +32,9 @@ def recipe(tmp_path_factory):
     (root / "lora.json").write_text(json.dumps(dict(lora, lora_dropout=0.0)))
 
     def launch(name, *extra, wait=True, **variables):
-        env = cpu_env(MODEL_PATH="tiny", TINY_MODEL_DIR=str(root / "tiny"), TRAIN_FILES=str(root / "train.json"),
-                      LORA_CONFIG=str(root / "lora.json"), OUTDIR=str(root / name), LOGGING_STEPS="1", **variables)
+        env = cpu_env(**{"MODEL_PATH": "tiny", "TINY_MODEL_DIR": str(root / "tiny"), "TRAIN_FILES": str(root / "train.json"),
+                         "LORA_CONFIG": str(root / "lora.json"), "OUTDIR": str(root / name), "LOGGING_STEPS": "1",
+                         **variables})
         command = ["bash", str(REPO / "scripts/train_with_alignment.sh"), "--max_steps", STEPS,
                    "--gather_negatives_across_ranks", "True", "--do_eval", "False", *extra]
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -41,6 +42,7 @@ def recipe(tmp_path_factory):
 
     subprocess.run(["python", "-m", "scripts.make_tiny_model", "--output-dir", str(root / "tiny")], cwd=REPO,
                    env=cpu_env(), check=True, capture_output=True)
+    launch.model_dir = root / "tiny"
     return launch
 
 
@@ -108,3 +110,12 @@ def test_deepspeed_zero2_on_two_processes_equals_one_plain_process(recipe):
                             DEEPSPEED_CONFIG=str(REPO / "config/deepspeed_config_cpu.json"))
     assert "DeepSpeed " + str(REPO / "config/deepspeed_config_cpu.json") in output and not noise_in(output.splitlines())
     assert_same_run(outdir, plain)
+
+
+def test_a_real_model_on_a_machine_without_gpu_trains_in_one_fp32_process(recipe):
+    # MODEL_PATH names a folder (here the tiny model's): the real recipe, which must follow the hardware.
+    outdir, output = recipe("real_on_cpu", "--save_strategy", "no", MODEL_PATH=str(recipe.model_dir),
+                            TRAIN_BSZ="4", GRAD_ACC="1", BLOCK_SIZE="128", LR="3e-3")
+    assert "1 node(s) x 1 process(es), precision fp32, DeepSpeed off, gradient checkpointing False" in output
+    assert "torchrun" not in output and not noise_in(output.splitlines())
+    assert (outdir / "adapter_model.safetensors").is_file()

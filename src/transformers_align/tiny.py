@@ -92,9 +92,17 @@ def build_tiny_model(output_dir, model_type: str = "llama", seed: int = 0, **ove
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / TINY_RECIPE_FILE).write_text(json.dumps(recipe))
+    if marker.exists() and json.loads(marker.read_text()) == recipe:  # built meanwhile by a concurrent call
+        shutil.rmtree(staging)
+        return output_dir
     if output_dir.exists():  # empty, or a tiny model of another recipe: both ours to replace
         previous = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.old."))
         os.replace(output_dir, previous / "model")
         shutil.rmtree(previous)
-    os.replace(staging, output_dir)
+    try:
+        os.replace(staging, output_dir)
+    except OSError:  # a concurrent call renamed its build into place first
+        shutil.rmtree(staging)
+        if not (marker.exists() and json.loads(marker.read_text()) == recipe):
+            raise
     return output_dir

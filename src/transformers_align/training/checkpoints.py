@@ -36,6 +36,13 @@ TRAJECTORY_ARGUMENTS = (
     "optim_args", "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "bf16", "fp16",
     "group_by_length", "label_smoothing_factor", "gradient_checkpointing",
 )
+# The globals beyond torch's weights-only set that DeepSpeed's ZeRO checkpoints name (found with
+# torch.serialization.get_unsafe_globals_in_checkpoint on checkpoints of deepspeed 0.19.8, tests/test_distributed.py).
+DEEPSPEED_GLOBALS = frozenset({
+    "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+    "deepspeed.runtime.zero.config.ZeroStageEnum",
+    "deepspeed.utils.tensor_fragment.fragment_address",
+})
 # Data arguments that only concern evaluation or are accepted and unused.
 _DATA_NOT_COMPARED = ("validation_file", "max_eval_samples", "patience", "streaming", "preprocessing_num_workers")
 
@@ -147,6 +154,19 @@ def check_same_run(checkpoint, arguments: dict, allow_changes: bool) -> None:
         raise OutputFolderError(f"{problem}: {hint}")
 
 
+def check_deepspeed_files(checkpoint) -> None:
+    """DeepSpeed reads its own checkpoint files with ``weights_only=False`` (deepspeed 0.19's
+    ``TorchCheckpointEngine.load``), which runs whatever callables a pickle names. Before it does, every
+    global each file names must be one that DeepSpeed's checkpoints hold; the scan executes nothing."""
+    import torch
+
+    for path in sorted(Path(checkpoint).glob("global_step*/*.pt")):
+        unexpected = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path))) - DEEPSPEED_GLOBALS)
+        if unexpected:
+            raise OutputFolderError(f"refused to resume from {path}: DeepSpeed would unpickle it whole, and it names "
+                                    f"{', '.join(unexpected)}, which no DeepSpeed checkpoint holds")
+
+
 def prepare_output(training_args, arguments: dict, resume_args=None) -> "str | None":
     """Check the output folder and resolve the checkpoint to resume from, before any model loads.
 
@@ -159,6 +179,7 @@ def prepare_output(training_args, arguments: dict, resume_args=None) -> "str | N
     checkpoint = resolve_checkpoint(output_dir, requested)
     if checkpoint is not None:
         check_same_run(checkpoint, arguments, resume_args.resume_with_changed_arguments)
+        check_deepspeed_files(checkpoint)
     elif training_args.do_train and training_args.overwrite_output_dir:
         with training_args.main_process_first(desc="removing the previous run's checkpoints"):
             if training_args.should_save:

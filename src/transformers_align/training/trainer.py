@@ -8,6 +8,7 @@ import torch
 from transformers import Trainer
 
 from transformers_align.training.checkpoints import reading_rng_state, staged_checkpoint
+from transformers_align.training.launch import check_world_size
 from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for, objectives_for_step
 
 _LOSS_NAMES = ("task_loss", "alignment_loss")
@@ -51,6 +52,7 @@ class AlignmentTrainer(Trainer):
     def __init__(self, *args, mode: str = "alternate", checkpoint_files: dict = None, **kwargs):
         objectives_for_step(mode, 0)  # validates the mode
         super().__init__(*args, **kwargs)
+        check_world_size(self.args)  # under torchrun, each rank must not train alone
         self.mode = mode
         self.checkpoint_files = checkpoint_files or {}  # name -> text, written into every checkpoint
         self.checkpoint_stage = None

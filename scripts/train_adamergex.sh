@@ -67,8 +67,9 @@ build_reference "$SOURCE_LANG" "$OUTDIR/data/ref_$SOURCE_LANG.json" "$REF_SOURCE
 build_reference "$TARGET_LANG" "$OUTDIR/data/ref_$TARGET_LANG.json" "$REF_TARGET_TEXT"
 
 echo "== 2. three $ADAPTER adapters, task loss only, same seed"
-train_adapter() {  # output folder, training file
-  launch_run "$1" --train_file "$2" --training_mode task \
+train_adapter() {  # output folder, training file, then the user's run_clm_lora arguments
+  local outdir="$1" file="$2"; shift 2
+  launch_run "$outdir" --train_file "$file" --training_mode task \
     --use_lora True --lora_config "$ADAPTER_CONFIG" --block_size "$BLOCK_SIZE" \
     --per_device_train_batch_size "$TRAIN_BSZ" --gradient_accumulation_steps "$GRAD_ACC" \
     --learning_rate "$LR" --lr_scheduler_type "$LR_SCHEDULER" --warmup_ratio "$WARMUP_RATIO" \

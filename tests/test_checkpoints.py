@@ -79,7 +79,7 @@ def test_kill_during_a_checkpoint_write_leaves_nothing_auto_picks_and_resume_is_
     a, b = load_file(out / "adapter_model.safetensors"), load_file(straight[2] / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [p.name for p in checkpoints_in(out)] == ["checkpoint-3", "checkpoint-6"]
-    assert not (out / STAGING_DIR / "checkpoint-6").exists()
+    assert not (out / STAGING_DIR).exists()
 
 
 def test_non_empty_output_folder_is_refused_before_the_model_loads(tmp_path):
@@ -182,3 +182,15 @@ def test_tiny_model_builder_never_replaces_a_folder_it_did_not_make(tmp_path):
     build_tiny_model(built, seed=1)  # its own folder, another recipe: rebuilt in place
     assert not torch.equal(next(iter(first.values())), next(iter(load_file(built / "model.safetensors").values())))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny", "weights"]  # no staging folders left
+
+
+def test_best_model_selection_sees_the_published_checkpoints(model_dir, tmp_path):
+    data, out = write_rows(tmp_path / "train.json"), tmp_path / "out"
+    trainer = run_training(model_dir, data, out, *SIX_STEPS, "--validation_file", str(data), "--do_eval",
+                           "--max_eval_samples", "8", "--eval_strategy", "steps", "--eval_steps", "3",
+                           "--load_best_model_at_end", "True", "--metric_for_best_model", "eval_loss", "--save_total_limit", "1")
+    best = trainer.state.best_model_checkpoint
+    assert best in {str(out / "checkpoint-3"), str(out / "checkpoint-6")} and os.path.isdir(best)
+    for checkpoint in checkpoints_in(out):  # what a resumed run would read
+        assert json.loads((checkpoint / "trainer_state.json").read_text())["best_model_checkpoint"] == best
+    assert not (out / STAGING_DIR).exists()

@@ -197,8 +197,8 @@ def staged_checkpoint(trainer, trial, extra_files: dict):
     name = f"checkpoint-{trainer.state.global_step}"
     stage = run_dir / STAGING_DIR
     args = trainer.args
-    if args.should_save and (stage / name).exists():
-        shutil.rmtree(stage / name)  # left by a run killed while saving
+    if args.should_save and stage.exists():
+        shutil.rmtree(stage)  # what a run killed while saving left: complete checkpoints never stay here
     trainer.accelerator.wait_for_everyone()
     trainer.checkpoint_stage = str(stage)
     try:
@@ -220,6 +220,7 @@ def staged_checkpoint(trainer, trial, extra_files: dict):
             os.replace(staged, final)
         trainer.accelerator.wait_for_everyone()
     if args.should_save:
+        stage.rmdir()  # empty now: every node renamed its part
         trainer._rotate_checkpoints(use_mtime=False, output_dir=str(run_dir))
 
 

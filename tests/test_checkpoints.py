@@ -57,15 +57,18 @@ def straight(model_dir, tmp_path_factory):
 
 
 def logged_losses(trainer):
-    return [(h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss")) for h in trainer.state.log_history if "loss" in h]
+    return [(h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss"))
+            for h in trainer.state.log_history if "loss" in h]
 
 
-def test_kill_during_a_checkpoint_write_leaves_nothing_auto_picks_and_resume_is_exact(model_dir, straight, tmp_path, caplog):
+def test_kill_during_a_checkpoint_write_leaves_nothing_auto_picks_and_resume_is_exact(
+        model_dir, straight, tmp_path, caplog):
     data, reference, _ = straight
     out = tmp_path / "out"
-    command = [sys.executable, "-c", KILL_AT_STEP_6.format(tests=str(REPO / "tests")), str(model_dir), str(data), str(out),
-               *SIX_STEPS]
-    killed = subprocess.run(command, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True)
+    command = [sys.executable, "-c", KILL_AT_STEP_6.format(tests=str(REPO / "tests")),
+               str(model_dir), str(data), str(out), *SIX_STEPS]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    killed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert (out / STAGING_DIR / "checkpoint-6" / "adapter_model.safetensors").is_file()  # the half-written save
     assert not (out / "checkpoint-6").exists()
@@ -96,11 +99,13 @@ def test_the_script_refuses_a_used_folder_in_one_line(tmp_path):
     out.mkdir()
     (out / "adapter_model.safetensors").write_bytes(b"an earlier run")
     env = dict(os.environ, MODEL_PATH="tiny", TINY_MODEL_DIR=str(tmp_path / "tiny"), OUTDIR=str(out))
-    result = subprocess.run(["bash", str(REPO / "scripts/train_with_alignment.sh")], env=env, capture_output=True, text=True)
+    script = str(REPO / "scripts/train_with_alignment.sh")
+    result = subprocess.run(["bash", script], env=env, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"error: output folder {out} is not empty: choose another folder, resume from it (--resume_from_checkpoint auto;"
-        " RESUME=auto for the scripts) or overwrite it (--overwrite_output_dir True; OVERWRITE=1 for the scripts)"]
+        f"error: output folder {out} is not empty: choose another folder, resume from it "
+        "(--resume_from_checkpoint auto; RESUME=auto for the scripts) "
+        "or overwrite it (--overwrite_output_dir True; OVERWRITE=1 for the scripts)"]
     assert sorted(p.name for p in out.iterdir()) == ["adapter_model.safetensors"]
     assert (out / "adapter_model.safetensors").read_bytes() == b"an earlier run"
 
@@ -120,7 +125,8 @@ def test_resume_checks_the_run_arguments_and_the_folder(straight, tmp_path, capl
     with caplog.at_level("WARNING"):
         allowed = prepare_output(_training_args(out, resume_from_checkpoint="auto"), changed, ResumeArguments(True))
     assert allowed == str(out / "checkpoint-6") and "resuming anyway" in caplog.text
-    assert prepare_output(_training_args(out, resume_from_checkpoint=str(out / "checkpoint-3")), saved) == str(out / "checkpoint-3")
+    by_path = _training_args(out, resume_from_checkpoint=str(out / "checkpoint-3"))
+    assert prepare_output(by_path, saved) == str(out / "checkpoint-3")
     with pytest.raises(OutputFolderError, match=r"checkpoint-33: not a complete checkpoint \(no such folder\)"):
         prepare_output(_training_args(out, resume_from_checkpoint=str(out / "checkpoint-33")), saved)
     with caplog.at_level("WARNING"):
@@ -188,7 +194,8 @@ def test_best_model_selection_sees_the_published_checkpoints(model_dir, tmp_path
     data, out = write_rows(tmp_path / "train.json"), tmp_path / "out"
     trainer = run_training(model_dir, data, out, *SIX_STEPS, "--validation_file", str(data), "--do_eval",
                            "--max_eval_samples", "8", "--eval_strategy", "steps", "--eval_steps", "3",
-                           "--load_best_model_at_end", "True", "--metric_for_best_model", "eval_loss", "--save_total_limit", "1")
+                           "--load_best_model_at_end", "True", "--metric_for_best_model", "eval_loss",
+                           "--save_total_limit", "1")
     best = trainer.state.best_model_checkpoint
     assert best in {str(out / "checkpoint-3"), str(out / "checkpoint-6")} and os.path.isdir(best)
     for checkpoint in checkpoints_in(out):  # what a resumed run would read

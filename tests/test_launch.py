@@ -32,8 +32,9 @@ def recipe(tmp_path_factory):
     (root / "lora.json").write_text(json.dumps(dict(lora, lora_dropout=0.0)))
 
     def launch(name, *extra, wait=True, **variables):
-        env = cpu_env(**{"MODEL_PATH": "tiny", "TINY_MODEL_DIR": str(root / "tiny"), "TRAIN_FILES": str(root / "train.json"),
-                         "LORA_CONFIG": str(root / "lora.json"), "OUTDIR": str(root / name), "LOGGING_STEPS": "1",
+        env = cpu_env(**{"MODEL_PATH": "tiny", "TINY_MODEL_DIR": str(root / "tiny"),
+                         "TRAIN_FILES": str(root / "train.json"), "LORA_CONFIG": str(root / "lora.json"),
+                         "OUTDIR": str(root / name), "LOGGING_STEPS": "1",
                          **variables})
         command = ["bash", str(REPO / "scripts/train_with_alignment.sh"), "--max_steps", STEPS,
                    "--gather_negatives_across_ranks", "True", "--do_eval", "False", *extra]

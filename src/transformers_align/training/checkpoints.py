@@ -55,7 +55,8 @@ class OutputFolderError(ValueError):
 class ResumeArguments:
     resume_with_changed_arguments: bool = field(
         default=False,
-        metadata={"help": "Resume even if the checkpoint was made with other run arguments (seed, lr, data, model...)."},
+        metadata={"help": "Resume even if the checkpoint was made with other run arguments "
+                          "(seed, lr, data, model...)."},
     )
 
 
@@ -129,7 +130,8 @@ def resolve_checkpoint(output_dir, requested) -> "str | None":
     if requested in _AUTO:
         found = checkpoints_in(output_dir)
         if not found:
-            logger.warning("--resume_from_checkpoint auto: no complete checkpoint in %s, starting from scratch", output_dir)
+            logger.warning("--resume_from_checkpoint auto: no complete checkpoint in %s, starting from scratch",
+                           output_dir)
             return None
         logger.warning("--resume_from_checkpoint auto: resuming from %s", found[-1])
         return str(found[-1])
@@ -251,7 +253,8 @@ def reading_rng_state(checkpoint):
 
 
 def main(argv=None):
-    """``python -m transformers_align.training.checkpoints OUTPUT_DIR [--overwrite] [--resume X]``: the launcher's pre-check."""
+    """The launcher's pre-check: ``python -m transformers_align.training.checkpoints DIR [--overwrite] [--resume X]``.
+    """
     parser = argparse.ArgumentParser(description="Exit 2 with one line if OUTPUT_DIR may not be written by a new run.")
     parser.add_argument("output_dir")
     parser.add_argument("--overwrite", action="store_true")

@@ -34,7 +34,7 @@ TRAJECTORY_ARGUMENTS = (
     "seed", "data_seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
     "max_grad_norm", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_ratio", "warmup_steps", "optim",
     "optim_args", "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "bf16", "fp16",
-    "group_by_length", "label_smoothing_factor", "gradient_checkpointing",
+    "group_by_length", "label_smoothing_factor",
 )
 # The globals beyond torch's weights-only set that DeepSpeed's ZeRO checkpoints name (found with
 # torch.serialization.get_unsafe_globals_in_checkpoint on checkpoints of deepspeed 0.19.8, tests/test_distributed.py).

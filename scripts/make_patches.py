@@ -2,7 +2,7 @@
 import argparse
 from pathlib import Path
 
-from transformers_align.forkview import COMMAND, stale_files, write_fork_view
+from tools.forkview import COMMAND, stale_files, write_fork_view
 
 
 def main(argv=None):

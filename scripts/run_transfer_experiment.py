@@ -1,8 +1,8 @@
 """Controlled cross-lingual transfer experiment on two artificial languages: prints and saves the results table."""
 import argparse
 
-from transformers_align.experiments.synthetic_transfer import ExperimentConfig, run_experiment
-from transformers_align.experiments.transfer_report import markdown_table, save_results
+from tools.experiments.synthetic_transfer import ExperimentConfig, run_experiment
+from tools.experiments.transfer_report import markdown_table, save_results
 
 
 def parse_args(argv=None):

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-MODEL_PATH="${MODEL_PATH:-}"          # local Llama/Qwen2/XGLM/BLOOM folder or hub id; empty: the tiny default
+MODEL_PATH="${MODEL_PATH:-tiny}"      # local Llama/Qwen2/XGLM/BLOOM folder or hub id; tiny: the smoke model
 ADAPTER="${ADAPTER:-lora}"            # lora or ia3: picks config/lora_config.json or config/ia3_config.json
 ADAPTER_CONFIG="${ADAPTER_CONFIG:-./config/${ADAPTER}_config.json}"
 SOURCE_LANG="${SOURCE_LANG:-en}"      # language of the task data
@@ -27,7 +27,7 @@ LR="${LR:-}"                          # 2e-4 for LoRA (train_lora.py), 5e-4 for 
 LR_SCHEDULER="${LR_SCHEDULER:-cosine}" WARMUP_RATIO="${WARMUP_RATIO:-0.05}" MAX_GRAD_NORM="${MAX_GRAD_NORM:-0.3}"
 EPOCHS="${EPOCHS:-3}" MAX_STEPS="${MAX_STEPS:--1}" SEED="${SEED:-1}" REPORT_TO="${REPORT_TO:-none}"
 TRAIN_BSZ="${TRAIN_BSZ:-4}" GRAD_ACC="${GRAD_ACC:-2}" BLOCK_SIZE="${BLOCK_SIZE:-1024}" NPROC="${NPROC:-}"
-DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-}"  # optional on the real recipe, e.g. ./config/deepspeed_config.json
+DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-}"  # empty: off; e.g. ./config/deepspeed_config.json (launch_training.sh: the knobs)
 # Evaluation in the target language, of each adapter folder named in EVAL_ADAPTERS ("base" = no adapter).
 EVAL_ADAPTERS="${EVAL_ADAPTERS:-merged task}"
 MGSM_FILE="${MGSM_FILE-./data_example/adamergex/mgsm_${TARGET_LANG}.tsv}"  # set empty to skip MGSM
@@ -48,18 +48,12 @@ case "$ADAPTER" in
 esac
 LR="${LR:-$default_lr}"
 
-source scripts/launch_training.sh  # prepare_recipe: the tiny default model when MODEL_PATH is empty; default()
+source scripts/launch_training.sh  # prepare_recipe, launch_run, default
 prepare_recipe
 default CHUNK_SIZE 64 512
 default MAX_NEW_TOKENS 128 512
-if [ -n "$TINY" ]; then
-  launcher=(python -m scripts.run_clm_lora)
-  size_args=(--save_strategy no --dataloader_num_workers 0)
-else
-  launcher=(torchrun --nnodes 1 --nproc_per_node "$NPROC" --master_port "${MASTER_PORT:-29501}" -m scripts.run_clm_lora)
-  size_args=(--bf16 True --torch_dtype bfloat16 --gradient_checkpointing True --save_strategy epoch
-             --save_total_limit 1 --dataloader_num_workers 1 ${DEEPSPEED_CONFIG:+--deepspeed "$DEEPSPEED_CONFIG"})
-fi
+size_args=(--save_strategy no --dataloader_num_workers 0)
+[ -z "$TINY" ] && size_args=(--save_strategy epoch --save_total_limit 1 --dataloader_num_workers 1)
 mkdir -p "$OUTDIR/data" "$OUTDIR/eval"
 
 echo "== 1. reference-task data ($SOURCE_LANG, $TARGET_LANG)"
@@ -73,19 +67,19 @@ build_reference "$SOURCE_LANG" "$OUTDIR/data/ref_$SOURCE_LANG.json" "$REF_SOURCE
 build_reference "$TARGET_LANG" "$OUTDIR/data/ref_$TARGET_LANG.json" "$REF_TARGET_TEXT"
 
 echo "== 2. three $ADAPTER adapters, task loss only, same seed"
-train_adapter() {  # output folder, training file
-  mkdir -p "$1"
-  "${launcher[@]}" --model_name_or_path "$MODEL_PATH" --train_file "$2" --training_mode task \
+train_adapter() {  # output folder, training file, then the user's run_clm_lora arguments
+  local outdir="$1" file="$2"; shift 2
+  launch_run "$outdir" --train_file "$file" --training_mode task \
     --use_lora True --lora_config "$ADAPTER_CONFIG" --block_size "$BLOCK_SIZE" \
     --per_device_train_batch_size "$TRAIN_BSZ" --gradient_accumulation_steps "$GRAD_ACC" \
     --learning_rate "$LR" --lr_scheduler_type "$LR_SCHEDULER" --warmup_ratio "$WARMUP_RATIO" \
     --max_grad_norm "$MAX_GRAD_NORM" --num_train_epochs "$EPOCHS" --max_steps "$MAX_STEPS" \
     --logging_steps "$LOGGING_STEPS" --seed "$SEED" --report_to "$REPORT_TO" \
-    --do_train --output_dir "$1" --overwrite_output_dir "${size_args[@]}" 2>&1 | tee "$1/train.log"
+    --do_train "${size_args[@]}" "$@"
 }
-train_adapter "$OUTDIR/task" "$TASK_FILE"
-train_adapter "$OUTDIR/ref_source" "$OUTDIR/data/ref_$SOURCE_LANG.json"
-train_adapter "$OUTDIR/ref_target" "$OUTDIR/data/ref_$TARGET_LANG.json"
+train_adapter "$OUTDIR/task" "$TASK_FILE" "$@"
+train_adapter "$OUTDIR/ref_source" "$OUTDIR/data/ref_$SOURCE_LANG.json" "$@"
+train_adapter "$OUTDIR/ref_target" "$OUTDIR/data/ref_$TARGET_LANG.json" "$@"
 
 echo "== 3. merge: task + $T * (ref_target - ref_source)"
 python -m scripts.merge_adapters --task "$OUTDIR/task" --ref_target "$OUTDIR/ref_target" \

@@ -7,16 +7,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-MODEL_PATH="${MODEL_PATH:-}"                  # XGLM, BLOOM or LLaMA folder or hub id; empty: tiny default
+MODEL_PATH="${MODEL_PATH:-tiny}"              # XGLM, BLOOM or LLaMA folder or hub id; tiny: the smoke model
 TINY_MODEL_TYPE="${TINY_MODEL_TYPE:-xglm}"     # architecture of the tiny default (xglm, bloom, llama, qwen2)
 TRAIN_FILES="${TRAIN_FILES:-./data_example/afp/AFP.en_zh.train.json}"  # scripts.generate_sup_data output
 VALID_FILES="${VALID_FILES:-}"
 ALIGNMENT_FILE=""
 OUTDIR="${OUTDIR:-./outputs/train_afp}"
-NPROC="${NPROC:-}"
 USE_LORA="${USE_LORA:-False}"                 # AFP fine-tunes all weights; True trains a LoRA adapter
 LORA_CONFIG="${LORA_CONFIG:-}"               # default: config/ has one per architecture
-DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-./config/deepspeed_config.json}"
 POOLER="${POOLER:-last-1}"                     # AFP's pooler: (last|avg|max)-N, N = the decoder block (1-indexed)
 CL_TEMPERATURE="${CL_TEMPERATURE:-0.05}"
 CL_WEIGHT="${CL_WEIGHT:-1.0}"
@@ -50,7 +48,7 @@ launch_training \
   --additional_loss_layer "$LOSS_LAYER" --contrastive_pooling_type "$POOLING" \
   --contrastive_loss_temperature "$CL_TEMPERATURE" \
   --contrastive_loss_weight "$CL_WEIGHT" --task_loss_weight "$CLM_WEIGHT" \
-  --gather_negatives_across_ranks True
+  --gather_negatives_across_ranks True "$@"
 
 if [ -n "$ICL_DATA_DIR" ]; then
   model=(--model_name_or_path "$OUTDIR")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fine-tune on the task only (mid-align's baseline). Same variables and defaults as train_with_alignment.sh;
-# with none set, the embedded default runs offline on CPU with a tiny model built locally.
+# Fine-tune on the task only (mid-align's baseline). Same variables, knobs and defaults as train_with_alignment.sh;
+# arguments are passed on to scripts.run_clm_lora.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,9 +9,7 @@ TRAIN_FILES="${TRAIN_FILES:-./data_example/train_baseline.json}"   # rows with p
 VALID_FILES="${VALID_FILES:-}"
 ALIGNMENT_FILE=""
 OUTDIR="${OUTDIR:-./outputs/train_baseline}"
-NPROC="${NPROC:-}"
 LORA_CONFIG="${LORA_CONFIG:-./config/lora_config.json}"
-DEEPSPEED_CONFIG="${DEEPSPEED_CONFIG:-./config/deepspeed_config.json}"
 LR="${LR:-}"                            # 5e-4 in the recipe; 3e-3 on the tiny default
 LR_SCHEDULER="${LR_SCHEDULER:-inverse_sqrt}"
 EPOCHS="${EPOCHS:-}"                  # 5 in the recipe
@@ -21,4 +19,4 @@ source scripts/launch_training.sh
 prepare_recipe
 default EPOCHS 3 5
 default LR 3e-3 5e-4
-launch_training --num_train_epochs "$EPOCHS" --contrastive_data_mode 0 --only_train_language_modeling
+launch_training --num_train_epochs "$EPOCHS" --contrastive_data_mode 0 --only_train_language_modeling "$@"

@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from test_training import run_training, write_rows
+
+from transformers_align.training.checkpoints import DEEPSPEED_GLOBALS, check_deepspeed_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,7 +23,8 @@ def free_port():
 
 
 def cpu_env(**extra):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=free_port(), **extra)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=free_port())
+    env.update(extra)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO), env.get("PYTHONPATH", "")])
     return env
 
@@ -86,7 +90,7 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
     # Without, each rank's InfoNCE has its own pairs as negatives: equal to one process accumulating the two halves.
     lora = write_lora_config(tmp_path / "lora.json")
     mode = ["--training_mode", "alternate" if gathered else "alignment"]
-    extra = ["--lora_config", str(lora), "--max_steps", "4", "--learning_rate", "1e-3", "--seed", "3", *mode, "--gather_negatives_across_ranks", str(gathered), "--use_cpu", "True"]
+    extra = ["--lora_config", str(lora), "--max_steps", "4", "--learning_rate", "1e-3", "--seed", "3", *mode, "--gather_negatives_across_ranks", str(gathered)]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
                *_train_command(tmp_path, *extra)]
     result = subprocess.run(command, cwd=REPO, env=cpu_env(HF_DATASETS_CACHE=str(datasets_cache)), capture_output=True, text=True,
@@ -97,18 +101,39 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
     assert_same_run(tmp_path / "out", tmp_path / "single", logged(tmp_path / "out"), logged(tmp_path / "single"))
 
 
+def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp_path, tiny_dir):
+    # --use_cpu False on a machine without GPU: accelerate forms no process group, each rank would train alone
+    # (tests/test_launch.py checks that the default, use_cpu added by run_clm_lora, equals one process).
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU machine use_cpu False forms an nccl group: nothing disagrees")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
+               *_train_command(tmp_path, "--use_cpu", "False")]
+    result = subprocess.run(command, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("run_clm_lora: error: ")]
+    assert errors == ["run_clm_lora: error: the launcher started 2 processes but the Trainer sees a world of 1 (not_parallel): each "
+                      "process would train alone on the same data. On a machine without GPU pass --use_cpu True "
+                      "(scripts.run_clm_lora adds it by itself)"]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("optimizer_from", ["deepspeed_config", "trainer"])
 def test_deepspeed_zero2_runs_lora_steps_on_cpu(tmp_path, tiny_dir, optimizer_from):
     # With the Trainer's own optimizer, LoRA's empty no-decay group used to break the scheduler (environment.md).
-    pytest.importorskip("deepspeed")
     config = json.loads((REPO / "config/deepspeed_config_cpu.json").read_text())
     if optimizer_from == "trainer":
         del config["optimizer"]
     (tmp_path / "ds.json").write_text(json.dumps(config))
     env = cpu_env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1",
                   TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache/torch_extensions")))
-    command = [sys.executable, *_train_command(tmp_path, "--deepspeed", str(tmp_path / "ds.json"))]
+    command = [sys.executable, *_train_command(tmp_path, "--deepspeed", str(tmp_path / "ds.json"),
+                                               "--save_strategy", "steps", "--save_steps", "2")]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "'alignment_loss'" in result.stdout and "'task_loss'" in result.stdout
     assert (tmp_path / "out/adapter_model.safetensors").is_file()
+    # Resuming would let DeepSpeed unpickle these files whole: each names only globals known to be DeepSpeed's.
+    files = sorted((tmp_path / "out/checkpoint-2").glob("global_step2/*.pt"))
+    named = set().union(*(torch.serialization.get_unsafe_globals_in_checkpoint(str(f)) for f in files))
+    assert len(files) == 2 and named and named <= DEEPSPEED_GLOBALS
+    check_deepspeed_files(tmp_path / "out/checkpoint-2")

@@ -10,7 +10,7 @@ import torch
 import transformers
 from conftest import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode
 from transformers_align import AlignBloomForCausalLM, AlignLlamaForCausalLM, AlignQwen2ForCausalLM, AlignXGLMForCausalLM
-from transformers_align.forkview import (
+from tools.forkview import (
     COMMAND,
     ForkViewError,
     apply_unified_diff,

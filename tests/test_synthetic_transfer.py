@@ -8,8 +8,8 @@ import torch
 from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import run_transfer_experiment
-from transformers_align.experiments import languages
-from transformers_align.experiments.synthetic_transfer import ExperimentConfig, build_data, majority_accuracy, pretrain
+from tools.experiments import languages
+from tools.experiments.synthetic_transfer import ExperimentConfig, build_data, majority_accuracy, pretrain
 
 FULL = languages.Meaning(agent=3, action=7, patient=5, place=2, time=4)
 

@@ -5,7 +5,7 @@ does not pay for loading the transformers model classes.
 """
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "info_nce": "transformers_align.losses",

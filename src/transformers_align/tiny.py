@@ -24,6 +24,8 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
 )
 
+TINY_RECIPE_FILE = "tiny_model_recipe.json"  # marks a folder as made by build_tiny_model
+
 TINY_ARCHITECTURES = {
     "llama": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False),
@@ -67,25 +69,40 @@ def tiny_config(model_type: str, tokenizer=None, **overrides):
 def build_tiny_model(output_dir, model_type: str = "llama", seed: int = 0, **overrides) -> Path:
     """Write a random tiny ``model_type`` model and the byte-level tokenizer to ``output_dir``.
 
-    Deterministic for a seed. A directory already built with the same arguments is reused.
+    Deterministic for a seed. A directory already built with the same arguments is reused, one built
+    with others is rebuilt; a non-empty folder this function did not make is refused, never replaced.
     """
+    import shutil
+    import tempfile
+
     import torch
 
     output_dir = Path(output_dir)
     recipe = {"model_type": model_type, "seed": seed, "overrides": overrides}
-    marker = output_dir / "tiny_model_recipe.json"
+    marker = output_dir / TINY_RECIPE_FILE
     if marker.exists() and json.loads(marker.read_text()) == recipe:
         return output_dir
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not marker.exists():
+        raise FileExistsError(f"{output_dir} is not empty and holds no tiny model: choose an empty or new folder")
     tokenizer = byte_level_tokenizer()
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(tiny_config(model_type, tokenizer, **overrides))
-    tmp = output_dir.with_name(output_dir.name + ".partial")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "tiny_model_recipe.json").write_text(json.dumps(recipe))
-    if output_dir.exists():
-        import shutil
-
-        shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / TINY_RECIPE_FILE).write_text(json.dumps(recipe))
+    if marker.exists() and json.loads(marker.read_text()) == recipe:  # built meanwhile by a concurrent call
+        shutil.rmtree(staging)
+        return output_dir
+    if output_dir.exists():  # empty, or a tiny model of another recipe: both ours to replace
+        previous = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.old."))
+        os.replace(output_dir, previous / "model")
+        shutil.rmtree(previous)
+    try:
+        os.replace(staging, output_dir)
+    except OSError:  # a concurrent call renamed its build into place first
+        shutil.rmtree(staging)
+        if not (marker.exists() and json.loads(marker.read_text()) == recipe):
+            raise
     return output_dir

@@ -2,35 +2,22 @@
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, TrainerCallback, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, set_seed
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions
 from transformers_align.data.jsonl import DataFormatError, read_json
 from transformers_align.data.streams import build_streams
 from transformers_align.modeling import patch_model
 from transformers_align.training.arguments import ArgumentError, DataArguments
+from transformers_align.training.checkpoints import RUN_ARGS_FILE, prepare_output, run_arguments
+from transformers_align.training.launch import check_world_size, silence_library_noise
 from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, TASK, objectives_for_step
 from transformers_align.training.trainer import AlignmentTrainer
 
 logger = logging.getLogger(__name__)
-RUN_ARGS_FILE = "alignment_run_args.json"
-
-
-class SaveRunArguments(TrainerCallback):
-    """Writes every argument of the run next to each checkpoint, so a checkpoint says how it was made."""
-
-    def __init__(self, arguments: dict):
-        self.text = json.dumps(arguments, indent=2, default=str)
-
-    def on_save(self, args, state, control, **kwargs):
-        if state.is_world_process_zero:
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            (folder if folder.is_dir() else Path(args.output_dir)).joinpath(RUN_ARGS_FILE).write_text(self.text)
 
 
 def attention_implementation(requested: str, model_name_or_path: str) -> str:
@@ -145,12 +132,21 @@ def check_data_mode(alignment_args, mode):
         raise ArgumentError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
 
 
-def train(model_args, alignment_args, data_args, training_args):
-    """Run training end to end; returns the trainer (its state holds the log history)."""
+def train(model_args, alignment_args, data_args, training_args, resume_args=None):
+    """Run training end to end; returns the trainer (its state holds the log history).
+
+    Before any model loads: the processes agree on the world size, the output folder is free (or is
+    resumed or overwritten, as asked), and a checkpoint to resume from was made with these arguments.
+    """
     if not (training_args.do_train or training_args.do_eval):
         raise ArgumentError("nothing to do: pass --do_train and/or --do_eval")
     mode = alignment_args.resolved_mode()
     check_data_mode(alignment_args, mode)
+    silence_library_noise()
+    check_world_size(training_args)
+    arguments = run_arguments(model_args, alignment_args, data_args, mode, training_args)
+    checkpoint = prepare_output(training_args, arguments, resume_args)
+    arguments_text = json.dumps(arguments, indent=2, default=str)
     set_seed(training_args.seed)
     training_args.remove_unused_columns = False  # the collator emits exactly the model's keyword arguments
     if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
@@ -166,26 +162,22 @@ def train(model_args, alignment_args, data_args, training_args):
         eval_set = build_training_data(tokenizer, data_args, mode, eval_files) if training_args.do_eval else None
     model = load_model(model_args, alignment_args, training_args)  # only once the data is known to be usable
 
-    arguments = {"model": asdict(model_args), "alignment": asdict(alignment_args), "data": asdict(data_args),
-                 "training_mode": mode, "training": training_args.to_dict()}
-    callbacks = [SaveRunArguments(arguments)]
+    callbacks = []
     if data_args.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.patience))
     trainer = AlignmentTrainer(
         model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set, tokenizer=tokenizer,
         data_collator=AlignmentCollator(tokenizer.pad_token_id), callbacks=callbacks, mode=mode,
+        checkpoint_files={RUN_ARGS_FILE: arguments_text},
     )
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        if checkpoint in ("auto", "last", "True", "true"):
-            checkpoint = get_last_checkpoint(training_args.output_dir)
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
         trainer.save_state()
         trainer.log_metrics("train", result.metrics)
         trainer.save_metrics("train", result.metrics)
         if trainer.is_world_process_zero():
-            Path(training_args.output_dir, RUN_ARGS_FILE).write_text(json.dumps(arguments, indent=2, default=str))
+            Path(training_args.output_dir, RUN_ARGS_FILE).write_text(arguments_text)
     if training_args.do_eval and eval_set is not None:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)

@@ -2,19 +2,19 @@
 
 The training data is two streams (task examples, parallel pairs; ``data.streams``) and the train
 dataloader yields, per global micro-step, the batch the schedule picks (``data.batches``); ``compute_loss``
-computes whatever that batch holds. The training loop, DeepSpeed, DDP, checkpointing and resuming are the
-stock 4.43.4 ones: the dataloader is not handed to ``accelerator.prepare``, because it already gives each
-rank its own share (``_prepare_inputs`` moves the batch to the device).
+computes whatever that batch holds. The training loop, DeepSpeed and DDP are the stock 4.43.4 ones: the
+dataloader is not handed to ``accelerator.prepare``, because it already gives each rank its own share
+(``_prepare_inputs`` moves the batch to the device). Checkpoints are the stock ones, made visible only once
+complete and read back without running code from them (``training.checkpoints``).
 """
-from contextlib import contextmanager
-from functools import partial
-
 import torch
 from torch.utils.data import ConcatDataset
 from transformers import Trainer
 
 from transformers_align.data.batches import ScheduledBatches, ScheduledDataLoader, StreamedBatches
 from transformers_align.data.streams import TrainingStreams
+from transformers_align.training.checkpoints import reading_rng_state, staged_checkpoint
+from transformers_align.training.launch import check_world_size
 from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for, objectives_for_step
 
 _LOSS_NAMES = ("task_loss", "alignment_loss")
@@ -46,17 +46,6 @@ class _LossMeans:
                 for i, name in enumerate(_LOSS_NAMES) if totals[2 * i + 1] > 0}
 
 
-@contextmanager
-def _full_torch_load():
-    """``torch.load`` with ``weights_only=False`` for the duration of the block."""
-    original = torch.load
-    torch.load = partial(original, weights_only=False)
-    try:
-        yield
-    finally:
-        torch.load = original
-
-
 class AlignmentTrainer(Trainer):
     """Trains with ``mode`` = alternate | joint | task | alignment (see ``training.schedule``).
 
@@ -71,14 +60,18 @@ class AlignmentTrainer(Trainer):
     task), else the alignment loss.
     """
 
-    def __init__(self, *args, mode: str = "alternate", train_dataset=None, eval_dataset=None, **kwargs):
+    def __init__(self, *args, mode: str = "alternate", train_dataset=None, eval_dataset=None,
+                 checkpoint_files: dict = None, **kwargs):
         objectives_for_step(mode, 0)  # validates the mode
         if train_dataset is not None and not isinstance(train_dataset, TrainingStreams):
             train_dataset = TrainingStreams.from_features(train_dataset)
         if isinstance(eval_dataset, TrainingStreams):
             eval_dataset = ConcatDataset([stream.examples for stream in eval_dataset.streams.values()])
         super().__init__(*args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
+        check_world_size(self.args)  # under torchrun, each rank must not train alone
         self.mode = mode
+        self.checkpoint_files = checkpoint_files or {}  # name -> text, written into every checkpoint
+        self.checkpoint_stage = None
         self._train_means, self._eval_means = _LossMeans(), _LossMeans()
         self._scheduled = None
 
@@ -142,10 +135,17 @@ class AlignmentTrainer(Trainer):
         return output
 
     def _load_rng_state(self, checkpoint):
-        # transformers 4.43.4 reads rng_state*.pth with torch.load's default, which torch 2.6 turned to
-        # weights_only=True; the file holds NumPy's RNG state, so every resume failed. It is the run's own file.
-        with _full_torch_load():
+        # 4.43.4 reads rng_state*.pth with torch.load's default, weights_only=True since torch 2.6, which
+        # refuses NumPy's RNG state: allow exactly those types, never arbitrary objects.
+        with reading_rng_state(checkpoint):
             super()._load_rng_state(checkpoint)
+
+    def _save_checkpoint(self, model, trial, metrics=None):
+        with staged_checkpoint(self, trial, self.checkpoint_files):
+            super()._save_checkpoint(model, trial, metrics)
+
+    def _get_output_dir(self, trial):
+        return self.checkpoint_stage or super()._get_output_dir(trial)
 
     def create_optimizer(self):
         # With LoRA every trainable weight decays, so the Trainer's no-decay group is empty. DeepSpeed drops

@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, PrinterCallback, TrainingArgument
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
 from transformers_align.evaluation.loglikelihood import pad_right
-from transformers_align.experiments import languages
+from tools.experiments import languages
 from transformers_align.modeling import patch_model
 from transformers_align.tiny import tiny_config
 from transformers_align.training.trainer import AlignmentTrainer

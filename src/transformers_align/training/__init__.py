@@ -1,0 +1,1 @@
+"""Training: arguments, the AlignmentTrainer, the launch set-up, checkpoints and one run end to end."""

@@ -1,0 +1,271 @@
+"""Output folders and checkpoints that are never lost, mixed or trusted blindly.
+
+- A non-empty output folder is refused unless the run asks to overwrite it or to resume from it.
+- A checkpoint is written into a hidden staging folder and renamed into place once complete, so a
+  kill during a save leaves nothing that ``--resume_from_checkpoint auto`` would pick.
+- Resuming checks that the checkpoint was made with the same run arguments (seed, learning rate,
+  data, model, alignment settings, ...), and reads its RNG state without running code from it.
+
+Light imports only: the launcher calls ``python -m transformers_align.training.checkpoints`` to check
+an output folder before any model loads.
+"""
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+RUN_ARGS_FILE = "alignment_run_args.json"
+LAUNCHER_LOG = "train.log"  # the shell launcher appends its log here; alone it does not make a folder an output
+STAGING_DIR = ".staging"  # hidden: the Trainer's own checkpoint search (checkpoint-N) never sees it
+_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+_AUTO = ("auto", "last", "true", "True")
+
+# The training arguments that decide what a resumed run computes; the others (logging, saving, evaluation,
+# output paths) may change between an interrupted run and its resumption.
+TRAJECTORY_ARGUMENTS = (
+    "seed", "data_seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+    "max_grad_norm", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_ratio", "warmup_steps", "optim",
+    "optim_args", "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "bf16", "fp16",
+    "group_by_length", "label_smoothing_factor",
+)
+# The globals beyond torch's weights-only set that DeepSpeed's ZeRO checkpoints name (found with
+# torch.serialization.get_unsafe_globals_in_checkpoint on checkpoints of deepspeed 0.19.8, tests/test_distributed.py).
+DEEPSPEED_GLOBALS = frozenset({
+    "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+    "deepspeed.runtime.zero.config.ZeroStageEnum",
+    "deepspeed.utils.tensor_fragment.fragment_address",
+})
+# Data arguments that only concern evaluation or are accepted and unused.
+_DATA_NOT_COMPARED = ("validation_file", "max_eval_samples", "patience", "streaming", "preprocessing_num_workers")
+
+
+class OutputFolderError(ValueError):
+    """A run would write over, or resume from, the wrong folder; the message is one line for the user."""
+
+
+@dataclass
+class ResumeArguments:
+    resume_with_changed_arguments: bool = field(
+        default=False,
+        metadata={"help": "Resume even if the checkpoint was made with other run arguments "
+                          "(seed, lr, data, model...)."},
+    )
+
+
+def run_arguments(model_args, alignment_args, data_args, mode, training_args) -> dict:
+    """Everything that describes a run, as saved beside every checkpoint and the final model."""
+    training = training_args.to_dict()
+    training["world_size"] = training_args.world_size
+    return {"model": asdict(model_args), "alignment": asdict(alignment_args), "data": asdict(data_args),
+            "training_mode": mode, "training": training}
+
+
+def _comparable(arguments: dict) -> dict:
+    flat = {f"model.{k}": v for k, v in arguments.get("model", {}).items()}
+    flat.update({f"alignment.{k}": v for k, v in arguments.get("alignment", {}).items()})
+    flat.update({f"data.{k}": v for k, v in arguments.get("data", {}).items() if k not in _DATA_NOT_COMPARED})
+    training = arguments.get("training", {})
+    flat.update({f"training.{k}": training.get(k) for k in TRAJECTORY_ARGUMENTS})
+    flat["training_mode"] = arguments.get("training_mode")
+    return json.loads(json.dumps(flat, default=str))  # compare as saved: tuples become lists, paths strings
+
+
+def changed_arguments(saved: dict, current: dict) -> list:
+    """``name: saved -> current`` for every run argument that differs."""
+    before, now = _comparable(saved), _comparable(current)
+    return [f"{name}: {before.get(name)!r} -> {now.get(name)!r}" for name in sorted(set(before) | set(now))
+            if before.get(name) != now.get(name)]
+
+
+def is_output_in_use(output_dir) -> bool:
+    folder = Path(output_dir)
+    return folder.is_dir() and any(entry.name != LAUNCHER_LOG for entry in folder.iterdir())
+
+
+def check_output_dir(output_dir, overwrite: bool, resume) -> None:
+    """Refuse a non-empty output folder unless the run overwrites it or resumes from it."""
+    if resume or overwrite or not is_output_in_use(output_dir):
+        return
+    raise OutputFolderError(
+        f"output folder {output_dir} is not empty: choose another folder, resume from it "
+        f"(--resume_from_checkpoint auto; RESUME=auto for the scripts) or overwrite it "
+        f"(--overwrite_output_dir True; OVERWRITE=1 for the scripts)"
+    )
+
+
+def checkpoints_in(output_dir) -> list:
+    """Complete checkpoints of ``output_dir``, oldest first (a checkpoint is complete once renamed into place)."""
+    folder = Path(output_dir)
+    found = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = _CHECKPOINT_NAME.match(entry.name)
+        if match and entry.is_dir() and (entry / "trainer_state.json").is_file():
+            found.append((int(match.group(1)), entry))
+    return [path for _, path in sorted(found)]
+
+
+def remove_previous_run(output_dir) -> None:
+    """On overwrite: the previous run's checkpoints go, so that a later ``auto`` resume cannot pick one of them."""
+    folder = Path(output_dir)
+    stale = [entry for entry in folder.iterdir() if _CHECKPOINT_NAME.match(entry.name) or entry.name == STAGING_DIR] \
+        if folder.is_dir() else []
+    for entry in stale:
+        shutil.rmtree(entry)
+    if stale:
+        logger.warning("overwriting %s: removed the previous run's %s", output_dir, ", ".join(e.name for e in stale))
+
+
+def resolve_checkpoint(output_dir, requested) -> "str | None":
+    """The checkpoint folder to resume from: ``auto`` finds the last complete one, a path must be a checkpoint."""
+    if requested in (None, "", "false", "False"):
+        return None
+    if requested in _AUTO:
+        found = checkpoints_in(output_dir)
+        if not found:
+            logger.warning("--resume_from_checkpoint auto: no complete checkpoint in %s, starting from scratch",
+                           output_dir)
+            return None
+        logger.warning("--resume_from_checkpoint auto: resuming from %s", found[-1])
+        return str(found[-1])
+    if not (Path(requested) / "trainer_state.json").is_file():
+        reason = "no such folder" if not Path(requested).exists() else "no trainer_state.json in it"
+        raise OutputFolderError(f"--resume_from_checkpoint {requested}: not a complete checkpoint ({reason})")
+    return str(requested)
+
+
+def check_same_run(checkpoint, arguments: dict, allow_changes: bool) -> None:
+    """Refuse to resume a checkpoint made with other run arguments, unless allowed."""
+    saved_file = Path(checkpoint) / RUN_ARGS_FILE
+    hint = "pass --resume_with_changed_arguments True to resume anyway"
+    if not saved_file.is_file():
+        problem = f"{saved_file} is missing, so the checkpoint cannot be checked against this run's arguments"
+    else:
+        changes = changed_arguments(json.loads(saved_file.read_text(encoding="utf-8")), arguments)
+        problem = f"{checkpoint} was made with other run arguments ({'; '.join(changes)})" if changes else None
+    if problem and allow_changes:
+        logger.warning("%s; resuming anyway (--resume_with_changed_arguments)", problem)
+    elif problem:
+        raise OutputFolderError(f"{problem}: {hint}")
+
+
+def check_deepspeed_files(checkpoint) -> None:
+    """DeepSpeed reads its own checkpoint files with ``weights_only=False`` (deepspeed 0.19's
+    ``TorchCheckpointEngine.load``), which runs whatever callables a pickle names. Before it does, every
+    global each file names must be one that DeepSpeed's checkpoints hold; the scan executes nothing."""
+    import torch
+
+    for path in sorted(Path(checkpoint).glob("global_step*/*.pt")):
+        unexpected = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path))) - DEEPSPEED_GLOBALS)
+        if unexpected:
+            raise OutputFolderError(f"refused to resume from {path}: DeepSpeed would unpickle it whole, and it names "
+                                    f"{', '.join(unexpected)}, which no DeepSpeed checkpoint holds")
+
+
+def prepare_output(training_args, arguments: dict, resume_args=None) -> "str | None":
+    """Check the output folder and resolve the checkpoint to resume from, before any model loads.
+
+    Every process checks (so each fails alike); only the main process removes a previous run's checkpoints.
+    """
+    resume_args = resume_args or ResumeArguments()
+    output_dir, requested = training_args.output_dir, training_args.resume_from_checkpoint
+    if training_args.do_train:
+        check_output_dir(output_dir, training_args.overwrite_output_dir, requested)
+    checkpoint = resolve_checkpoint(output_dir, requested)
+    if checkpoint is not None:
+        check_same_run(checkpoint, arguments, resume_args.resume_with_changed_arguments)
+        check_deepspeed_files(checkpoint)
+    elif training_args.do_train and training_args.overwrite_output_dir:
+        with training_args.main_process_first(desc="removing the previous run's checkpoints"):
+            if training_args.should_save:
+                remove_previous_run(output_dir)
+    training_args.resume_from_checkpoint = checkpoint
+    return checkpoint
+
+
+@contextmanager
+def staged_checkpoint(trainer, trial, extra_files: dict):
+    """Around the stock ``_save_checkpoint``: the Trainer writes into ``<run>/.staging/checkpoint-N``
+    (``trainer.checkpoint_stage``), then every process waits and the main one renames it into ``<run>``.
+    ``extra_files`` (name -> text) are written into the checkpoint before it becomes visible."""
+    run_dir = Path(trainer._get_output_dir(trial=trial))
+    name = f"checkpoint-{trainer.state.global_step}"
+    stage = run_dir / STAGING_DIR
+    args = trainer.args
+    if args.should_save and stage.exists():
+        shutil.rmtree(stage)  # what a run killed while saving left: complete checkpoints never stay here
+    trainer.accelerator.wait_for_everyone()
+    trainer.checkpoint_stage = str(stage)
+    try:
+        yield
+    finally:
+        trainer.checkpoint_stage = None
+    staged, final = stage / name, run_dir / name
+    if args.should_save:
+        for file_name, text in extra_files.items():
+            (staged / file_name).write_text(text, encoding="utf-8")
+        if trainer.state.best_model_checkpoint == str(staged):  # the stock code recorded the staging path
+            trainer.state.best_model_checkpoint = str(final)
+            trainer.state.save_to_json(str(staged / "trainer_state.json"))
+    trainer.accelerator.wait_for_everyone()
+    for publisher in (args.process_index == 0, args.local_process_index == 0):  # then nodes without a shared disk
+        if publisher and staged.is_dir():
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staged, final)
+        trainer.accelerator.wait_for_everyone()
+    if args.should_save:
+        stage.rmdir()  # empty now: every node renamed its part
+        trainer._rotate_checkpoints(use_mtime=False, output_dir=str(run_dir))
+
+
+def rng_state_globals() -> list:
+    """The only non-tensor types a Trainer RNG state file holds: NumPy's ``get_state()`` array and its dtype."""
+    import numpy as np
+
+    state = np.random.get_state()[1]
+    return [state.__reduce__()[0], np.ndarray, np.dtype, type(state.dtype)]
+
+
+@contextmanager
+def reading_rng_state(checkpoint):
+    """Around the stock ``_load_rng_state``: ``torch.load`` stays ``weights_only`` and allows NumPy's RNG
+    state types only; a file that asks for anything else is refused with its name, and nothing of it runs."""
+    import pickle
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(rng_state_globals()):
+            yield
+    except pickle.UnpicklingError as error:
+        files = ", ".join(sorted(str(p) for p in Path(checkpoint).glob("rng_state*.pth")))
+        detail = str(error).strip().splitlines()[-1]
+        raise OutputFolderError(f"refused to read {files}: it holds more than an RNG state ({detail}); "
+                                f"it was not made by this library, or has been tampered with") from None
+
+
+def main(argv=None):
+    """The launcher's pre-check: ``python -m transformers_align.training.checkpoints DIR [--overwrite] [--resume X]``.
+    """
+    parser = argparse.ArgumentParser(description="Exit 2 with one line if OUTPUT_DIR may not be written by a new run.")
+    parser.add_argument("output_dir")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--resume", default=None)
+    args = parser.parse_args(argv)
+    try:
+        check_output_dir(args.output_dir, args.overwrite, args.resume)
+    except OutputFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()

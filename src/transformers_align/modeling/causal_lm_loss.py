@@ -3,9 +3,10 @@
 Stock ``*ForCausalLM.forward`` (transformers 4.43.4) applies the LM head at every position and Llama and
 Qwen2 cast the logits to float32 before the cross-entropy: a training batch holds ``batch x time x
 vocabulary`` float32 logits and their gradient (34 GB at Llama-3-8B's 128,256 tokens, 32 sequences of
-2,048). Here only the final hidden states whose next token has a label go through the head,
-``chunk_size`` of them at a time, and each chunk's cross-entropy is taken in float32 as soon as its
-logits exist. With gradients on, every chunk is checkpointed: backward recomputes one chunk's logits
+2,048). Here only the final hidden states whose next token has a label go through the head, a
+chunk at a time (by default as many positions as keep one chunk's float32 logits within 256 MiB: 523
+at a 128k vocabulary, the whole batch at a small one), and each chunk's cross-entropy is taken in
+float32 as soon as its logits exist. With gradients on, every chunk is checkpointed: backward recomputes one chunk's logits
 at a time, so at most one chunk of logits (and its gradient) is ever alive. The head is called as a
 module, so tied embeddings, a bias or a LoRA adapter on it work unchanged.
 
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 IGNORE_INDEX = -100  # the label that CrossEntropyLoss ignores, as transformers' collators pad labels
-DEFAULT_CHUNK_SIZE = 1024  # positions per head call: 0.5 GB of float32 logits at a 128k vocabulary
+LOGITS_PER_CHUNK = 2**26  # float32 logits of one chunk: 256 MiB (positions x vocabulary)
 
 
 def next_token_targets(labels, config):
@@ -42,7 +43,7 @@ def _summed_cross_entropy(head, states, targets):
     return F.cross_entropy(logits.float(), targets, reduction="sum")
 
 
-def causal_lm_loss(states, labels, config, head=None, num_items_in_batch=None, chunk_size=DEFAULT_CHUNK_SIZE):
+def causal_lm_loss(states, labels, config, head=None, num_items_in_batch=None, chunk_size=None):
     """The task loss of one micro-batch from ``states``: final hidden states (``head`` given) or logits (``head=None``).
 
     ``states``: ``(batch, time, width)``; ``labels``: ``(batch, time)``, unshifted, ``-100`` where unlabelled.
@@ -55,6 +56,7 @@ def causal_lm_loss(states, labels, config, head=None, num_items_in_batch=None, c
     labelled = targets != IGNORE_INDEX
     rows, targets = states[labelled], targets[labelled]
     recompute = head is not None and torch.is_grad_enabled()
+    chunk_size = chunk_size or max(1, LOGITS_PER_CHUNK // config.vocab_size)
     total = None
     for start in range(0, max(len(targets), 1), chunk_size):  # one (empty) chunk keeps the graph when nothing is labelled
         piece = (head, rows[start:start + chunk_size], targets[start:start + chunk_size])

@@ -12,8 +12,10 @@ the middle block), one micro-batch per optimizer step, gradient checkpointing on
   float32 logits, stock cross-entropy), batches drawn at random and padded to their longest, and the
   LM head run on side 0's layer-L states in alignment steps, as mid-align's forward does.
 
-The configurations take turns, one epoch of both streams each, in a rotating order; throughput is
-real tokens (padding excluded) per second and labelled tokens per second, medians over the epochs.
+The data are 50 batches of each stream (one megabatch of the length grouping, as in a real run). The
+configurations take turns, an epoch each, in a rotating order; in an epoch both run the task and
+alignment steps at the same randomly chosen positions of their own batch order. Throughput is real
+tokens (padding excluded) per second and labelled tokens per second, medians over the epochs.
 On CPU the ratio uses process CPU time (one thread; less disturbed by other load than wall time).
 Peak memory of one task step (the larger step of both) on the same random batch, above the weights:
 bench_core_step's tensor tracker on CPU, the CUDA allocator on GPU.
@@ -76,6 +78,7 @@ class Shape:
 
 LLAMA3_8B = Shape(hidden=4096, layers=32, vocab=128256, heads=32, kv_heads=8)
 TYPICAL_CONTEXT = 100  # tokens of a MASSIVE-shaped task example (see make_task_examples)
+POOL_BATCHES = 50  # batches of each stream in the data: one megabatch of get_length_grouped_indices, as in a real run
 
 
 def throughput_proxy(hidden=256, layers=8):
@@ -186,14 +189,16 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def train_epoch(config, model, optimizer, task_examples, pairs, args, epoch, device):
-    """One epoch of alternating steps; returns (wall s, CPU s, real tokens, labelled tokens, padded tokens)."""
+def train_epoch(config, model, optimizer, task_examples, pairs, args, epoch, device, steps):
+    """``steps`` task and alignment steps, alternating, at the same randomly chosen positions of the epoch for
+    both configurations; returns (wall s, CPU s, real tokens, labelled tokens, padded tokens)."""
     grouped, seed = config == "library", args.seed * 1000 + epoch
     tasks = epoch_batches(task_examples, [len(ids) for ids, _ in task_examples], args.batch_size, grouped, seed)
     sides = epoch_batches(pairs, [max(len(a), len(b)) for a, b in pairs], args.batch_size, grouped, seed + 1)
+    chosen = sorted(torch.randperm(len(tasks), generator=torch.Generator().manual_seed(seed + 2))[:steps].tolist())
     wall = cpu = real = labelled = padded = 0
-    for task_examples_, pair_examples in zip(tasks, sides):
-        for kind, batch in (("task", task_batch(task_examples_, device)), ("alignment", pair_batch(pair_examples, device))):
+    for position in chosen:
+        for kind, batch in (("task", task_batch(tasks[position], device)), ("alignment", pair_batch(sides[position], device))):
             masks = [value for name, value in batch.items() if name.startswith("attention_mask")]
             real += sum(int(mask.sum()) for mask in masks)
             padded += sum(mask.numel() for mask in masks)
@@ -211,17 +216,18 @@ def train_epoch(config, model, optimizer, task_examples, pairs, args, epoch, dev
 
 def measure_throughput(args, shape, device, dtype):
     generator = torch.Generator().manual_seed(args.seed)
-    count = args.batch_size * args.batches_per_epoch
+    count = args.batch_size * POOL_BATCHES
     task_examples, pairs = make_task_examples(count, shape.vocab, generator), make_pairs(count, shape.vocab, generator)
     models = {config: build_model(shape, device, dtype, args.seed, checkpointing=args.checkpointing or config == "reference")
               for config in CONFIGS}
     optimizers = {c: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for c, m in models.items()}
     for config in CONFIGS:  # warm-up: one task and one alignment step each, untimed
-        train_epoch(config, models[config], optimizers[config], task_examples[:args.batch_size], pairs[:args.batch_size], args, args.epochs, device)
+        train_epoch(config, models[config], optimizers[config], task_examples, pairs, args, args.epochs, device, 1)
     rounds = {config: [] for config in CONFIGS}
     for epoch in range(args.epochs):
         for config in (CONFIGS if epoch % 2 else CONFIGS[::-1]):
-            rounds[config].append(train_epoch(config, models[config], optimizers[config], task_examples, pairs, args, epoch, device))
+            rounds[config].append(train_epoch(config, models[config], optimizers[config], task_examples, pairs, args, epoch,
+                                              device, args.steps_per_epoch))
     return rounds
 
 
@@ -273,7 +279,8 @@ def report(args, shapes, device, rounds, memory, load):
         f"throughput shape: hidden {shapes[0].hidden}, {shapes[0].layers} blocks, vocabulary {shapes[0].vocab} (LM head "
         f"{100 * shapes[0].lm_head_flop_share(TYPICAL_CONTEXT):.1f}% of the FLOPs; Llama-3-8B "
         f"{100 * LLAMA3_8B.lm_head_flop_share(TYPICAL_CONTEXT):.1f}%), {args.dtype}, LoRA r 8, batch {args.batch_size}, "
-        f"{args.batches_per_epoch} task + {args.batches_per_epoch} alignment steps an epoch, {args.epochs} epochs after 2 warm-up steps; "
+        f"{args.steps_per_epoch} task + {args.steps_per_epoch} alignment steps timed an epoch of {POOL_BATCHES} + {POOL_BATCHES}, "
+        f"{args.epochs} epochs after 2 warm-up steps; "
         f"library gradient checkpointing {'on' if args.checkpointing else 'off'}",
         f"memory shape: hidden {shapes[1].hidden}, {shapes[1].layers} blocks, vocabulary {shapes[1].vocab} (float32 logits "
         f"{shapes[1].logits_per_checkpoint(activation_bytes):.2f}x the checkpointed "
@@ -316,7 +323,7 @@ def main(argv=None):
     parser.add_argument("--tiny", action="store_true", help="tiny shapes: a smoke test of this script")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=None, help="sequences (or pairs) a step; default 16 (CPU), 32 (GPU)")
-    parser.add_argument("--batches-per-epoch", type=int, default=None)
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help="timed task (and as many alignment) steps an epoch")
     parser.add_argument("--epochs", type=int, default=None, help="timed epochs per configuration")
     parser.add_argument("--memory-batch-size", type=int, default=None)
     parser.add_argument("--no-library-checkpointing", dest="checkpointing", action="store_false",
@@ -326,7 +333,7 @@ def main(argv=None):
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available here")
     cuda = args.device == "cuda"
-    defaults = dict(batch_size=32 if cuda else 16, batches_per_epoch=2 if args.quick or args.tiny else 4,
+    defaults = dict(batch_size=32 if cuda else 16, steps_per_epoch=1 if args.tiny else 3 if args.quick else 4,
                     epochs=1 if args.tiny else 3 if args.quick else 5, memory_batch_size=32 if cuda else 2 if args.quick or args.tiny else 4)
     for name, value in defaults.items():
         if getattr(args, name) is None:

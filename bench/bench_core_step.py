@@ -30,27 +30,40 @@ MIB = 2**20
 
 
 class TensorMemoryTracker(TorchDispatchMode):
-    """Live and peak bytes of the tensor storages that operators allocate while the mode is on."""
+    """Live and peak bytes of the tensor storages that operators allocate while the mode is on.
+
+    Freed storages are only swept out when the running count (which still includes them, so it is an
+    upper bound) passes the peak: below it the peak cannot change, so the result is exact and deep
+    models avoid a scan of every live storage at every operator.
+    """
 
     def __init__(self):
         super().__init__()
         self.live, self.current, self.peak = {}, 0, 0
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+    def _sweep(self):
         for key, (ref, size) in list(self.live.items()):
             if ref.expired():
                 del self.live[key]
                 self.current -= size
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
         for tensor in tree_flatten(out)[0]:
             if not isinstance(tensor, torch.Tensor):
                 continue
             storage = tensor.untyped_storage()
-            if storage._cdata not in inputs and storage._cdata not in self.live:
-                self.live[storage._cdata] = (StorageWeakRef(storage), storage.nbytes())
-                self.current += storage.nbytes()
-        self.peak = max(self.peak, self.current)
+            key = storage._cdata
+            if key in inputs or (key in self.live and not self.live[key][0].expired()):
+                continue
+            if key in self.live:  # a freed storage's address, reused
+                self.current -= self.live[key][1]
+            self.live[key] = (StorageWeakRef(storage), storage.nbytes())
+            self.current += storage.nbytes()
+        if self.current > self.peak:
+            self._sweep()
+            self.peak = max(self.peak, self.current)
         return out
 
 

@@ -8,12 +8,14 @@ Random weights from the published config values (nothing is downloaded):
 - ``llama8b``: Llama-3-8B (hidden 4096, 32 layers, 32/8 heads, ffn 14336, vocab 128,256) in bf16, LoRA
   r 8 on q/k/v/o/gate/up/down, gradient checkpointing, sequence 2048; task steps vs alignment steps at
   L = 16 with the same tokens (the pairs' two sides together = the task batch).
+- ``training``: bench_training_throughput.py at Llama-3-8B shape (this library's defaults against the
+  middle-layer reference's configuration, alternate training): its throughput and memory ratios.
 
 MFU counts model FLOPs only (no recomputation): per token 2·P forward + 2·P for input gradients (the base
 weights are frozen) + 6·P_lora, plus attention 4·n_layers·T·d forward and twice that backward, with
 P the parameters the step runs through; alignment steps run P of blocks 1..L only. Peak is
 torch.cuda.max_memory_allocated. ``--tiny`` shrinks every shape so the script can be smoke-tested on CPU.
-Run: python bench/bench_gpu_throughput.py [--which xglm,llama8b] [--peak-tflops 989]
+Run: python bench/bench_gpu_throughput.py [--which xglm,llama8b,training] [--peak-tflops 989]
 """
 import argparse
 import datetime
@@ -136,9 +138,18 @@ def llama_lora_steps(args, device):
     return {"shape": "Llama-3-8B", "lora_r": 8, "sequence": length, "batch": rows, "layer": layer, **results}
 
 
+def training_ratios(args, device):
+    import bench_training_throughput  # next to this file, on sys.path when run as a script
+
+    argv = ["--device", device.type] + (["--tiny"] if args.tiny else [])
+    throughput_ratio, memory_ratio = bench_training_throughput.main(argv)
+    return {"shape": "tiny" if args.tiny else "Llama-3-8B", "throughput_ratio": throughput_ratio, "memory_ratio": memory_ratio,
+            "targets": "throughput_ratio >= 1.5 at memory_ratio <= 0.6 (issue 16)"}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--which", default="xglm,llama8b")
+    parser.add_argument("--which", default="xglm,llama8b,training")
     parser.add_argument("--llama-batch", type=int, default=4, help="sequences per Llama step (the alignment step holds as many tokens)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the GPU (H100/H200 SXM: 989)")
     parser.add_argument("--warmup", type=int, default=3)
@@ -150,7 +161,7 @@ def main(argv=None):
     report = {"date": datetime.date.today().isoformat(), "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "tiny": args.tiny}
     for which in args.which.split(","):
-        report[which] = {"xglm": xglm_afp_step, "llama8b": llama_lora_steps}[which](args, device)
+        report[which] = {"xglm": xglm_afp_step, "llama8b": llama_lora_steps, "training": training_ratios}[which](args, device)
         if device.type == "cuda":
             torch.cuda.empty_cache()
     text = json.dumps(report, indent=2)

@@ -5,11 +5,11 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
-
 from transformers.utils import logging
 
 from transformers_align.losses import info_nce, pooled_cosines
-from transformers_align.modeling.registry import resolved_settings
+from transformers_align.modeling.causal_lm_loss import causal_lm_loss
+from transformers_align.modeling.registry import decoder_layout, resolved_settings
 from transformers_align.modeling.representation import aligned_representation
 from transformers_align.modeling.settings import AlignmentSettings
 
@@ -39,7 +39,13 @@ def _stack_streams(streams):
 class AlignedCausalLMMixin:
     """Put first in the bases of a stock ``*ForCausalLM``: ``class AlignX(AlignedCausalLMMixin, XForCausalLM)``.
 
-    Without pair fields ``forward`` is the stock forward (same logits, loss and ``generate``).
+    Without pair fields and labels ``forward`` is the stock forward (same logits and ``generate``). With
+    labels, the task loss is the stock loss, computed as ``causal_lm_loss`` does (LM head on labelled
+    positions only, in chunks); whether the logits are also computed and returned then follows
+    ``return_logits``: by default not in training (``model.train()``), so no ``batch x time x
+    vocabulary`` tensor exists, and yes in eval mode, as stock. ``num_items_in_batch`` (int or 0-d
+    tensor), when given, divides the summed token losses of the micro-batch instead of its own count
+    of labelled tokens (gradient accumulation over micro-batches of unequal label counts).
     """
 
     def __init__(self, config, **alignment_settings):
@@ -79,10 +85,25 @@ class AlignedCausalLMMixin:
         if warning:
             logger.warning(warning)
 
+    def _task_forward(self, input_ids, attention_mask, labels, return_logits, num_items_in_batch, kwargs):
+        """The stock forward without labels, or the backbone alone and the loss from its last hidden state."""
+        if labels is None or (not self.training if return_logits is None else return_logits):
+            task = super().forward(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+            if labels is not None:
+                task.loss = causal_lm_loss(task.logits, labels, self.config, num_items_in_batch=num_items_in_batch)
+            return task
+        # The stock forward's own backbone call (same keywords), then the head on labelled positions only.
+        backbone = getattr(self, decoder_layout(self.config).backbone)
+        task = backbone(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        loss = causal_lm_loss(task.last_hidden_state, labels, self.config, head=self.get_output_embeddings(),
+                              num_items_in_batch=num_items_in_batch)
+        return CausalLMOutputWithPast(loss=loss, past_key_values=task.past_key_values, hidden_states=task.hidden_states,
+                                      attentions=task.attentions)
+
     def forward(self, input_ids=None, attention_mask=None, labels=None,
                 input_ids_parallel_0=None, attention_mask_parallel_0=None,
                 input_ids_parallel_1=None, attention_mask_parallel_1=None,
-                input_ids_negative=None, attention_mask_negative=None, num_items_in_batch=None, **kwargs):
+                input_ids_negative=None, attention_mask_negative=None, return_logits=None, num_items_in_batch=None, **kwargs):
         return_dict = kwargs.pop("return_dict", None)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if (input_ids_parallel_0 is None) != (input_ids_parallel_1 is None):
@@ -90,16 +111,7 @@ class AlignedCausalLMMixin:
         has_task = input_ids is not None or kwargs.get("inputs_embeds") is not None
         task = None
         if has_task:
-            # MINIMAL VERSION of the num_items_in_batch contract (the trainer's global token mean; transformers
-            # has it from 4.46): the task loss is this micro-batch's summed token cross-entropy divided by
-            # num_items_in_batch. The chunked task loss (issue 16) replaces this block at merge.
-            summed = num_items_in_batch is not None and labels is not None
-            task = super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=None if summed else labels,
-                                   return_dict=True, **kwargs)
-            if summed:
-                logits = task.logits[:, :-1].float()
-                task.loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(logits.device),
-                                            ignore_index=-100, reduction="sum") / num_items_in_batch
+            task = self._task_forward(input_ids, attention_mask, labels, return_logits, num_items_in_batch, kwargs)
         alignment_loss = None
         if input_ids_parallel_0 is not None:
             alignment_loss = self.compute_alignment_loss(input_ids_parallel_0, attention_mask_parallel_0, input_ids_parallel_1,

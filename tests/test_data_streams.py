@@ -113,7 +113,8 @@ def test_hard_negatives_enter_the_logged_loss_by_the_formula(tiny_model_dir, tmp
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"text_parallel_0": a, "text_parallel_1": b, "text_negative": n}, ensure_ascii=False) + "\n"
                              for a, b, n in sides), encoding="utf-8")
-    common = ["--only_train_contrastive", "--max_steps", "1", "--hard_negative_weight", "0.5"]
+    common = ["--only_train_contrastive", "--max_steps", "1", "--hard_negative_weight", "0.5",
+              "--contrastive_pooling_skip_first", "0"]  # the formula below pools every token, BOS included
     with_negatives = run_training(tiny_model_dir, pairs, tmp_path / "neg", *common).state.log_history[0]["alignment_loss"]
     plain = tmp_path / "plain.jsonl"
     plain.write_text("".join(json.dumps({"text_parallel_0": a, "text_parallel_1": b}, ensure_ascii=False) + "\n" for a, b, _ in sides),

@@ -99,8 +99,13 @@ def build_model(shape, device, dtype, seed, checkpointing=True):
                          num_hidden_layers=shape.layers, num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads,
                          bos_token_id=0, eos_token_id=1, pad_token_id=2, attn_implementation="sdpa",
                          max_position_embeddings=4096, rope_theta=500000.0, use_cache=False)
-    model = AlignLlamaForCausalLM(config, additional_loss_layer=shape.layers // 2, contrastive_loss_temperature=0.05)
-    model = model.to(device=device, dtype=dtype)
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in place on the device: an 8B model never passes through host memory in fp32
+    try:
+        with torch.device(device):
+            model = AlignLlamaForCausalLM(config, additional_loss_layer=shape.layers // 2, contrastive_loss_temperature=0.05)
+    finally:
+        torch.set_default_dtype(default_dtype)
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.1, target_modules=LORA_TARGETS))

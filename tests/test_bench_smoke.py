@@ -2,7 +2,6 @@
 import importlib.util
 from pathlib import Path
 
-
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 

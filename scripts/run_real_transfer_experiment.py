@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from transformers_align.data.jsonl import read_json
+from transformers_align.data.jsonl import read_json, write_json
 from transformers_align.experiments.real_transfer import RealTransferConfig, run_experiment
 from transformers_align.experiments.real_transfer_report import combine_runs, markdown_table, save_results
 
@@ -51,7 +51,9 @@ def main(argv=None):
         if value is not None:
             setattr(config, name, value)
     try:
-        result = run_experiment(config, progress=not args.no_progress)
+        # results.json is rewritten after each model, so an interrupted run keeps what it finished.
+        result = run_experiment(config, progress=not args.no_progress,
+                                on_update=lambda partial: write_json(Path(args.output_dir) / "results.json", partial))
     except ValueError as error:  # an unsupported language, layer or pooling, before any training
         sys.exit(f"run_real_transfer_experiment: {error}")
     return _report(result, args.output_dir)

@@ -27,10 +27,13 @@ def summarize(result: dict) -> dict:
     summary = {"pretrained": {"accuracy": {language: accuracy(pretrained["scores"][language], gold) for language in languages},
                               "retrieval_at_layer": {language: entry["en_to_x"][layer - 1]
                                                      for language, entry in pretrained["retrieval"].items()}}}
-    for variant in VARIANTS:
-        runs = [result["runs"][f"{variant}/seed{seed}"] for seed in seeds]
-        baselines = [result["runs"][f"baseline/seed{seed}"] for seed in seeds]
-        entry = {"accuracy": {}, "gain_over_baseline": {}, "retrieval_at_layer": {}}
+    for variant in VARIANTS:  # an unfinished run lacks some variants or seeds: summarise what there is
+        done = [seed for seed in seeds if f"{variant}/seed{seed}" in result["runs"] and f"baseline/seed{seed}" in result["runs"]]
+        if not done:
+            continue
+        runs = [result["runs"][f"{variant}/seed{seed}"] for seed in done]
+        baselines = [result["runs"][f"baseline/seed{seed}"] for seed in done]
+        entry = {"seeds": done, "accuracy": {}, "gain_over_baseline": {}, "retrieval_at_layer": {}}
         for language in languages:
             scores = [accuracy(run["scores"][language], gold) for run in runs]
             entry["accuracy"][language] = _spread(scores)
@@ -40,7 +43,7 @@ def summarize(result: dict) -> dict:
         entry["accuracy"]["mean_other"] = _spread([statistics.fmean(row) for row in others])
         entry["retrieval_at_layer"] = {language: _spread([run["retrieval"][language]["en_to_x"][layer - 1] for run in runs])
                                        for language in result["retrieval_pairs"]}
-        entry["train_s"] = _spread([result["timings"][f"{variant}/seed{seed}"]["train_s"] for seed in seeds])
+        entry["train_s"] = _spread([result["timings"][f"{variant}/seed{seed}"]["train_s"] for seed in done])
         summary[variant] = entry
     return summary
 
@@ -57,17 +60,17 @@ def markdown_table(result: dict) -> str:
     languages = ["en"] + list(result["config"]["languages"])
     retrieval_languages = list(result["retrieval_pairs"])
     layer = result["alignment_layer"]
-    header = (["model"] + [f"acc {language}" for language in languages] + ["mean non-en", "gain non-en vs baseline"]
+    header = (["model", "seeds"] + [f"acc {language}" for language in languages] + ["mean non-en", "gain non-en vs baseline"]
               + [f"R@1 en→{language} L{layer}" for language in retrieval_languages] + ["train s"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     pretrained = summary["pretrained"]
-    lines.append("| " + " | ".join(["pretrained"] + [_percent(pretrained["accuracy"][language]) for language in languages]
+    lines.append("| " + " | ".join(["pretrained", "–"] + [_percent(pretrained["accuracy"][language]) for language in languages]
                                    + [_percent(statistics.fmean(pretrained["accuracy"][x] for x in languages[1:])), "–"]
                                    + [_percent(pretrained["retrieval_at_layer"][x]) for x in retrieval_languages] + ["–"]) + " |")
-    for variant in VARIANTS:
+    for variant in (name for name in VARIANTS if name in summary):
         entry = summary[variant]
         gains = [statistics.fmean(values) for values in zip(*(entry["gain_over_baseline"][x]["values"] for x in languages[1:]))]
-        cells = ([variant] + [_cell(entry["accuracy"][language]) for language in languages] + [_cell(entry["accuracy"]["mean_other"]),
+        cells = ([variant, str(len(entry["seeds"]))] + [_cell(entry["accuracy"][language]) for language in languages] + [_cell(entry["accuracy"]["mean_other"]),
                  "–" if variant == "baseline" else _cell(_spread(gains))]
                  + [_cell(entry["retrieval_at_layer"][x]) for x in retrieval_languages] + [f"{entry['train_s']['mean']:.0f}"])
         lines.append("| " + " | ".join(cells) + " |")
@@ -80,7 +83,8 @@ def markdown_table(result: dict) -> str:
              f"{config['pooling']}-pooled output of block {layer} of {result['num_layers']} (the aligned one). "
              f"LoRA r {config['lora_rank']}, {config['steps']} task steps of {config['batch_size']}, lr {config['learning_rate']}, "
              f"temperature {config['temperature']}, {result['training_pairs']} training pairs; {result['torch_threads']} torch "
-             f"thread(s), {result['timings']['total_s']} s in all.")
+             f"thread(s), {result['timings'].get('total_s', '–')} s in all"
+             f"{'' if result.get('finished', True) else ' (unfinished run: only the models listed)'}.")
     return "\n".join(lines) + "\n" + notes
 
 
@@ -92,7 +96,7 @@ def plot(result: dict, path) -> Path:
     languages = ["en"] + list(result["config"]["languages"])
     figure = Figure(figsize=(12, 4.5), layout="constrained")
     bars, lines = figure.subplots(1, 2, width_ratios=[1.4, 1])
-    models = ["pretrained"] + list(VARIANTS)
+    models = ["pretrained"] + [name for name in VARIANTS if name in summary]
     width = 0.8 / len(models)
     for index, model in enumerate(models):
         positions = [x + (index - (len(models) - 1) / 2) * width for x in range(len(languages))]

@@ -6,7 +6,7 @@ import torch
 from conftest import make_model
 from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
-from transformers_align.evaluation.loglikelihood import continuation_logprobs, encode_pair, pad_right
+from transformers_align.evaluation.loglikelihood import candidate_logprobs, continuation_logprobs, encode_pair, pad_right
 
 TEXTS = [("Premise: it rains.\nAnswer: ", "neutral"), ("前提：下雨了。回答：", "矛盾"), ("A", "B, then a much longer tail here."),
          ("The cat sat on the", " mat"), ("Short", " one")]
@@ -70,3 +70,15 @@ def test_encode_pair_splits_inside_the_whole_encoding_and_leaves_the_tokenizer_a
 def test_pad_right():
     ids, mask = pad_right([[5, 6, 7], [8]])
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("candidates", [[[5], [9], [5, 7, 11], [3, 4], [12]], [[5], [9], [21]], [[8, 8], [8, 9]]])
+def test_candidate_scores_equal_one_request_per_candidate(candidates):
+    model = make_model("llama")
+    prompts = [[1, 17, 4, 9], [1, 30], [1, 6, 6, 6, 6, 6, 2]]
+    requests = [(prompt, candidate) for prompt in prompts for candidate in candidates]
+    expected = torch.tensor(plain_scores(model, requests)).view(len(prompts), len(candidates))
+    for batch_size in (1, 2, 32):
+        assert torch.allclose(candidate_logprobs(model, prompts, candidates, batch_size), expected, atol=1e-4)
+    with pytest.raises(ValueError, match="at least one token"):
+        candidate_logprobs(model, prompts, [[5], []])

@@ -126,3 +126,39 @@ def continuation_logprobs(model, requests: Sequence[Request], batch_size: int = 
         for owner, value in zip(owners, token_logprobs.tolist()):
             scores[owner] += value
     return scores
+
+
+@torch.no_grad()
+def candidate_logprobs(model, prompts: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]],
+                       batch_size: int = 32) -> torch.Tensor:
+    """``(len(prompts), len(candidates))`` sums of log p(candidate tokens | prompt): a fixed answer set, scored cheaply.
+
+    The same numbers as :func:`continuation_logprobs` on every (prompt, candidate) request, with fewer
+    forwards: all one-token candidates are read from a single next-token distribution, so a prompt
+    costs one forward per multi-token candidate (one forward if there is none). Prompt and candidate
+    ids are concatenated as given (tokenize them as the model was trained). Call on a model in eval mode.
+    """
+    if not candidates or any(len(candidate) == 0 for candidate in candidates):
+        raise ValueError("every candidate needs at least one token")
+    backbone, head = backbone_and_head(model)
+    device = next(model.parameters()).device
+    longer = [index for index, candidate in enumerate(candidates) if len(candidate) > 1]
+    single = [(index, candidate[0]) for index, candidate in enumerate(candidates) if len(candidate) == 1]
+    carriers = longer or [None]  # the continuations run after each prompt; None: the prompt alone
+    jobs = [(row, carrier) for row in range(len(prompts)) for carrier in carriers]
+    scores = torch.zeros(len(prompts), len(candidates), dtype=torch.float32)
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        inputs = [list(prompts[row]) + (list(candidates[carrier][:-1]) if carrier is not None else []) for row, carrier in chunk]
+        ids, mask = pad_right(inputs)
+        hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[0]
+        for position, (row, carrier) in enumerate(chunk):
+            first = len(prompts[row]) - 1  # the position that predicts the first answer token
+            length = len(candidates[carrier]) if carrier is not None else 1
+            logprobs = head(hidden[position, first:first + length]).float().log_softmax(dim=-1).cpu()
+            if carrier == carriers[0]:
+                for index, token in single:
+                    scores[row, index] = logprobs[0, token]
+            if carrier is not None:
+                scores[row, carrier] = logprobs[torch.arange(length), torch.as_tensor(candidates[carrier])].sum()
+    return scores

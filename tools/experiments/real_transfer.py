@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, T
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
 from transformers_align.data.gettext_pairs import gettext_pairs
-from transformers_align.evaluation.alignment_analysis import analyze_alignment
+from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
 from transformers_align.evaluation.loglikelihood import candidate_logprobs
 from tools.experiments import cldr_task
 from transformers_align.modeling import patch_model
@@ -162,7 +162,8 @@ def evaluate(model, tokenizer, data: TransferData, config: RealTransferConfig, l
         result["scores"][language] = [[round(value, 4) for value in row] for row in scores]
         result["accuracy"][language] = accuracy(result["scores"][language], gold)
     for language, pairs in data.retrieval.items():
-        report = analyze_alignment(model, tokenizer, pairs, pooling=config.pooling, batch_size=config.eval_batch_size, progress=False)
+        settings = analysis_settings(model, pooling=config.pooling, layer=layer)
+        report = analyze_alignment(model, tokenizer, pairs, settings, batch_size=config.eval_batch_size, progress=False)
         result["retrieval"][language] = {"en_to_x": [row["retrieval_0_to_1"] for row in report["layers"]],
                                          "cosine_true_at_layer": report["layers"][layer - 1]["cosine_true"],
                                          "cosine_random_at_layer": report["layers"][layer - 1]["cosine_random"]}

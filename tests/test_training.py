@@ -203,12 +203,14 @@ def test_shell_scripts_run_the_embedded_default(script, losses, tmp_path):
             ["scripts.run_inference_massive", "--model-name", str(tmp_path / "tiny"), "--peft-model-id", str(tmp_path / "out"),
              "--lang", "ja", "--partition", "test", "--max-examples", "4", "--max-new-tokens", "8", "--output-file", str(predictions)],
             ["scripts.eval_massive", "--pred-slots-file", str(predictions), "--lang", "ja", "--partition", "test",
-             "--output-json", str(metrics)],
+             "--max-examples", "4", "--output-json", str(metrics)],
         ):
             step = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
             assert step.returncode == 0, step.stderr[-3000:]
         assert len(predictions.read_text(encoding="utf-8").splitlines()) == 4
-        assert set(json.loads(metrics.read_text())) >= {"slot_micro_f1", "exact_match", "intent_accuracy", "malformed"}
+        scores = json.loads(metrics.read_text())
+        assert set(scores) >= {"slot_micro_f1", "exact_match", "intent_accuracy", "malformed"}
+        assert (scores["counts"]["scored"], scores["counts"]["missing"]) == (4, 0)
 
 
 def test_malformed_adapter_config_names_the_file_and_line(tiny_model_dir, tmp_path):

@@ -136,16 +136,6 @@ def load_massive(lang: str, partition: str, data_file=None, data_dir=None) -> Li
     return records
 
 
-def add_massive_data_arguments(parser) -> None:
-    """The ``--lang``, ``--partition``, ``--data-dir`` and ``--data-file`` options of the MASSIVE scripts."""
-    group = parser.add_argument_group("MASSIVE data")
-    group.add_argument("--lang", default="en", help="2-letter code from MASSIVE_LANG_MAP or a locale like zh-TW")
-    group.add_argument("--partition", default="test", help="train, dev (or validation) or test (default test)")
-    group.add_argument("--data-dir", default="data_example/massive",
-                       help="folder of <locale>.jsonl files in MASSIVE's release format (default data_example/massive)")
-    group.add_argument("--data-file", help="one MASSIVE JSONL file (overrides --data-dir)")
-
-
 def has_intents(records: Sequence[MassiveRecord]) -> bool:
     """Whether every record carries an intent (then prompts and targets include it)."""
     return bool(records) and all(record.intent for record in records)

@@ -2,17 +2,23 @@
 import os
 import sys
 
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 
 from transformers_align.data.jsonl import DataFormatError, read_json
-from transformers_align.training.arguments import AlignmentArguments, ArgumentError, DataArguments, ModelArguments
+from transformers_align.training.arguments import (
+    AlignmentArguments,
+    AlignmentTrainingArguments,
+    ArgumentError,
+    DataArguments,
+    ModelArguments,
+)
 from transformers_align.training.checkpoints import OutputFolderError, ResumeArguments
 from transformers_align.training.launch import LaunchError, argv_with_cpu_default, cpu_when_no_accelerator
 from transformers_align.training.run import configure_logging, train
 
 
 def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, TrainingArguments, ResumeArguments))
+    parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments, ResumeArguments))
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
         arguments = parser.parse_dict(cpu_when_no_accelerator(read_json(argv[0])))

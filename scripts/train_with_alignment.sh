@@ -23,6 +23,7 @@ EPOCHS="${EPOCHS:-}"                  # 10 in the recipe (doubled from the basel
 LOSS_LAYER="${LOSS_LAYER:-}"          # additional_loss_layer; empty: the middle block of the model loaded
 LOSS_TEMPERATURE="${LOSS_TEMPERATURE:-}"  # 0.1 in the recipe; the default run's own below
 LOSS_DISTANCE="${LOSS_DISTANCE:-cosine}"   # cosine, dot or l2
+ALIGN_STEPS_PER_TASK="${ALIGN_STEPS_PER_TASK:-}"  # alignment micro-steps after each task one; 1 in the recipe
 POOLING="${POOLING:-mean}"            # mean, last or max
 POOLING_SKIP_FIRST="${POOLING_SKIP_FIRST:-1}"  # leading tokens left out of the pooling (attention sink); 0 = mid-align exactly
 TRAIN_BSZ="${TRAIN_BSZ:-}" EVAL_BSZ="${EVAL_BSZ:-}" GRAD_ACC="${GRAD_ACC:-}" BLOCK_SIZE="${BLOCK_SIZE:-}"
@@ -53,7 +54,7 @@ default EPOCHS 6 10
 default LR 3e-3 5e-4
 launch_training \
   --num_train_epochs "$EPOCHS" \
-  --training_mode alternate \
+  --training_mode alternate --alignment_steps_per_task_step "${ALIGN_STEPS_PER_TASK:-1}" \
   ${LOSS_LAYER:+--additional_loss_layer "$LOSS_LAYER"} \
   --contrastive_loss_temperature "$LOSS_TEMPERATURE" \
   --distance_function "$LOSS_DISTANCE" \

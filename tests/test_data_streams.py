@@ -5,13 +5,15 @@ import math
 import pytest
 import torch
 from test_training import run_training, write_rows
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from transformers_align.data import streams as streams_module
 from transformers_align.data.batches import ScheduledBatches
 from transformers_align.data.features import AlignmentCollator, FeatureOptions
 from transformers_align.data.streams import build_streams
 from transformers_align.modeling import patch_model
+from transformers_align.training.arguments import AlignmentTrainingArguments
+from transformers_align.training.schedule import Schedule
 from transformers_align.training.trainer import AlignmentTrainer
 
 
@@ -27,9 +29,9 @@ def test_every_pair_and_every_task_row_is_used_once_per_epoch_of_its_own_stream(
     streams = build_streams([write_rows(tmp_path / "task.json", n=40, pairs=False)], [write_pairs(tmp_path / "pairs.tsv", 198)],
                             ["pairs", "task"], tokenizer, FeatureOptions(block_size=128))
     model = patch_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), additional_loss_layer=2)
-    args = TrainingArguments(tmp_path / "out", per_device_train_batch_size=4, use_cpu=True, report_to=[], remove_unused_columns=False)
-    trainer = AlignmentTrainer(model=model, args=args, train_dataset=streams, data_collator=AlignmentCollator(tokenizer.pad_token_id),
-                               mode="alternate")
+    args = AlignmentTrainingArguments(tmp_path / "out", per_device_train_batch_size=4, use_cpu=True, report_to=[],
+                                      remove_unused_columns=False, training_mode="alternate")
+    trainer = AlignmentTrainer(model=model, args=args, train_dataset=streams, data_collator=AlignmentCollator(tokenizer.pad_token_id))
     loader = trainer.get_train_dataloader()  # the loader the Trainer's loop iterates
     assert len(loader) == 2 * 10  # a Trainer epoch is one pass over the task rows
     pairs_seen, task_seen = [], []
@@ -52,7 +54,7 @@ def test_every_pair_and_every_task_row_is_used_once_per_epoch_of_its_own_stream(
 
 
 def scheduled(streams, mode="joint", **overrides):
-    values = dict(collator=AlignmentCollator(0), mode=mode, per_device_batch=4, world_size=1, rank=0, accumulation=1, seed=7,
+    values = dict(collator=AlignmentCollator(0), schedule=Schedule(mode), per_device_batch=4, world_size=1, rank=0, accumulation=1, seed=7,
                   group_by_length=False)
     values.update(overrides)
     return ScheduledBatches(streams, **values)

@@ -12,9 +12,9 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, read_rows, tokenize_rows
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.data.streams import build_streams
-from transformers_align.training.arguments import AlignmentArguments, DataArguments, ModelArguments
+from transformers_align.training.arguments import AlignmentArguments, AlignmentTrainingArguments, DataArguments, ModelArguments
 from transformers_align.training.run import train
-from transformers_align.training.schedule import ALIGNMENT, TASK, objectives_for_step
+from transformers_align.training.schedule import ALIGNMENT, TASK, Schedule
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -40,15 +40,28 @@ def run_training(model_dir, train_file, output_dir, *extra):
             "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--report_to", "none",
             "--logging_steps", "1", "--seed", "3", "--additional_loss_layer", "2", "--block_size", "128",
             "--disable_tqdm", "true", *extra]
-    parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, TrainingArguments))
+    parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments))
     return train(*parser.parse_args_into_dataclasses(argv))
 
 
 def test_alternation_follows_the_global_micro_step():
-    assert [objectives_for_step("alternate", s) for s in range(4)] == [{TASK}, {ALIGNMENT}, {TASK}, {ALIGNMENT}]
-    assert objectives_for_step("joint", 7) == {TASK, ALIGNMENT}
+    assert [Schedule("alternate").objectives(s) for s in range(4)] == [{TASK}, {ALIGNMENT}, {TASK}, {ALIGNMENT}]
+    assert Schedule("joint").objectives(7) == {TASK, ALIGNMENT}
     with pytest.raises(ValueError, match="alternate, joint, task, alignment"):
-        objectives_for_step("both", 0)
+        Schedule("both")
+    with pytest.raises(ValueError, match="alternate mode only"):
+        Schedule("joint", alignment_steps_per_task_step=2)
+
+
+@pytest.mark.parametrize("ratio", [1, 2, 3])
+def test_batches_drawn_before_a_step_count_the_steps_of_each_objective(ratio):
+    # Against a plain count over the micro-steps before m: the index of each stream's next batch.
+    schedule = Schedule("alternate", alignment_steps_per_task_step=ratio)
+    assert [schedule.objectives(m) for m in range(ratio + 1)] == [{TASK}] + [{ALIGNMENT}] * ratio
+    for m in range(20):
+        before = [schedule.objectives(k) for k in range(m)]
+        assert schedule.batches_before(m, "task") == sum(TASK in o for o in before)
+        assert schedule.batches_before(m, "pairs") == sum(ALIGNMENT in o for o in before)
 
 
 def test_trainer_alternates_micro_batches_and_logs_true_means(tiny_model_dir, tmp_path):

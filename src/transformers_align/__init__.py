@@ -22,6 +22,7 @@ _EXPORTS = {
     "layer_representation": "transformers_align.modeling",
     "patch_model": "transformers_align.modeling",
     "AlignmentTrainer": "transformers_align.training.trainer",
+    "AlignmentTrainingArguments": "transformers_align.training.arguments",
 }
 __all__ = sorted(_EXPORTS)
 

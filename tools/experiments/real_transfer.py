@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainingArguments, set_seed
+from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, set_seed
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
 from transformers_align.data.gettext_pairs import gettext_pairs
@@ -25,6 +25,7 @@ from transformers_align.evaluation.alignment_analysis import analysis_settings, 
 from transformers_align.evaluation.loglikelihood import candidate_logprobs
 from tools.experiments import cldr_task
 from transformers_align.modeling import patch_model
+from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.trainer import AlignmentTrainer
 
 VARIANTS = {"baseline": "task", "alternate": "alternate", "joint": "joint"}  # variant -> AlignmentTrainer mode
@@ -124,12 +125,12 @@ def finetune(base, tokenizer, features, variant: str, config: RealTransferConfig
     mode = VARIANTS[variant]
     steps = config.steps * (2 if mode == "alternate" else 1)
     with tempfile.TemporaryDirectory() as output_dir:
-        args = TrainingArguments(output_dir=output_dir, seed=seed, use_cpu=True, report_to=[], save_strategy="no", max_steps=steps,
+        args = AlignmentTrainingArguments(output_dir=output_dir, training_mode=mode, seed=seed, use_cpu=True, report_to=[], save_strategy="no", max_steps=steps,
                                  per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
                                  weight_decay=0.0, lr_scheduler_type="linear", warmup_ratio=0.05, logging_steps=1,
                                  dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=not progress)
         # No padding to a multiple of 8: the prompts are ~11 tokens, and padding would cost half as much again.
-        trainer = AlignmentTrainer(model=model, args=args, train_dataset=features, mode=mode,
+        trainer = AlignmentTrainer(model=model, args=args, train_dataset=features,
                                    data_collator=AlignmentCollator(tokenizer.pad_token_id, pad_to_multiple_of=None))
         trainer.remove_callback(PrinterCallback)
         trainer.train()

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional
 
 import torch
-from transformers import AutoModelForCausalLM, PrinterCallback, TrainingArguments, set_seed
+from transformers import AutoModelForCausalLM, PrinterCallback, set_seed
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
@@ -25,6 +25,7 @@ from transformers_align.evaluation.loglikelihood import pad_right
 from tools.experiments import languages
 from transformers_align.modeling import patch_model
 from transformers_align.tiny import tiny_config
+from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.trainer import AlignmentTrainer
 
 VARIANTS = {"baseline": "task", "alternate": "alternate", "joint": "joint"}  # variant -> AlignmentTrainer mode
@@ -101,8 +102,8 @@ def build_data(config: ExperimentConfig) -> ExperimentData:
     return ExperimentData(lexicon, pretrain, task_rows, test_rows, retrieval_pairs)
 
 
-def _training_arguments(output_dir: str, config: ExperimentConfig, progress: bool, **values) -> TrainingArguments:
-    return TrainingArguments(output_dir=output_dir, seed=config.seed, use_cpu=True, report_to=[], save_strategy="no",
+def _training_arguments(output_dir: str, config: ExperimentConfig, progress: bool, **values) -> AlignmentTrainingArguments:
+    return AlignmentTrainingArguments(output_dir=output_dir, seed=config.seed, use_cpu=True, report_to=[], save_strategy="no",
                              weight_decay=0.0, lr_scheduler_type="linear", warmup_ratio=0.05, dataloader_num_workers=0,
                              remove_unused_columns=False, disable_tqdm=not progress, **values)
 
@@ -110,8 +111,8 @@ def _training_arguments(output_dir: str, config: ExperimentConfig, progress: boo
 def _train(model, features, tokenizer, mode: str, config: ExperimentConfig, progress: bool, **values) -> Dict[str, float]:
     """Train ``model`` in place with ``AlignmentTrainer``; returns the last logged per-objective losses."""
     with tempfile.TemporaryDirectory() as output_dir:
-        trainer = AlignmentTrainer(model=model, args=_training_arguments(output_dir, config, progress, **values),
-                                   train_dataset=features, data_collator=AlignmentCollator(tokenizer.pad_token_id), mode=mode)
+        trainer = AlignmentTrainer(model=model, args=_training_arguments(output_dir, config, progress, training_mode=mode, **values),
+                                   train_dataset=features, data_collator=AlignmentCollator(tokenizer.pad_token_id))
         if not progress:
             trainer.remove_callback(PrinterCallback)  # the logs would be printed instead of the progress bar
         trainer.train()

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from transformers_align.data.records import PAIRS, TASK
 from transformers_align.data.streams import TrainingStreams
-from transformers_align.training.schedule import STREAM_OF, objectives_for_step, stream_batches_before, streams_for_step
+from transformers_align.training.schedule import Schedule
 
 STREAM_IDS = {TASK: 0, PAIRS: 1}  # part of each stream's seed, so the two streams are shuffled independently
 SHUFFLE_BUFFER = 10_000  # examples held by a streamed stream's shuffle buffer
@@ -69,14 +69,14 @@ class ScheduledBatches(Dataset):
     that DDP and gradient accumulation take the token mean of the whole global batch.
     """
 
-    def __init__(self, streams: TrainingStreams, collator, mode: str, per_device_batch: int, world_size: int, rank: int,
+    def __init__(self, streams: TrainingStreams, collator, schedule: Schedule, per_device_batch: int, world_size: int, rank: int,
                  accumulation: int, seed: int, group_by_length: bool):
-        self.streams, self.collator, self.mode = streams, collator, mode
+        self.streams, self.collator, self.schedule = streams, collator, schedule
         self.per_device_batch, self.world_size, self.rank, self.accumulation = per_device_batch, world_size, rank, accumulation
-        needed = {STREAM_OF[o] for o in objectives_for_step(mode, 0) | objectives_for_step(mode, 1)}
+        needed = schedule.streams_used()
         missing = needed - set(streams.streams)
         if missing:
-            raise ValueError(f"mode {mode!r} needs {' and '.join(sorted(missing))}, but the training data has none")
+            raise ValueError(f"mode {schedule.mode!r} needs {' and '.join(sorted(missing))}, but the training data has none")
         global_batch = per_device_batch * world_size
         for name in needed:
             if len(streams.streams[name]) < global_batch:
@@ -84,41 +84,41 @@ class ScheduledBatches(Dataset):
                                  f"({per_device_batch} per device × {world_size} processes)")
         self.orders = {name: StreamOrder(streams.streams[name].lengths, global_batch, seed, name, group_by_length)
                        for name in needed}
-        primary = TASK if TASK in needed else PAIRS  # a Trainer epoch is one pass over it
+        primary = TASK if TASK in needed else PAIRS  # a Trainer epoch is one pass over it, with the steps between
         self.examples_per_epoch = len(streams.streams[primary])
-        steps = self.orders[primary].batches_per_epoch * (2 if mode == "alternate" else 1)
+        steps = self.orders[primary].batches_per_epoch * schedule.period
         self.micro_steps_per_epoch = math.ceil(steps / accumulation) * accumulation
 
     def __len__(self) -> int:
         return self.micro_steps_per_epoch
 
     def global_batch(self, stream: str, micro_step: int) -> np.ndarray:
-        return self.orders[stream].batch(stream_batches_before(self.mode, micro_step, stream))
+        return self.orders[stream].batch(self.schedule.batches_before(micro_step, stream))
 
     def __getitem__(self, micro_step: int) -> Dict[str, torch.Tensor]:
         batch = {}
-        for stream in streams_for_step(self.mode, micro_step):
+        for stream in self.schedule.streams(micro_step):
             mine = self.global_batch(stream, micro_step)[self.rank * self.per_device_batch:(self.rank + 1) * self.per_device_batch]
             batch.update(self.collator(self.streams.streams[stream].rows(mine)))
-        if TASK in streams_for_step(self.mode, micro_step):
+        if TASK in self.schedule.streams(micro_step):
             window = range(micro_step - micro_step % self.accumulation, micro_step - micro_step % self.accumulation + self.accumulation)
-            task_steps = [m for m in window if TASK in streams_for_step(self.mode, m)]
+            task_steps = [m for m in window if TASK in self.schedule.streams(m)]
             tokens = sum(int(self.streams.task.num_labels[self.global_batch(TASK, m)].sum()) for m in task_steps)
             batch["num_items_in_batch"] = tokens / (len(task_steps) * self.world_size)
         return batch
 
     def epochs(self, micro_steps: int) -> Dict[str, float]:
         """Passes over each stream after ``micro_steps`` global micro-steps."""
-        return {f"{stream}_epoch": round(order.epochs(stream_batches_before(self.mode, micro_steps, stream)), 4)
+        return {f"{stream}_epoch": round(order.epochs(self.schedule.batches_before(micro_steps, stream)), 4)
                 for stream, order in self.orders.items()}
 
 
 class StreamedBatches(IterableDataset):
     """The streamed counterpart of :class:`ScheduledBatches`: batches in micro-step order, read as they are needed."""
 
-    def __init__(self, streams: TrainingStreams, collator, mode: str, per_device_batch: int, world_size: int, rank: int,
+    def __init__(self, streams: TrainingStreams, collator, schedule: Schedule, per_device_batch: int, world_size: int, rank: int,
                  accumulation: int, seed: int):
-        self.streams, self.collator, self.mode, self.seed = streams, collator, mode, seed
+        self.streams, self.collator, self.schedule, self.seed = streams, collator, schedule, seed
         self.per_device_batch, self.world_size, self.rank, self.accumulation = per_device_batch, world_size, rank, accumulation
         self.passes = {}
 
@@ -137,7 +137,7 @@ class StreamedBatches(IterableDataset):
     def __iter__(self):
         readers = {stream: self._global_batches(stream) for stream in self.streams.streams}
         for start in itertools.count(0, self.accumulation):
-            window = [(m, {stream: next(readers[stream]) for stream in streams_for_step(self.mode, m)})
+            window = [(m, {stream: next(readers[stream]) for stream in self.schedule.streams(m)})
                       for m in range(start, start + self.accumulation)]
             task_batches = [drawn[TASK] for _, drawn in window if TASK in drawn]
             tokens = sum(row["num_labels"] for rows in task_batches for row in rows)

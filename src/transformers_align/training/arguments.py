@@ -1,12 +1,15 @@
 """Command-line configuration of a training run: model, alignment and data arguments (HfArgumentParser dataclasses).
 
-The names of mid-align's ``run_clm_lora.py`` keep working; the standard ``TrainingArguments`` sit beside these.
+The names of mid-align's ``run_clm_lora.py`` keep working; ``AlignmentTrainingArguments`` extends the standard
+``TrainingArguments`` with the schedule of objectives.
 """
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from transformers import TrainingArguments
+
 from transformers_align.modeling.settings import AlignmentSettings
-from transformers_align.training.schedule import MODES, mode_from_reference_flags
+from transformers_align.training.schedule import MODES, Schedule, mode_from_reference_flags
 
 
 class ArgumentError(ValueError):
@@ -32,11 +35,23 @@ class ModelArguments:
 
 @dataclass
 class AlignmentArguments(AlignmentSettings):
-    """Alignment settings (saved into the model config) and how objectives are scheduled."""
+    """Alignment settings, saved into the model config (the loss, its layer, the pooling)."""
+
+    def settings(self) -> dict:
+        return {name: getattr(self, name) for name in AlignmentSettings.names()}
+
+
+@dataclass
+class AlignmentTrainingArguments(TrainingArguments):
+    """The stock ``TrainingArguments`` and how the objectives are scheduled; saved with every checkpoint
+    (``training_args.bin``) like the rest, so a run made through the Python API records its mode too."""
 
     training_mode: Optional[str] = field(
         default=None,
         metadata={"help": f"One of {', '.join(MODES)}. Default: from mid-align's flags below (none of them: joint)."},
+    )
+    alignment_steps_per_task_step: int = field(
+        default=1, metadata={"help": "alternate mode: alignment micro-steps after each task micro-step (mid-align: 1)."}
     )
     alternate_training: bool = field(default=False, metadata={"help": "mid-align: alternate task and alignment micro-batches."})
     only_train_language_modeling: bool = field(default=False, metadata={"help": "mid-align's baseline: task loss only."})
@@ -56,9 +71,11 @@ class AlignmentArguments(AlignmentSettings):
         except ValueError as error:
             raise ArgumentError(str(error)) from None
 
-    def settings(self) -> dict:
-        """The model-config part, without the scheduling flags."""
-        return {name: getattr(self, name) for name in AlignmentSettings.names()}
+    def schedule(self) -> Schedule:
+        try:
+            return Schedule(self.resolved_mode(), self.alignment_steps_per_task_step)
+        except ValueError as error:
+            raise ArgumentError(f"--{error}") from None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from transformers_align.modeling import patch_model
 from transformers_align.training.arguments import ArgumentError, DataArguments
 from transformers_align.training.checkpoints import RUN_ARGS_FILE, prepare_output, run_arguments
 from transformers_align.training.launch import check_world_size, silence_library_noise
-from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, TASK, objectives_for_step
+from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, TASK, Schedule
 from transformers_align.training.trainer import AlignmentTrainer
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
         return None
     if data_args.streaming and training_args is not None and training_args.max_steps <= 0:
         raise ArgumentError("--streaming reads the data as training goes, so the number of steps is unknown: pass --max_steps")
-    wanted = {STREAM_OF[o] for o in objectives_for_step(mode, 0) | objectives_for_step(mode, 1)}
+    wanted = Schedule(mode).streams_used()
     options = FeatureOptions(block_size=data_args.block_size, pair_max_length=data_args.pair_max_length)
     streams = build_streams(files, DataArguments.split(data_args.alignment_file), sorted(wanted), tokenizer, options,
                             schema=data_args.data_schema, num_proc=data_args.preprocessing_num_workers,
@@ -122,8 +122,8 @@ def check_contrastive_batch(training_args, gathered):
                             + ": raise it" + ("" if gathered else " or pass --gather_negatives_across_ranks under torchrun"))
 
 
-def check_data_mode(alignment_args, mode):
-    data_mode = alignment_args.contrastive_data_mode
+def check_data_mode(training_args, mode):
+    data_mode = training_args.contrastive_data_mode
     if data_mode is None:
         return
     if data_mode not in (0, 2):
@@ -140,8 +140,8 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
     """
     if not (training_args.do_train or training_args.do_eval):
         raise ArgumentError("nothing to do: pass --do_train and/or --do_eval")
-    mode = alignment_args.resolved_mode()
-    check_data_mode(alignment_args, mode)
+    mode = training_args.schedule().mode
+    check_data_mode(training_args, mode)
     silence_library_noise()
     check_world_size(training_args)
     arguments = run_arguments(model_args, alignment_args, data_args, mode, training_args)
@@ -167,7 +167,7 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.patience))
     trainer = AlignmentTrainer(
         model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set, tokenizer=tokenizer,
-        data_collator=AlignmentCollator(tokenizer.pad_token_id), callbacks=callbacks, mode=mode,
+        data_collator=AlignmentCollator(tokenizer.pad_token_id), callbacks=callbacks,
         checkpoint_files={RUN_ARGS_FILE: arguments_text},
     )
     if training_args.do_train:

@@ -15,7 +15,8 @@ from transformers_align.data.batches import ScheduledBatches, ScheduledDataLoade
 from transformers_align.data.streams import TrainingStreams
 from transformers_align.training.checkpoints import reading_rng_state, staged_checkpoint
 from transformers_align.training.launch import check_world_size
-from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for, objectives_for_step
+from transformers_align.training.arguments import AlignmentTrainingArguments
+from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for
 
 _LOSS_NAMES = ("task_loss", "alignment_loss")
 
@@ -47,7 +48,8 @@ class _LossMeans:
 
 
 class AlignmentTrainer(Trainer):
-    """Trains with ``mode`` = alternate | joint | task | alignment (see ``training.schedule``).
+    """Trains with the schedule of ``args`` (an :class:`AlignmentTrainingArguments`): alternate | joint | task |
+    alignment (see ``training.schedule``).
 
     ``train_dataset`` is a :class:`TrainingStreams`, or features in memory (``data.features.tokenize_rows``
     output), which are split into the two streams. ``--group_by_length`` groups each stream's batches by
@@ -60,16 +62,19 @@ class AlignmentTrainer(Trainer):
     task), else the alignment loss.
     """
 
-    def __init__(self, *args, mode: str = "alternate", train_dataset=None, eval_dataset=None,
+    def __init__(self, model=None, args: AlignmentTrainingArguments = None, train_dataset=None, eval_dataset=None,
                  checkpoint_files: dict = None, **kwargs):
-        objectives_for_step(mode, 0)  # validates the mode
+        if not isinstance(args, AlignmentTrainingArguments):
+            raise TypeError(f"AlignmentTrainer needs args=AlignmentTrainingArguments(...) (it holds the training mode), "
+                            f"not {type(args).__name__}")
+        self.schedule = args.schedule()
+        self.mode = self.schedule.mode
         if train_dataset is not None and not isinstance(train_dataset, TrainingStreams):
             train_dataset = TrainingStreams.from_features(train_dataset)
         if isinstance(eval_dataset, TrainingStreams):
             eval_dataset = ConcatDataset([stream.examples for stream in eval_dataset.streams.values()])
-        super().__init__(*args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
+        super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, **kwargs)
         check_world_size(self.args)  # under torchrun, each rank must not train alone
-        self.mode = mode
         self.checkpoint_files = checkpoint_files or {}  # name -> text, written into every checkpoint
         self.checkpoint_stage = None
         self._train_means, self._eval_means = _LossMeans(), _LossMeans()
@@ -79,7 +84,7 @@ class AlignmentTrainer(Trainer):
         if self.train_dataset is None:
             raise ValueError("AlignmentTrainer: training requires a train_dataset.")
         args = self.args
-        common = dict(streams=self.train_dataset, collator=self.data_collator, mode=self.mode,
+        common = dict(streams=self.train_dataset, collator=self.data_collator, schedule=self.schedule,
                       per_device_batch=self._train_batch_size, world_size=args.world_size, rank=args.process_index,
                       accumulation=args.gradient_accumulation_steps, seed=args.data_seed if args.data_seed is not None else args.seed)
         if self.train_dataset.streaming:  # read in order in this process: worker processes would each read it all

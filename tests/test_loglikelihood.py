@@ -82,3 +82,12 @@ def test_candidate_scores_equal_one_request_per_candidate(candidates):
         assert torch.allclose(candidate_logprobs(model, prompts, candidates, batch_size), expected, atol=1e-4)
     with pytest.raises(ValueError, match="at least one token"):
         candidate_logprobs(model, prompts, [[5], []])
+
+
+def test_unsupported_architecture_is_refused_by_name():
+    """The backbone is found through the modeling registry: a model type it does not list is named, not guessed at."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).eval()
+    with pytest.raises(ValueError, match="'gpt2' is not supported; supported model types: bloom, llama, qwen2, xglm"):
+        continuation_logprobs(gpt2, [([1, 2], [3])], progress=False)

@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from tqdm.auto import tqdm
 
-from transformers_align.modeling.registry import unwrap_causal_lm
+from transformers_align.modeling.registry import decoder_backbone, unwrap_causal_lm
 
 Request = Tuple[List[int], List[int]]  # (context token ids, continuation token ids)
 
@@ -59,23 +59,16 @@ def pad_right(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> Tuple[torc
 
 
 def backbone_and_head(model):
-    """The decoder without its LM head, and the head, of a causal LM (PEFT LoRA/IA3 adapters included).
+    """The decoder without its LM head, and the head, of a supported causal LM (PEFT LoRA/IA3 adapters included).
 
-    Valid where logits are ``head(last_hidden_state)``, as in Llama, Qwen2, XGLM, BLOOM and GPT-2; models
-    that rescale or cap their logits, and prompt-learning adapters, are refused.
+    The registry lists only architectures whose logits are ``head(last_hidden_state)``; prompt-learning
+    adapters (virtual tokens) are refused.
     """
     peft_config = getattr(model, "active_peft_config", None)
     if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
         raise ValueError("prompt-learning adapters (virtual tokens) are not supported by the chunked scorer")
     causal_lm = unwrap_causal_lm(model)
-    for name in ("final_logit_softcapping", "logit_scale"):
-        if getattr(causal_lm.config, name, None) is not None:
-            raise ValueError(f"{type(causal_lm).__name__} transforms its logits ({name}); the chunked scorer does not support it")
-    head = causal_lm.get_output_embeddings()
-    backbone = getattr(causal_lm, causal_lm.base_model_prefix, None)
-    if head is None or backbone is None:
-        raise ValueError(f"{type(causal_lm).__name__} is not a causal LM with a backbone and an LM head")
-    return backbone, head
+    return decoder_backbone(causal_lm), causal_lm.get_output_embeddings()
 
 
 def _window(request: Request, max_length: Optional[int]) -> Tuple[List[int], int]:

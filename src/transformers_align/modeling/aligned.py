@@ -9,7 +9,7 @@ from transformers.utils import logging
 
 from transformers_align.losses import info_nce, pooled_cosines
 from transformers_align.modeling.causal_lm_loss import causal_lm_loss
-from transformers_align.modeling.registry import decoder_layout, resolved_settings
+from transformers_align.modeling.registry import decoder_backbone, resolved_settings
 from transformers_align.modeling.representation import aligned_representation
 from transformers_align.modeling.settings import AlignmentSettings
 
@@ -93,8 +93,7 @@ class AlignedCausalLMMixin:
                 task.loss = causal_lm_loss(task.logits, labels, self.config, num_items_in_batch=num_items_in_batch)
             return task
         # The stock forward's own backbone call (same keywords), then the head on labelled positions only.
-        backbone = getattr(self, decoder_layout(self.config).backbone)
-        task = backbone(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        task = decoder_backbone(self)(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
         loss = causal_lm_loss(task.last_hidden_state, labels, self.config, head=self.get_output_embeddings(),
                               num_items_in_batch=num_items_in_batch)
         return CausalLMOutputWithPast(loss=loss, past_key_values=task.past_key_values, hidden_states=task.hidden_states,

@@ -1,7 +1,8 @@
-"""Which attention kernel and dtype a causal LM is loaded with: the transformers facts loading depends on."""
+"""Loading a causal LM and its tokenizer, the one way training and evaluation share: dtype, attention kernel, pad token."""
 from typing import Union
 
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
 HALF_PRECISION = (torch.float16, torch.bfloat16)  # the dtypes FlashAttention-2 runs in
@@ -32,3 +33,26 @@ def attention_implementation(requested: str, config, dtype=None) -> str:
     if flash:
         return "flash_attention_2"
     return "sdpa" if model_class._supports_sdpa else "eager"
+
+
+def with_pad_token(tokenizer):
+    """``tokenizer`` itself, given EOS as its pad token where it has none (labels pad with -100, masks hide the rest)."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # as mid-align does for Llama-3
+    return tokenizer
+
+
+def load_tokenizer(name_or_path: str, local_files_only: bool = False):
+    """The tokenizer, with a pad token (:func:`with_pad_token`)."""
+    return with_pad_token(AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only))
+
+
+def load_causal_lm(name_or_path: str, dtype: Union[None, str, torch.dtype] = None, attn_implementation: str = "auto",
+                   local_files_only: bool = False):
+    """The ``*ForCausalLM`` in ``dtype`` (see :func:`resolve_dtype`) with the attention kernel ``attn_implementation``."""
+    dtype = resolve_dtype(dtype)
+    config = AutoConfig.from_pretrained(name_or_path, local_files_only=local_files_only)
+    return AutoModelForCausalLM.from_pretrained(
+        name_or_path, torch_dtype=dtype, local_files_only=local_files_only,
+        attn_implementation=attention_implementation(attn_implementation, config, dtype),
+    )

@@ -4,13 +4,12 @@ import logging
 import os
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, set_seed
+from transformers import EarlyStoppingCallback, set_seed
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions
 from transformers_align.data.jsonl import DataFormatError, read_json
 from transformers_align.data.streams import build_streams
-from transformers_align.modeling import patch_model
-from transformers_align.modeling.loading import attention_implementation, resolve_dtype
+from transformers_align.modeling import loading, patch_model
 from transformers_align.training.arguments import ArgumentError, DataArguments
 from transformers_align.training.checkpoints import RUN_ARGS_FILE, prepare_output, run_arguments
 from transformers_align.training.launch import check_world_size, silence_library_noise
@@ -21,16 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 def load_tokenizer(model_args):
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token  # as mid-align does for Llama-3; labels pad with -100 anyway
-    return tokenizer
+    return loading.load_tokenizer(model_args.tokenizer_name or model_args.model_name_or_path)
 
 
 def load_model(model_args, alignment_args, training_args):
-    dtype = resolve_dtype(model_args.torch_dtype)
-    attention = attention_implementation(model_args.attn_implementation, AutoConfig.from_pretrained(model_args.model_name_or_path), dtype)
-    model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, torch_dtype=dtype, attn_implementation=attention)
+    model = loading.load_causal_lm(model_args.model_name_or_path, model_args.torch_dtype, model_args.attn_implementation)
     model.config.use_cache = False
     patch_model(model, **alignment_args.settings())
     if model_args.use_lora:

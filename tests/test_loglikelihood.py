@@ -6,7 +6,7 @@ import torch
 from conftest import make_model
 from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
-from transformers_align.evaluation.loglikelihood import candidate_logprobs, continuation_logprobs, encode_pair, pad_right
+from transformers_align.evaluation.loglikelihood import candidate_logprobs, continuation_logprobs, encode_pair
 
 TEXTS = [("Premise: it rains.\nAnswer: ", "neutral"), ("前提：下雨了。回答：", "矛盾"), ("A", "B, then a much longer tail here."),
          ("The cat sat on the", " mat"), ("Short", " one")]
@@ -65,11 +65,6 @@ def test_encode_pair_splits_inside_the_whole_encoding_and_leaves_the_tokenizer_a
     assert (tokenizer.pad_token, tokenizer.padding_side, tokenizer.init_kwargs) == (pad, side, before)
     with pytest.raises(ValueError, match="empty"):
         encode_pair(tokenizer, "context", "")
-
-
-def test_pad_right():
-    ids, mask = pad_right([[5, 6, 7], [8]])
-    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
 
 
 @pytest.mark.parametrize("candidates", [[[5], [9], [5, 7, 11], [3, 4], [12]], [[5], [9], [21]], [[8, 8], [8, 9]]])

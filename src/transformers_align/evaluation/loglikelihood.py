@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from transformers_align.modeling.registry import decoder_backbone, unwrap_causal_lm
+from transformers_align.padding import pad_right_with_mask
 
 Request = Tuple[List[int], List[int]]  # (context token ids, continuation token ids)
 
@@ -45,17 +46,6 @@ def encode_pair(tokenizer, context: str, continuation: str) -> Request:
             raise ValueError("the context is empty and the tokenizer has neither a BOS nor an EOS token to condition on")
         return [start], whole
     return whole[:split], whole[split:]
-
-
-def pad_right(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(input_ids, attention_mask)`` of right-padded sequences (the pad id is masked, so any id works)."""
-    length = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
-        mask[row, : len(sequence)] = 1
-    return ids, mask
 
 
 def backbone_and_head(model):
@@ -101,7 +91,7 @@ def continuation_logprobs(model, requests: Sequence[Request], batch_size: int = 
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc=desc, disable=not progress):
         windows = [_window(requests[i], max_length) for i in batch]
-        ids, mask = pad_right([inputs for inputs, _ in windows])
+        ids, mask = pad_right_with_mask([inputs for inputs, _ in windows])
         hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[0]
         rows, positions, targets, owners = [], [], [], []
         for row, (request_index, (inputs, count)) in enumerate(zip(batch, windows)):
@@ -143,7 +133,7 @@ def candidate_logprobs(model, prompts: Sequence[Sequence[int]], candidates: Sequ
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start:start + batch_size]
         inputs = [list(prompts[row]) + (list(candidates[carrier][:-1]) if carrier is not None else []) for row, carrier in chunk]
-        ids, mask = pad_right(inputs)
+        ids, mask = pad_right_with_mask(inputs)
         hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[0]
         for position, (row, carrier) in enumerate(chunk):
             first = len(prompts[row]) - 1  # the position that predicts the first answer token

@@ -26,7 +26,7 @@ def test_resolve_dtype():
 
 
 def test_loaders_give_training_and_evaluation_the_same_model(tmp_path):
-    """Training's ``load_model`` and evaluation's loader both go through ``modeling.loading``: same weights, kernel, pad."""
+    """Training's ``load_model`` and evaluation's loader both use ``modeling.loading``: same weights, kernel, pad."""
     from types import SimpleNamespace
 
     from transformers_align.evaluation.generation import load_model_and_tokenizer
@@ -40,10 +40,12 @@ def test_loaders_give_training_and_evaluation_the_same_model(tmp_path):
     trained = load_model(model_args, no_settings, SimpleNamespace(gradient_checkpointing=False))
     evaluated, tokenizer = load_model_and_tokenizer(str(folder), device="cpu")
     stock = AutoModelForCausalLM.from_pretrained(folder)
-    assert trained.config._attn_implementation == evaluated.config._attn_implementation == stock.config._attn_implementation
+    kernels = {model.config._attn_implementation for model in (trained, evaluated, stock)}
+    assert len(kernels) == 1
     for name, weight in stock.state_dict().items():
         assert torch.equal(trained.state_dict()[name], weight) and torch.equal(evaluated.state_dict()[name], weight)
-    assert load_tokenizer(model_args).pad_token == tokenizer.pad_token == "<|finetune_right_pad_id|>"  # kept, not replaced
+    # the tokenizer's own pad token is kept, not replaced by EOS
+    assert load_tokenizer(model_args).pad_token == tokenizer.pad_token == "<|finetune_right_pad_id|>"
 
 
 def test_with_pad_token_uses_eos_only_where_there_is_none(tokenizer):

@@ -33,4 +33,5 @@ def test_tensor_rows_keep_dtype_and_already_padded_streams_stack():
     ids = pad_right([row for stream in (side0[0], side1[0]) for row in stream])
     mask = pad_right([row for stream in (side0[1], side1[1]) for row in stream])
     assert ids.tolist() == [[3, 4, 0, 0], [5, 0, 0, 0], [6, 7, 8, 9]]
-    assert mask.dtype == torch.bool and mask.tolist() == [[True, True, False, False], [True, False, False, False], [True] * 4]
+    assert mask.dtype == torch.bool
+    assert mask.tolist() == [[True, True, False, False], [True, False, False, False], [True] * 4]

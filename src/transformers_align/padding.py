@@ -1,4 +1,4 @@
-"""Right padding of token sequences into batch tensors: the one routine the collator, the scorers and the aligned forward use."""
+"""Right padding of token sequences into batch tensors, for the collator, the scorers and the aligned forward alike."""
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -9,9 +9,9 @@ Row = Union[Sequence[int], torch.Tensor]  # token ids (or mask values) of one se
 
 
 def pad_right(rows: Sequence[Row], value: int = 0, multiple_of: Optional[int] = None) -> torch.Tensor:
-    """``(len(rows), length)``: the rows left-aligned, ``value`` after each; lists become int64, tensors keep dtype and device.
+    """``(len(rows), length)``: the rows left-aligned, ``value`` after each.
 
-    ``length`` is the longest row, rounded up to ``multiple_of`` when given (tensor-core friendly shapes).
+    Lists become int64; tensors keep their dtype and device. ``length`` is the longest row, rounded up to ``multiple_of`` when given (tensor-core friendly shapes).
     """
     tensors = [row if isinstance(row, torch.Tensor) else torch.as_tensor(row, dtype=torch.long) for row in rows]
     padded = pad_sequence(tensors, batch_first=True, padding_value=value)
@@ -20,7 +20,8 @@ def pad_right(rows: Sequence[Row], value: int = 0, multiple_of: Optional[int] = 
     return padded
 
 
-def pad_right_with_mask(rows: Sequence[Row], pad_id: int = 0, multiple_of: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def pad_right_with_mask(rows: Sequence[Row], pad_id: int = 0,
+                        multiple_of: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask)`` of right-padded rows; the pad id is masked, so any id works."""
     ids = pad_right(rows, pad_id, multiple_of)
     mask = pad_right([torch.ones(len(row), dtype=torch.long, device=ids.device) for row in rows], 0, multiple_of)

@@ -1,4 +1,4 @@
-"""Loading a causal LM and its tokenizer, the one way training and evaluation share: dtype, attention kernel, pad token."""
+"""Loading a causal LM and its tokenizer as training and evaluation both do: dtype, attention kernel, pad token."""
 from typing import Union
 
 import torch
@@ -19,7 +19,8 @@ def resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Union[None, str, torc
 
 
 def attention_implementation(requested: str, config, dtype=None) -> str:
-    """``auto``: FlashAttention-2 when installed, on a GPU, in half precision and supported, else sdpa where supported, else eager."""
+    """``auto``: FlashAttention-2 when installed, on a GPU, in half precision and supported by the model class;
+    else sdpa where supported, else eager. Any other value is returned as it is."""
     if requested != "auto":
         return requested
     model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
@@ -36,7 +37,7 @@ def attention_implementation(requested: str, config, dtype=None) -> str:
 
 
 def with_pad_token(tokenizer):
-    """``tokenizer`` itself, given EOS as its pad token where it has none (labels pad with -100, masks hide the rest)."""
+    """``tokenizer`` itself, given EOS as its pad token where it has none (labels pad with -100, masks hide pads)."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # as mid-align does for Llama-3
     return tokenizer
@@ -49,7 +50,7 @@ def load_tokenizer(name_or_path: str, local_files_only: bool = False):
 
 def load_causal_lm(name_or_path: str, dtype: Union[None, str, torch.dtype] = None, attn_implementation: str = "auto",
                    local_files_only: bool = False):
-    """The ``*ForCausalLM`` in ``dtype`` (see :func:`resolve_dtype`) with the attention kernel ``attn_implementation``."""
+    """The ``*ForCausalLM`` in ``dtype`` (see :func:`resolve_dtype`) with attention kernel ``attn_implementation``."""
     dtype = resolve_dtype(dtype)
     config = AutoConfig.from_pretrained(name_or_path, local_files_only=local_files_only)
     return AutoModelForCausalLM.from_pretrained(

@@ -24,7 +24,8 @@ def load_tokenizer(model_args):
 
 
 def load_model(model_args, alignment_args, training_args):
-    model = loading.load_causal_lm(model_args.model_name_or_path, model_args.torch_dtype, model_args.attn_implementation)
+    model = loading.load_causal_lm(model_args.model_name_or_path, model_args.torch_dtype,
+                                   model_args.attn_implementation)
     model.config.use_cache = False
     patch_model(model, **alignment_args.settings())
     if model_args.use_lora:

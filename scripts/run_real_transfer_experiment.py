@@ -15,7 +15,8 @@ def parse_args(argv=None):
     parser.add_argument("--languages", help="comma-separated zero-shot languages (default fr,de,es; also ru)")
     parser.add_argument("--output-dir", default="outputs/real_transfer", help="gets results.json, results.md and transfer.png")
     parser.add_argument("--quick", action="store_true", help="a small slice (few entities and steps), for smoke tests")
-    parser.add_argument("--model-path", help="Hugging Face folder (default: SmolLM2 from scripts.prepare_smollm2)")
+    parser.add_argument("--model_name_or_path", "--model-path", "--model", "--model-name",
+                        help="Hugging Face folder (default: SmolLM2 from scripts.prepare_smollm2)")
     parser.add_argument("--pooling", help="sentence pooling of the alignment loss and retrieval (default last)")
     parser.add_argument("--alignment-layer", type=int, help="decoder block to align (default: the middle one)")
     parser.add_argument("--temperature", type=float, help="InfoNCE temperature (default 0.1)")
@@ -43,7 +44,8 @@ def main(argv=None):
         config.seeds = tuple(int(seed) for seed in _codes(args.seeds))
     except ValueError:
         sys.exit(f"run_real_transfer_experiment: --seeds must be comma-separated integers, got {args.seeds!r}")
-    overrides = {"languages": args.languages and _codes(args.languages), "model_path": args.model_path, "pooling": args.pooling,
+    overrides = {"languages": args.languages and _codes(args.languages), "model_path": args.model_name_or_path,
+                 "pooling": args.pooling,
                  "alignment_layer": args.alignment_layer, "temperature": args.temperature, "steps": args.steps,
                  "learning_rate": args.learning_rate, "lora_rank": args.lora_rank,
                  "lora_targets": args.lora_targets and _codes(args.lora_targets), "threads": args.threads}

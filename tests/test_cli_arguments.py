@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from scripts import (
+    analyze_alignment,
     build_massive_training_data,
     construct_dataset_lm,
     eval_icl,
@@ -14,8 +15,10 @@ from scripts import (
     export_lm_eval_tasks,
     generate_sup_data,
     merge_adapters,
+    report_alignment_run,
     run_inference_eval_wmt23,
     run_inference_massive,
+    run_real_transfer_experiment,
 )
 from transformers_align.evaluation.cli import comma_list
 
@@ -73,6 +76,12 @@ CASES = [
                       "--method", "delta-svd", "--rank", "4", "--allow-base-mismatch", "--overwrite"],
      ["--task", "T", "--ref_target", "RT", "--ref_source", "RS", "--t", "0.5", "--out", "O", "--method", "delta-svd",
       "--rank", "4", "--allow_base_mismatch", "--overwrite"]),
+    (analyze_alignment, ["--model", "M", "--peft-model-id", "A", "--pairs", "p.tsv", "--pooling", "last", "--skip-first", "0",
+                         "--skip-bos", "--layer", "2", "--max-pairs", "9", "--batch-size", "4", "--output-dir", "O",
+                         "--baseline-json", "b.json", "--dtype", "float16"],
+     ["--model_name_or_path", "M", "--peft_model_id", "A", "--pairs", "p.tsv", "--pooling", "last", "--skip_first", "0",
+      "--skip_bos", "--layer", "2", "--max_pairs", "9", "--batch_size", "4", "--output_dir", "O",
+      "--baseline_json", "b.json", "--dtype", "float16"]),
     (build_massive_training_data, ["--massive-files", "a", "b", "--partition", "dev", "--pairs", "p", "--output", "o",
                                    "--tokenizer", "T", "--no-intent"],
      ["--massive_files", "a", "b", "--partition", "dev", "--pairs", "p", "--output", "o", "--tokenizer_name", "T",
@@ -115,6 +124,25 @@ def test_usage_errors_are_one_line(script, argv, message, capsys):
 def test_evaluation_only_needs_no_model():
     model, *_, wmt = run_inference_eval_wmt23.parse_args(["--evaluation_only"])
     assert model.model_name_or_path is None and wmt.evaluation_only
+
+
+# Every script that loads a model, the extra arguments it requires, and where the parsed model path lands.
+MODEL_SCRIPTS = [
+    (eval_icl, [], lambda parsed: parsed[0].model_name_or_path),
+    (eval_mgsm, ["--data", "d.tsv"], lambda parsed: parsed[0].model_name_or_path),
+    (run_inference_massive, [], lambda parsed: parsed[0].model_name_or_path),
+    (run_inference_eval_wmt23, [], lambda parsed: parsed[0].model_name_or_path),
+    (analyze_alignment, ["--pairs", "p.tsv"], lambda parsed: parsed[0].model_name_or_path),
+    (report_alignment_run, ["--adapter", "A", "--pairs", "p.tsv"], lambda parsed: parsed.model_name_or_path),
+    (run_real_transfer_experiment, [], lambda parsed: parsed.model_name_or_path),
+]
+
+
+@pytest.mark.parametrize("script,required,model_path", MODEL_SCRIPTS,
+                         ids=lambda case: getattr(case, "__name__", "").split(".")[-1])
+@pytest.mark.parametrize("flag", ["--model_name_or_path", "--model", "--model-name"])
+def test_every_model_script_takes_model_name_or_path_and_its_aliases(script, required, model_path, flag):
+    assert model_path(script.parse_args([flag, "path/to/model", *required])) == "path/to/model"
 
 
 def test_scripts_never_import_scripts():

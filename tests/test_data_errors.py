@@ -84,3 +84,21 @@ def test_every_other_bad_input_through_main(weightless_model, tmp_path, capsys, 
             main(arguments(tmp_path, weightless_model, train_file, extra))
         captured = capsys.readouterr()
         check(name, message, stopped.value.code, captured.err, captured.out)
+
+
+def test_tsv_rows_name_file_line_and_columns(tmp_path):
+    """The one TSV reader (pairs, ICL sets, MGSM): header and blank lines pass, a bad line names file, line and columns."""
+    from transformers_align.data.jsonl import DataFormatError
+    from transformers_align.data.records import iter_tsv_rows
+
+    path = tmp_path / "rows.tsv"
+    path.write_bytes(b"question\tanswer\n\nhow\tmany?\t3\r\nplain\t4\n")
+    assert list(iter_tsv_rows(path, ("question", "answer"), header=True, tabs_in_first=True)) == [
+        (3, ["how\tmany?", "3"]), (4, ["plain", "4"])]
+    with pytest.raises(DataFormatError, match=r"rows.tsv:3: expected 2 tab-separated columns, found 3 \(question<TAB>answer\)"):
+        list(iter_tsv_rows(path, ("question", "answer"), header=True))
+    path.write_bytes(b"ok\tfine\nbad\t\xff\n")
+    with pytest.raises(DataFormatError, match=r"rows.tsv:2: not UTF-8"):
+        list(iter_tsv_rows(path, ("a", "b")))
+    with pytest.raises(DataFormatError, match=r"missing.tsv: no such file"):
+        list(iter_tsv_rows(tmp_path / "missing.tsv", ("a", "b")))

@@ -6,7 +6,7 @@ import torch
 from conftest import make_model
 from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
-from transformers_align.evaluation.loglikelihood import candidate_logprobs, continuation_logprobs, encode_pair, pad_right
+from transformers_align.evaluation.loglikelihood import candidate_logprobs, continuation_logprobs, encode_pair
 
 TEXTS = [("Premise: it rains.\nAnswer: ", "neutral"), ("前提：下雨了。回答：", "矛盾"), ("A", "B, then a much longer tail here."),
          ("The cat sat on the", " mat"), ("Short", " one")]
@@ -67,11 +67,6 @@ def test_encode_pair_splits_inside_the_whole_encoding_and_leaves_the_tokenizer_a
         encode_pair(tokenizer, "context", "")
 
 
-def test_pad_right():
-    ids, mask = pad_right([[5, 6, 7], [8]])
-    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
-
-
 @pytest.mark.parametrize("candidates", [[[5], [9], [5, 7, 11], [3, 4], [12]], [[5], [9], [21]], [[8, 8], [8, 9]]])
 def test_candidate_scores_equal_one_request_per_candidate(candidates):
     model = make_model("llama")
@@ -82,3 +77,12 @@ def test_candidate_scores_equal_one_request_per_candidate(candidates):
         assert torch.allclose(candidate_logprobs(model, prompts, candidates, batch_size), expected, atol=1e-4)
     with pytest.raises(ValueError, match="at least one token"):
         candidate_logprobs(model, prompts, [[5], []])
+
+
+def test_unsupported_architecture_is_refused_by_name():
+    """The backbone is found through the modeling registry: a model type it does not list is named, not guessed at."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50)).eval()
+    with pytest.raises(ValueError, match="'gpt2' is not supported; supported model types: bloom, llama, qwen2, xglm"):
+        continuation_logprobs(gpt2, [([1, 2], [3])], progress=False)

@@ -66,7 +66,7 @@ def test_load_shipped_tsv_and_jsonl(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("a.tsv", "How many?\t12\nno tab here\n", r"a.tsv:2: expected question<TAB>answer_number"),
+    ("a.tsv", "How many?\t12\nno tab here\n", r"a.tsv:2: expected 2 tab-separated columns, found 1 \(question<TAB>answer_number\)"),
     ("b.tsv", "How many?\ttwelve\n", r"b.tsv:1: answer_number must be a number"),
     ("c.jsonl", '{"question": "Q"}\n', r"c.jsonl:1: missing field 'answer_number'"),
     ("d.jsonl", '{"question": "Q", "answer_number": [1]}\n', r"d.jsonl:1: answer_number must be a number"),

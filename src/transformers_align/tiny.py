@@ -7,10 +7,10 @@ models are random initialisations from small configs of the four supported archi
 import json
 import os
 from pathlib import Path
+from typing import Dict
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
-from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 
 BOS, EOS, EOT, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>"
 SPECIAL_TOKENS = [BOS, EOS, "<|start_header_id|>", "<|end_header_id|>", EOT, PAD]
@@ -36,9 +36,20 @@ TINY_ARCHITECTURES = {
 }
 
 
+def byte_symbols() -> Dict[int, str]:
+    """The byte-to-symbol table of byte-level BPE (GPT-2's, which the ``tokenizers`` ByteLevel pre-tokenizer uses).
+
+    Printable Latin-1 bytes stand for themselves; the other 68 bytes (controls, space, ...) take the code
+    points from 256 upwards, in byte order. Token id = byte value, since the vocabulary is built from it.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1), *range(ord("\u00ae"), 256)]
+    others = [byte for byte in range(256) if byte not in printable]
+    return {**{byte: chr(byte) for byte in printable}, **{byte: chr(256 + n) for n, byte in enumerate(others)}}
+
+
 def byte_level_tokenizer() -> PreTrainedTokenizerFast:
     """A 262-token byte-level tokenizer with Llama-3's specials and chat format; it adds BOS, pads right."""
-    byte_to_symbol = bytes_to_unicode()
+    byte_to_symbol = byte_symbols()
     vocab = {byte_to_symbol[byte]: byte for byte in range(256)}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)

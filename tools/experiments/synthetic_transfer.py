@@ -21,9 +21,9 @@ from transformers import AutoModelForCausalLM, PrinterCallback, set_seed
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
-from transformers_align.evaluation.loglikelihood import pad_right
 from tools.experiments import languages
 from transformers_align.modeling import patch_model
+from transformers_align.padding import pad_right_with_mask
 from transformers_align.tiny import tiny_config
 from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.trainer import AlignmentTrainer
@@ -169,7 +169,7 @@ def task_accuracy(model, tokenizer, rows: List[Dict], batch_size: int = 64) -> D
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
         encoded = tokenizer([row["prompt"] for row in batch]).input_ids
-        ids, mask = pad_right(encoded, tokenizer.pad_token_id)
+        ids, mask = pad_right_with_mask(encoded, tokenizer.pad_token_id)
         logits = model(input_ids=ids, attention_mask=mask).logits
         last = logits[torch.arange(len(batch)), mask.sum(dim=1) - 1]
         for row, scores in zip(batch, last):

@@ -21,7 +21,7 @@ from transformers.utils import logging
 
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, read_json, write_jsonl
 from transformers_align.data.languages import language_name
-from transformers_align.data.records import iter_tsv_pairs
+from transformers_align.data.records import iter_tsv_rows
 
 logger = logging.get_logger(__name__)
 
@@ -219,7 +219,7 @@ def read_translation_tsv(path) -> Tuple[List[Tuple[str, str]], Counter]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected a two-column TSV: source<TAB>target)")
     pairs, skipped = [], Counter()
-    for _, (source, target) in iter_tsv_pairs(path):
+    for _, (source, target) in iter_tsv_rows(path, ("source", "target")):
         source, target = source.strip(), target.strip()
         if not source or not target:
             skipped["empty source" if not source else "empty target"] += 1

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from transformers_align.data.records import NEGATIVE_FIELD, PAIRS, TASK, iter_stream_records
+from transformers_align.padding import pad_right, pad_right_with_mask
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +123,6 @@ class AlignmentCollator:
     pad_token_id: int
     pad_to_multiple_of: Optional[int] = 8
 
-    def _length(self, longest: int) -> int:
-        multiple = self.pad_to_multiple_of
-        return longest if not multiple else -(-longest // multiple) * multiple
-
     def __call__(self, features: List[Dict]) -> Dict[str, torch.Tensor]:
         """Each stream from the features that hold it (an evaluation batch may mix task and pair examples)."""
         batch = {}
@@ -133,17 +130,8 @@ class AlignmentCollator:
             rows = [feature for feature in features if ids_key in feature]
             if not rows:
                 continue
-            length = self._length(max(len(f[ids_key]) for f in rows))
-            ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), length), dtype=torch.long)
-            labels = torch.full((len(rows), length), IGNORE_INDEX, dtype=torch.long) if labels_key else None
-            for row, feature in enumerate(rows):
-                n = len(feature[ids_key])
-                ids[row, :n] = torch.as_tensor(feature[ids_key])
-                mask[row, :n] = 1
-                if labels is not None:
-                    labels[row, :n] = torch.as_tensor(feature[labels_key])
-            batch[ids_key], batch[mask_key] = ids, mask
-            if labels is not None:
-                batch[labels_key] = labels
+            batch[ids_key], batch[mask_key] = pad_right_with_mask([f[ids_key] for f in rows], self.pad_token_id,
+                                                                  self.pad_to_multiple_of)
+            if labels_key:
+                batch[labels_key] = pad_right([f[labels_key] for f in rows], IGNORE_INDEX, self.pad_to_multiple_of)
         return batch

@@ -81,16 +81,23 @@ def iter_json_records(path) -> Iterator[Tuple[int, dict]]:
         yield index, record
 
 
-def iter_tsv_pairs(path) -> Iterator[Tuple[int, List[str]]]:
-    """``(line number, [sentence 0, sentence 1])`` from a two-column TSV without header."""
+def iter_tsv_rows(path, columns: Sequence[str], header: bool = False,
+                  tabs_in_first: bool = False) -> Iterator[Tuple[int, List[str]]]:
+    """``(line number, fields)`` of a UTF-8 tab-separated file with one field per name in ``columns``.
+
+    Blank lines are passed over; with ``header`` so is line 1. With ``tabs_in_first`` the first field may
+    itself hold tabs (the others are split off from the right). A line with another number of fields
+    is an error naming the file, the line and the expected columns.
+    """
     for number, line in iter_text_lines(path):
-        line = line.rstrip("\n").rstrip("\r")
-        if not line.strip():
+        line = line.rstrip("\r\n")
+        if not line.strip() or (header and number == 1):
             continue
-        columns = line.split("\t")
-        if len(columns) != 2:
-            raise DataFormatError(f"{path}:{number}: expected 2 tab-separated columns, found {len(columns)}")
-        yield number, columns
+        fields = line.rsplit("\t", len(columns) - 1) if tabs_in_first else line.split("\t")
+        if len(fields) != len(columns):
+            raise DataFormatError(f"{path}:{number}: expected {len(columns)} tab-separated columns, found {len(fields)} "
+                                  f"({'<TAB>'.join(columns)})")
+        yield number, fields
 
 
 def file_schema(path, schema: str = "auto") -> str:
@@ -124,7 +131,7 @@ def iter_stream_records(path, stream: str, schema: str = "auto") -> Iterator[Dic
 
 def _iter_file(path) -> Iterator[Tuple[int, dict]]:
     if str(path).endswith(".tsv"):
-        return ((number, dict(zip(PAIR_FIELDS, columns))) for number, columns in iter_tsv_pairs(path))
+        return ((number, dict(zip(PAIR_FIELDS, columns))) for number, columns in iter_tsv_rows(path, PAIR_FIELDS))
     return iter_json_records(path)
 
 

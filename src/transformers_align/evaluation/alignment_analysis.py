@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from transformers_align.data.jsonl import read_json
 from transformers_align.data.records import SkipCounter, iter_json_records, load_pairs, load_records
-from transformers_align.evaluation.loglikelihood import pad_right
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, unwrap_causal_lm
+from transformers_align.padding import pad_right_with_mask
 
 logger = logging.getLogger(__name__)
 METRICS = ("retrieval_0_to_1", "retrieval_1_to_0", "cosine_true", "cosine_random", "embedding_distance", "uniformity")
@@ -89,7 +89,7 @@ def layer_embeddings(model, tokenizer, texts: Sequence[str], settings: Alignment
     encoded = tokenizer(list(texts))["input_ids"]
     vectors = []
     for start in tqdm(range(0, len(encoded), batch_size), desc=desc, disable=not progress):
-        ids, mask = pad_right(encoded[start:start + batch_size])
+        ids, mask = pad_right_with_mask(encoded[start:start + batch_size])
         vectors.append(aligned_representation(model, ids.to(device), mask.to(device), settings, all_layers=every_layer).cpu())
     return torch.cat(vectors, dim=-2)
 

@@ -5,7 +5,9 @@ from typing import List, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import GenerationConfig
+
+from transformers_align.modeling.loading import load_causal_lm, load_tokenizer, with_pad_token
 
 
 def default_device() -> str:
@@ -17,13 +19,14 @@ def load_model_and_tokenizer(model_name: str, peft_model_id: Optional[str] = Non
                              dtype: Optional[torch.dtype] = None):
     """A causal LM and its tokenizer from a local folder or the local cache only (never downloads).
 
-    ``peft_model_id`` is a local folder saved by peft (``adapter_config.json`` + weights). The default
-    dtype is bfloat16 on GPU and float32 on CPU. The model is returned in eval mode on ``device``.
+    Loaded as training loads them (``modeling.loading``: attention kernel, EOS as pad token where there is
+    none). ``peft_model_id`` is a local folder saved by peft (``adapter_config.json`` + weights). The
+    default dtype is bfloat16 on GPU and float32 on CPU. The model is returned in eval mode on ``device``.
     """
     device = device or default_device()
     dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(model_name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(model_name, local_files_only=True, torch_dtype=dtype)
+    tokenizer = load_tokenizer(model_name, local_files_only=True)
+    model = load_causal_lm(model_name, dtype, local_files_only=True)
     if peft_model_id:
         if not (Path(peft_model_id) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"--peft_model_id {peft_model_id}: no adapter_config.json there "
@@ -52,10 +55,8 @@ def generate_greedy(model, tokenizer, prompts: Sequence[str], batch_size: int = 
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    tok = copy.deepcopy(tokenizer)
+    tok = with_pad_token(copy.deepcopy(tokenizer))
     tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                               eos_token_id=_stop_token_ids(model, tok), pad_token_id=tok.pad_token_id)
     order = list(range(len(prompts)))

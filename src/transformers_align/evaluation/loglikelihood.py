@@ -9,7 +9,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from tqdm.auto import tqdm
 
-from transformers_align.modeling.registry import unwrap_causal_lm
+from transformers_align.modeling.registry import decoder_backbone, unwrap_causal_lm
+from transformers_align.padding import pad_right_with_mask
 
 Request = Tuple[List[int], List[int]]  # (context token ids, continuation token ids)
 
@@ -47,35 +48,17 @@ def encode_pair(tokenizer, context: str, continuation: str) -> Request:
     return whole[:split], whole[split:]
 
 
-def pad_right(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``(input_ids, attention_mask)`` of right-padded sequences (the pad id is masked, so any id works)."""
-    length = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), length), dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        ids[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
-        mask[row, : len(sequence)] = 1
-    return ids, mask
-
-
 def backbone_and_head(model):
-    """The decoder without its LM head, and the head, of a causal LM (PEFT LoRA/IA3 adapters included).
+    """The decoder without its LM head, and the head, of a supported causal LM (PEFT LoRA/IA3 adapters included).
 
-    Valid where logits are ``head(last_hidden_state)``, as in Llama, Qwen2, XGLM, BLOOM and GPT-2; models
-    that rescale or cap their logits, and prompt-learning adapters, are refused.
+    The registry lists only architectures whose logits are ``head(last_hidden_state)``; prompt-learning
+    adapters (virtual tokens) are refused.
     """
     peft_config = getattr(model, "active_peft_config", None)
     if peft_config is not None and getattr(peft_config, "is_prompt_learning", False):
         raise ValueError("prompt-learning adapters (virtual tokens) are not supported by the chunked scorer")
     causal_lm = unwrap_causal_lm(model)
-    for name in ("final_logit_softcapping", "logit_scale"):
-        if getattr(causal_lm.config, name, None) is not None:
-            raise ValueError(f"{type(causal_lm).__name__} transforms its logits ({name}); the chunked scorer does not support it")
-    head = causal_lm.get_output_embeddings()
-    backbone = getattr(causal_lm, causal_lm.base_model_prefix, None)
-    if head is None or backbone is None:
-        raise ValueError(f"{type(causal_lm).__name__} is not a causal LM with a backbone and an LM head")
-    return backbone, head
+    return decoder_backbone(causal_lm), causal_lm.get_output_embeddings()
 
 
 def _window(request: Request, max_length: Optional[int]) -> Tuple[List[int], int]:
@@ -108,7 +91,7 @@ def continuation_logprobs(model, requests: Sequence[Request], batch_size: int = 
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc=desc, disable=not progress):
         windows = [_window(requests[i], max_length) for i in batch]
-        ids, mask = pad_right([inputs for inputs, _ in windows])
+        ids, mask = pad_right_with_mask([inputs for inputs, _ in windows])
         hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[0]
         rows, positions, targets, owners = [], [], [], []
         for row, (request_index, (inputs, count)) in enumerate(zip(batch, windows)):
@@ -150,7 +133,7 @@ def candidate_logprobs(model, prompts: Sequence[Sequence[int]], candidates: Sequ
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start:start + batch_size]
         inputs = [list(prompts[row]) + (list(candidates[carrier][:-1]) if carrier is not None else []) for row, carrier in chunk]
-        ids, mask = pad_right(inputs)
+        ids, mask = pad_right_with_mask(inputs)
         hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[0]
         for position, (row, carrier) in enumerate(chunk):
             first = len(prompts[row]) - 1  # the position that predicts the first answer token

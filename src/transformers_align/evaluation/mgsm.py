@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from transformers_align.data.jsonl import DataFormatError, require_fields, string_field
-from transformers_align.data.records import iter_json_records
+from transformers_align.data.records import iter_json_records, iter_tsv_rows
 from transformers_align.evaluation.counts import EvaluationCounts, skipped_beyond_limit
 from transformers_align.evaluation.generation import generate_greedy
 
@@ -58,18 +58,13 @@ def load_mgsm(path) -> List[MgsmItem]:
             items.append(MgsmItem(string_field(record, "question", where),
                                   _answer_value(record["answer_number"], where)))
     else:
-        with path.open(encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                line = line.rstrip("\r\n")
-                if not line.strip() or (line_number == 1 and line.lower() == "question\tanswer_number"):
-                    continue
-                where = f"{path}:{line_number}"
-                if "\t" not in line:
-                    raise DataFormatError(f"{where}: expected question<TAB>answer_number")
-                question, answer = line.rsplit("\t", 1)
-                if not question.strip():
-                    raise DataFormatError(f"{where}: empty question")
-                items.append(MgsmItem(question, _answer_value(answer, where)))
+        for line_number, (question, answer) in iter_tsv_rows(path, ("question", "answer_number"), tabs_in_first=True):
+            if line_number == 1 and (question.lower(), answer.lower()) == ("question", "answer_number"):
+                continue  # an optional header line
+            where = f"{path}:{line_number}"
+            if not question.strip():
+                raise DataFormatError(f"{where}: empty question")
+            items.append(MgsmItem(question, _answer_value(answer, where)))
     if not items:
         raise DataFormatError(f"{path}: no MGSM items")
     return items

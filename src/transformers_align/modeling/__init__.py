@@ -8,7 +8,7 @@ from transformers_align.modeling.classes import (
     AlignXGLMForCausalLM,
     patch_model,
 )
-from transformers_align.modeling.registry import DECODER_LAYOUTS, decoder_layout, num_blocks, unwrap_causal_lm
+from transformers_align.modeling.registry import DECODER_LAYOUTS, decoder_backbone, decoder_layout, num_blocks, unwrap_causal_lm
 from transformers_align.modeling.representation import (
     aligned_representation,
     layer_hidden_states,

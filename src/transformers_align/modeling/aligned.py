@@ -3,15 +3,15 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import logging
 
 from transformers_align.losses import info_nce, pooled_cosines
 from transformers_align.modeling.causal_lm_loss import causal_lm_loss
-from transformers_align.modeling.registry import decoder_layout, resolved_settings
+from transformers_align.modeling.registry import decoder_backbone, resolved_settings
 from transformers_align.modeling.representation import aligned_representation
 from transformers_align.modeling.settings import AlignmentSettings
+from transformers_align.padding import pad_right
 
 logger = logging.get_logger(__name__)
 
@@ -26,14 +26,6 @@ class AlignmentCausalLMOutput(CausalLMOutputWithPast):
 
     task_loss: Optional[torch.FloatTensor] = None
     alignment_loss: Optional[torch.FloatTensor] = None
-
-
-def _stack_streams(streams):
-    """One batch out of several padded ``(ids, mask)`` streams of different lengths (extra pads on the right)."""
-    length = max(ids.shape[1] for ids, _ in streams)
-    ids = torch.cat([F.pad(ids, (0, length - ids.shape[1]), value=0) for ids, _ in streams])
-    mask = torch.cat([F.pad(mask, (0, length - mask.shape[1]), value=0) for _, mask in streams])
-    return ids, mask
 
 
 class AlignedCausalLMMixin:
@@ -61,7 +53,9 @@ class AlignedCausalLMMixin:
         if input_ids_negative is not None:
             streams.append((input_ids_negative, attention_mask_negative))
         streams = [(ids, torch.ones_like(ids) if mask is None else mask) for ids, mask in streams]
-        ids, mask = _stack_streams(streams)
+        # One batch of all sides: each stream is right-padded already, so its rows only need more pads.
+        ids = pad_right([row for stream_ids, _ in streams for row in stream_ids])
+        mask = pad_right([row for _, stream_mask in streams for row in stream_mask])
         pooled = aligned_representation(self, ids, mask, settings)
         sides = pooled.split([s[0].shape[0] for s in streams])
         self._warn_once_if_degenerate(sides[0], sides[1], settings)
@@ -93,8 +87,7 @@ class AlignedCausalLMMixin:
                 task.loss = causal_lm_loss(task.logits, labels, self.config, num_items_in_batch=num_items_in_batch)
             return task
         # The stock forward's own backbone call (same keywords), then the head on labelled positions only.
-        backbone = getattr(self, decoder_layout(self.config).backbone)
-        task = backbone(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
+        task = decoder_backbone(self)(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
         loss = causal_lm_loss(task.last_hidden_state, labels, self.config, head=self.get_output_embeddings(),
                               num_items_in_batch=num_items_in_batch)
         return CausalLMOutputWithPast(loss=loss, past_key_values=task.past_key_values, hidden_states=task.hidden_states,

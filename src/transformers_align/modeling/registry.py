@@ -8,6 +8,9 @@ from transformers_align.modeling.settings import AlignmentSettings
 
 @dataclass(frozen=True)
 class DecoderLayout:
+    """Attribute names of one architecture. Every architecture listed computes its logits as
+    ``lm_head(backbone(...).last_hidden_state)``, with no scaling or capping, which the chunked scorers rely on."""
+
     backbone: str  # attribute of the *ForCausalLM holding the decoder (no LM head)
     blocks: str  # attribute of the backbone holding the nn.ModuleList of decoder blocks
     final_norm: str  # attribute of the backbone holding the norm applied after the last block
@@ -26,7 +29,7 @@ def decoder_layout(config) -> DecoderLayout:
     model_type = getattr(config, "model_type", None)
     if model_type not in DECODER_LAYOUTS:
         raise ValueError(
-            f"model type {model_type!r} is not supported for alignment; supported model types: {', '.join(sorted(DECODER_LAYOUTS))}"
+            f"model type {model_type!r} is not supported; supported model types: {', '.join(sorted(DECODER_LAYOUTS))}"
         )
     return DECODER_LAYOUTS[model_type]
 
@@ -40,9 +43,13 @@ def unwrap_causal_lm(model):
     return model
 
 
+def decoder_backbone(causal_lm):
+    """The decoder of a supported ``*ForCausalLM`` without its LM head (``model`` in Llama, ``transformer`` in BLOOM)."""
+    return getattr(causal_lm, decoder_layout(causal_lm.config).backbone)
+
+
 def num_blocks(causal_lm) -> int:
-    layout = decoder_layout(causal_lm.config)
-    return len(getattr(getattr(causal_lm, layout.backbone), layout.blocks))
+    return len(getattr(decoder_backbone(causal_lm), decoder_layout(causal_lm.config).blocks))
 
 
 def resolved_settings(causal_lm) -> AlignmentSettings:

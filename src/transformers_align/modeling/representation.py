@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from transformers_align.losses import pool, pooling_mask
-from transformers_align.modeling.registry import decoder_layout, num_blocks, unwrap_causal_lm
+from transformers_align.modeling.registry import decoder_backbone, decoder_layout, num_blocks, unwrap_causal_lm
 from transformers_align.modeling.settings import AlignmentSettings
 
 
@@ -22,7 +22,7 @@ def truncated_to_layer(causal_lm, layer: int):
     total = num_blocks(causal_lm)
     if not 1 <= layer <= total:
         raise ValueError(f"layer {layer} is out of range: this model has {total} decoder blocks, so the layer must be between 1 and {total}")
-    backbone = getattr(causal_lm, layout.backbone)
+    backbone = decoder_backbone(causal_lm)
     blocks, final_norm = getattr(backbone, layout.blocks), getattr(backbone, layout.final_norm)
     setattr(backbone, layout.blocks, nn.ModuleList(blocks[:layer]))
     setattr(backbone, layout.final_norm, nn.Identity())

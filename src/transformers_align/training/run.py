@@ -4,13 +4,12 @@ import logging
 import os
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback, set_seed
+from transformers import EarlyStoppingCallback, set_seed
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions
 from transformers_align.data.jsonl import DataFormatError, read_json
 from transformers_align.data.streams import build_streams
-from transformers_align.modeling import patch_model
+from transformers_align.modeling import loading, patch_model
 from transformers_align.training.arguments import ArgumentError, DataArguments
 from transformers_align.training.checkpoints import RUN_ARGS_FILE, prepare_output, run_arguments
 from transformers_align.training.launch import check_world_size, silence_library_noise
@@ -20,38 +19,13 @@ from transformers_align.training.trainer import AlignmentTrainer
 logger = logging.getLogger(__name__)
 
 
-def attention_implementation(requested: str, model_name_or_path: str) -> str:
-    """``auto``: FlashAttention-2 when installed on a GPU and supported, else sdpa where supported, else eager."""
-    if requested != "auto":
-        return requested
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
-
-    model_class = MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(model_name_or_path))]
-    try:
-        import flash_attn  # noqa: F401
-
-        flash = torch.cuda.is_available() and model_class._supports_flash_attn_2
-    except ImportError:
-        flash = False
-    if flash:
-        return "flash_attention_2"
-    return "sdpa" if model_class._supports_sdpa else "eager"
-
-
 def load_tokenizer(model_args):
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_args.model_name_or_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token  # as mid-align does for Llama-3; labels pad with -100 anyway
-    return tokenizer
+    return loading.load_tokenizer(model_args.tokenizer_name or model_args.model_name_or_path)
 
 
 def load_model(model_args, alignment_args, training_args):
-    dtype = model_args.torch_dtype
-    dtype = dtype if dtype in (None, "auto") else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_args.model_name_or_path, torch_dtype=dtype, attn_implementation=attention_implementation(model_args.attn_implementation, model_args.model_name_or_path)
-    )
+    model = loading.load_causal_lm(model_args.model_name_or_path, model_args.torch_dtype,
+                                   model_args.attn_implementation)
     model.config.use_cache = False
     patch_model(model, **alignment_args.settings())
     if model_args.use_lora:

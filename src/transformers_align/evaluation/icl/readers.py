@@ -4,29 +4,14 @@ A malformed line (wrong column count, unknown label, missing field) is an error 
 and field; a record with an empty text field is skipped, and the skips are counted (into the caller's
 ``skips`` when given) and logged.
 """
-from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
-from transformers_align.data.records import SkipCounter
+from transformers_align.data.records import SkipCounter, iter_tsv_rows
 
 XNLI_LABELS = ("entailment", "neutral", "contradiction")
-
-
-def _tsv_rows(path, columns: int, header: bool) -> Iterator[Tuple[int, List[str]]]:
-    """``(line number, fields)`` of a tab-separated file with exactly ``columns`` fields per line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or (header and line_number == 1):
-                continue
-            fields = line.split("\t")
-            if len(fields) != columns:
-                raise DataFormatError(f"{path}:{line_number}: expected {columns} tab-separated columns, found {len(fields)}")
-            yield line_number, fields
+XSTORYCLOZE_COLUMNS = ("InputStoryid", "InputSentence1", "InputSentence2", "InputSentence3", "InputSentence4",
+                       "RandomFifthSentenceQuiz1", "RandomFifthSentenceQuiz2", "AnswerRightEnding")
 
 
 def _label(value, allowed: Sequence, where: str, field: str) -> int:
@@ -55,7 +40,7 @@ def _finish(path, records: List[dict], skips: SkipCounter) -> List[dict]:
 def read_xnli(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     """XNLI as AFP reads it: ``premise<TAB>hypothesis<TAB>label`` without header (label: entailment/neutral/contradiction)."""
     records, skips = [], skips if skips is not None else SkipCounter()
-    for line_number, (premise, hypothesis, label) in _tsv_rows(path, 3, header=False):
+    for line_number, (premise, hypothesis, label) in iter_tsv_rows(path, ("premise", "hypothesis", "label")):
         if line_number == 1 and label == "label":
             continue  # an optional header line
         record = {"premise": premise, "hypothesis": hypothesis,
@@ -71,7 +56,7 @@ def read_pawsx(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     The gold index follows AFP's candidate order (Yes, No): label 1 -> 0, label 0 -> 1.
     """
     records, skips = [], skips if skips is not None else SkipCounter()
-    for line_number, (_, sentence1, sentence2, label) in _tsv_rows(path, 4, header=True):
+    for line_number, (_, sentence1, sentence2, label) in iter_tsv_rows(path, ("id", "sentence1", "sentence2", "label"), header=True):
         record = {"sentence1": sentence1, "sentence2": sentence2,
                   "label": _label(label, ("1", "0"), f"{path}:{line_number}", "label")}
         if _keep(record, ("sentence1", "sentence2"), skips):
@@ -83,7 +68,7 @@ def read_xstorycloze(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     """XStoryCloze ``spring2016.val.{lang}.tsv.split_20_80_{train,eval}.tsv``: header, then story id, four
     sentences, two endings and the right ending (1 or 2)."""
     records, skips = [], skips if skips is not None else SkipCounter()
-    for line_number, fields in _tsv_rows(path, 8, header=True):
+    for line_number, fields in iter_tsv_rows(path, XSTORYCLOZE_COLUMNS, header=True):
         record = {f"sentence{i}": fields[i] for i in range(1, 5)}
         record.update(ending1=fields[5], ending2=fields[6], label=_label(fields[7], ("1", "2"), f"{path}:{line_number}", "AnswerRightEnding"))
         if _keep(record, [f"sentence{i}" for i in range(1, 5)] + ["ending1", "ending2"], skips):

@@ -16,14 +16,15 @@ TRAIN_FILES="${TRAIN_FILES:-}"        # rows with prefix, text (+ text_parallel_
 VALID_FILES="${VALID_FILES:-}"        # comma-separated; empty: the tiny default checks on the first training rows
 ALIGNMENT_FILE="${ALIGNMENT_FILE:-}"  # optional pairs file (TSV or JSONL): the pair stream, besides pairs in the rows
 OUTDIR="${OUTDIR:-./outputs/train_with_alignment}"
-LORA_CONFIG="${LORA_CONFIG:-./config/lora_config.json}"
+LORA_CONFIG="${LORA_CONFIG:-}"        # ./config/lora_config.json in the recipe; the default run's has no dropout
 LR="${LR:-}"                            # 5e-4 in the recipe; 3e-3 on the tiny default
-LR_SCHEDULER="${LR_SCHEDULER:-inverse_sqrt}"
+LR_SCHEDULER="${LR_SCHEDULER:-}"      # inverse_sqrt in the recipe; linear in the default run
 EPOCHS="${EPOCHS:-}"                  # 10 in the recipe (doubled from the baseline's 5 because objectives alternate)
 LOSS_LAYER="${LOSS_LAYER:-}"          # additional_loss_layer; empty: the middle block of the model loaded
 LOSS_TEMPERATURE="${LOSS_TEMPERATURE:-}"  # 0.1 in the recipe; the default run's own below
 LOSS_DISTANCE="${LOSS_DISTANCE:-cosine}"   # cosine, dot or l2
 ALIGN_STEPS_PER_TASK="${ALIGN_STEPS_PER_TASK:-}"  # alignment micro-steps after each task one; 1 in the recipe
+ALIGN_BSZ="${ALIGN_BSZ:-}"            # pairs per device in an alignment micro-step; empty: TRAIN_BSZ, as in the recipe
 POOLING="${POOLING:-mean}"            # mean, last or max
 POOLING_SKIP_FIRST="${POOLING_SKIP_FIRST:-1}"  # leading tokens left out of the pooling (attention sink); 0 = mid-align exactly
 TRAIN_BSZ="${TRAIN_BSZ:-}" EVAL_BSZ="${EVAL_BSZ:-}" GRAD_ACC="${GRAD_ACC:-}" BLOCK_SIZE="${BLOCK_SIZE:-}"
@@ -33,10 +34,12 @@ DEFAULT_RUN=""
 if [ -z "$MODEL_PATH" ]; then
   DEFAULT_RUN=1
   DATA_DIR="${DATA_DIR:-./outputs/default_run_data}"  # the pairs and task rows it builds (outside OUTDIR)
-  : "${EPOCHS:=5}" "${LR:=2e-3}" "${TRAIN_BSZ:=16}" "${EVAL_BSZ:=16}" "${GRAD_ACC:=1}" "${BLOCK_SIZE:=256}"
-  : "${LOSS_TEMPERATURE:=0.05}"
+  : "${EPOCHS:=2}" "${LR:=5e-3}" "${LR_SCHEDULER:=linear}" "${TRAIN_BSZ:=8}" "${EVAL_BSZ:=16}" "${GRAD_ACC:=1}"
+  : "${BLOCK_SIZE:=256}" "${LOSS_TEMPERATURE:=0.05}" "${ALIGN_STEPS_PER_TASK:=2}" "${ALIGN_BSZ:=32}"
+  # LoRA dropout makes a CPU forward 2.3x slower (BENCHMARKS.md §6); the default run has few steps to regularise.
+  : "${LORA_CONFIG:=./config/lora_config_no_dropout.json}"
 fi
-: "${LOSS_TEMPERATURE:=0.1}"
+: "${LOSS_TEMPERATURE:=0.1}" "${LR_SCHEDULER:=inverse_sqrt}" "${LORA_CONFIG:=./config/lora_config.json}"
 # -----------------------------------------------------------------------------------------------------------
 
 source scripts/launch_training.sh
@@ -55,6 +58,7 @@ default LR 3e-3 5e-4
 launch_training \
   --num_train_epochs "$EPOCHS" \
   --training_mode alternate --alignment_steps_per_task_step "${ALIGN_STEPS_PER_TASK:-1}" \
+  ${ALIGN_BSZ:+--per_device_alignment_batch_size "$ALIGN_BSZ"} \
   ${LOSS_LAYER:+--additional_loss_layer "$LOSS_LAYER"} \
   --contrastive_loss_temperature "$LOSS_TEMPERATURE" \
   --distance_function "$LOSS_DISTANCE" \

@@ -76,6 +76,30 @@ def test_two_ranks_see_exactly_the_global_batch_of_one_process(tokenizer, tmp_pa
         assert whole["num_items_in_batch"] == int((whole["labels"][:, 1:] != -100).sum())
 
 
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_the_pair_stream_has_its_own_batch_size(tokenizer, tmp_path, world_size):
+    # 12 task rows in batches of 2 per device, 60 pairs in batches of 5 per device, 3 alignment steps per task step.
+    streams = build_streams([write_rows(tmp_path / "task.json", n=12, pairs=False)], [write_pairs(tmp_path / "pairs.tsv", 60)],
+                            ["pairs", "task"], tokenizer, FeatureOptions(block_size=128))
+    ranks = [ScheduledBatches(streams, AlignmentCollator(0), Schedule("alternate", alignment_steps_per_task_step=3),
+                              per_device_batch=2, world_size=world_size, rank=r, accumulation=1, seed=7, group_by_length=False,
+                              per_device_pairs_batch=5) for r in range(world_size)]
+    assert len(ranks[0]) == 4 * 6 // world_size  # a Trainer epoch: each global task batch, then its 3 alignment steps
+    targets = []
+    for step in range(4 * 6 * 2 // world_size):
+        batches = [rank[step] for rank in ranks]
+        if step % 4 == 0:
+            assert all(len(b["input_ids"]) == 2 and "input_ids_parallel_0" not in b for b in batches)
+        else:
+            assert all(len(b["input_ids_parallel_1"]) == 5 and "input_ids" not in b for b in batches)
+            targets += [tokenizer.decode(ids[keep.bool()], skip_special_tokens=True) for b in batches
+                        for ids, keep in zip(b["input_ids_parallel_1"], b["attention_mask_parallel_1"])]
+    # every pair once per pair epoch: 60 pairs are 12 / world_size alignment steps of 5 × world_size
+    assert len(targets) == 180
+    per_epoch = [targets[i:i + 60] for i in range(0, 180, 60)]
+    assert all(sorted(epoch) == sorted(f"target {i}" for i in range(60)) for epoch in per_epoch)
+
+
 def test_length_grouped_batches_are_deterministic_and_pad_less(tokenizer, tmp_path):
     streams = build_streams([write_pairs(tmp_path / "pairs.tsv", 400)], [], ["pairs"], tokenizer, FeatureOptions(block_size=128))
 

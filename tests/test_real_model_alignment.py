@@ -91,3 +91,52 @@ def test_training_warns_once_when_the_pooling_is_degenerate(smollm2_dir, pairs, 
             model.compute_alignment_loss(*side0, *side1)
     assert caplog.text.count("degenerate sentence representation at layer 15") == 1
     assert "contrastive_pooling_skip_first=1" in caplog.text
+
+
+def test_the_default_run_trains_smollm2_on_real_pairs_and_reports(smollm2_dir, tmp_path):
+    # `bash scripts/train_with_alignment.sh` with no variables, as a user runs it, cut to 5 optimizer steps: the
+    # converted SmolLM2 (its cache pointed at this session's conversion), real EN-FR pairs, the embedded MASSIVE rows.
+    import json
+    import subprocess
+
+    from test_distributed import REPO, cpu_env
+
+    from transformers_align.modeling.gguf_checkpoint import CACHE_NAME
+
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / CACHE_NAME).symlink_to(smollm2_dir)
+    out, data = tmp_path / "out", tmp_path / "data"
+    env = cpu_env(TRANSFORMERS_ALIGN_CACHE=str(tmp_path / "cache"), OUTDIR=str(out), DATA_DIR=str(data))
+    result = subprocess.run(["bash", "scripts/train_with_alignment.sh", "--max_steps", "5", "--logging_steps", "1"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    # One task step, then two alignment steps of 32 pairs, at the middle block, without LoRA dropout.
+    logs = [h for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    assert [("task_loss" in h, "alignment_loss" in h) for h in logs] == [(True, False)] + [(False, True)] * 2 + [(True, False), (False, True)]
+    run = json.loads((out / "alignment_run_args.json").read_text())
+    assert run["training"]["alignment_steps_per_task_step"] == 2 and run["training"]["per_device_alignment_batch_size"] == 32
+    assert json.loads((out / "adapter_config.json").read_text())["lora_dropout"] == 0.0
+
+    # The report's "before" figure, recomputed from the stock model's hidden states: block 15, mean over the
+    # sentence without its first token, top-1 by cosine.
+    report = json.loads((out / "alignment_report.json").read_text())
+    assert (report["layer"], report["pairs"], report["chance"], report["languages"]) == (15, 100, 0.01, ["EN", "FR"])
+    test_pairs = [line.split("\t") for line in (data / "en-fr.test.tsv").read_text(encoding="utf-8").splitlines()]
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(smollm2_dir).eval(), AutoTokenizer.from_pretrained(smollm2_dir)
+    vectors = []
+    for side in (0, 1):
+        pooled = []
+        for pair in test_pairs:
+            ids = tokenizer(pair[side], return_tensors="pt").input_ids
+            with torch.no_grad():
+                pooled.append(model(ids, output_hidden_states=True).hidden_states[15][0, 1:].mean(0))
+        vectors.append(torch.nn.functional.normalize(torch.stack(pooled), dim=-1))
+    top1 = (vectors[0] @ vectors[1].T).argmax(1)
+    expected = (top1 == torch.arange(len(test_pairs))).float().mean().item()
+    assert abs(report["retrieval_before"]["retrieval_0_to_1"] - expected) < 1e-6
+    assert f"top-1 retrieval EN->FR: {expected:.2f} before" in result.stdout
+    assert set(report["task"]["scores"]) == {"en", "fr"} and report["task"]["scores"]["en"]["examples"] == 24
+    after = report["retrieval_after"]["retrieval_0_to_1"]
+    verdict = "reached" if after >= 0.9 else "did NOT reach"
+    assert result.stdout.strip().splitlines()[-1].startswith(f"Alignment {verdict} the 90% held-out retrieval mark")

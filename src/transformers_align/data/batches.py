@@ -3,8 +3,8 @@
 Everything is a pure function of the global micro-step ``m``, so every rank agrees on what step ``m``
 computes and a resumed run continues exactly. Each stream runs its own epochs: epoch ``e`` of a stream
 is a permutation of all its examples drawn from ``(seed, stream, e)`` (length-grouped on request, with
-transformers' ``get_length_grouped_indices``), cut into global batches of ``per_device_batch *
-world_size``; the last batch of an epoch is completed from the start of the same permutation, so every
+transformers' ``get_length_grouped_indices``), cut into global batches of the stream's per-device batch ×
+``world_size`` (``per_device_batch``; the pair stream's may differ: ``per_device_pairs_batch``); the last batch of an epoch is completed from the start of the same permutation, so every
 batch is full and every example is used once per epoch. Rank ``r`` takes the ``r``-th slice of each
 global batch: two ranks with batch ``b`` see exactly what one process with batch ``2b`` sees.
 
@@ -13,7 +13,7 @@ resumed run replays the stream up to where it stopped.
 """
 import itertools
 import math
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -25,6 +25,11 @@ from transformers_align.training.schedule import Schedule
 
 STREAM_IDS = {TASK: 0, PAIRS: 1}  # part of each stream's seed, so the two streams are shuffled independently
 SHUFFLE_BUFFER = 10_000  # examples held by a streamed stream's shuffle buffer
+
+
+def per_device_batches(per_device_batch: int, per_device_pairs_batch: Optional[int]) -> Dict[str, int]:
+    """Each stream's per-device batch: the pairs' own where given (pairs are short, task examples long)."""
+    return {TASK: per_device_batch, PAIRS: per_device_pairs_batch or per_device_batch}
 
 
 class StreamOrder:
@@ -70,20 +75,20 @@ class ScheduledBatches(Dataset):
     """
 
     def __init__(self, streams: TrainingStreams, collator, schedule: Schedule, per_device_batch: int, world_size: int, rank: int,
-                 accumulation: int, seed: int, group_by_length: bool):
+                 accumulation: int, seed: int, group_by_length: bool, per_device_pairs_batch: Optional[int] = None):
         self.streams, self.collator, self.schedule = streams, collator, schedule
-        self.per_device_batch, self.world_size, self.rank, self.accumulation = per_device_batch, world_size, rank, accumulation
+        self.per_device = per_device_batches(per_device_batch, per_device_pairs_batch)
+        self.world_size, self.rank, self.accumulation = world_size, rank, accumulation
         needed = schedule.streams_used()
         missing = needed - set(streams.streams)
         if missing:
             raise ValueError(f"mode {schedule.mode!r} needs {' and '.join(sorted(missing))}, but the training data has none")
-        global_batch = per_device_batch * world_size
         for name in needed:
-            if len(streams.streams[name]) < global_batch:
+            if len(streams.streams[name]) < self.per_device[name] * world_size:
                 raise ValueError(f"the {name} stream has {len(streams.streams[name])} examples, fewer than one global batch "
-                                 f"({per_device_batch} per device × {world_size} processes)")
-        self.orders = {name: StreamOrder(streams.streams[name].lengths, global_batch, seed, name, group_by_length)
-                       for name in needed}
+                                 f"({self.per_device[name]} per device × {world_size} processes)")
+        self.orders = {name: StreamOrder(streams.streams[name].lengths, self.per_device[name] * world_size, seed, name,
+                                         group_by_length) for name in needed}
         primary = TASK if TASK in needed else PAIRS  # a Trainer epoch is one pass over it, with the steps between
         self.examples_per_epoch = len(streams.streams[primary])
         steps = self.orders[primary].batches_per_epoch * schedule.period
@@ -98,7 +103,8 @@ class ScheduledBatches(Dataset):
     def __getitem__(self, micro_step: int) -> Dict[str, torch.Tensor]:
         batch = {}
         for stream in self.schedule.streams(micro_step):
-            mine = self.global_batch(stream, micro_step)[self.rank * self.per_device_batch:(self.rank + 1) * self.per_device_batch]
+            size = self.per_device[stream]
+            mine = self.global_batch(stream, micro_step)[self.rank * size:(self.rank + 1) * size]
             batch.update(self.collator(self.streams.streams[stream].rows(mine)))
         if TASK in self.schedule.streams(micro_step):
             window = range(micro_step - micro_step % self.accumulation, micro_step - micro_step % self.accumulation + self.accumulation)
@@ -117,9 +123,10 @@ class StreamedBatches(IterableDataset):
     """The streamed counterpart of :class:`ScheduledBatches`: batches in micro-step order, read as they are needed."""
 
     def __init__(self, streams: TrainingStreams, collator, schedule: Schedule, per_device_batch: int, world_size: int, rank: int,
-                 accumulation: int, seed: int):
+                 accumulation: int, seed: int, per_device_pairs_batch: Optional[int] = None):
         self.streams, self.collator, self.schedule, self.seed = streams, collator, schedule, seed
-        self.per_device_batch, self.world_size, self.rank, self.accumulation = per_device_batch, world_size, rank, accumulation
+        self.per_device = per_device_batches(per_device_batch, per_device_pairs_batch)
+        self.world_size, self.rank, self.accumulation = world_size, rank, accumulation
         self.passes = {}
 
     def _global_batches(self, stream: str) -> Iterator[List[Dict]]:
@@ -129,7 +136,7 @@ class StreamedBatches(IterableDataset):
             shuffled.set_epoch(epoch)
             for example in shuffled:
                 buffer.append(example)
-                if len(buffer) == self.per_device_batch * self.world_size:
+                if len(buffer) == self.per_device[stream] * self.world_size:
                     yield buffer
                     buffer = []
             self.passes[stream] = epoch + 1
@@ -144,7 +151,8 @@ class StreamedBatches(IterableDataset):
             for m, drawn in window:
                 batch = {}
                 for stream, rows in drawn.items():
-                    batch.update(self.collator(rows[self.rank * self.per_device_batch:(self.rank + 1) * self.per_device_batch]))
+                    size = self.per_device[stream]
+                    batch.update(self.collator(rows[self.rank * size:(self.rank + 1) * size]))
                 if TASK in drawn:
                     batch["num_items_in_batch"] = tokens / (len(task_batches) * self.world_size)
                 yield batch

@@ -78,7 +78,7 @@ def format_run_report(report: Dict) -> str:
         intent = "n/a" if scores["intent_accuracy"] is None else f"{scores['intent_accuracy']:.2f}"
         lines.append(f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, exact match {scores['exact_match']:.2f}, "
                      f"intent accuracy {intent} ({scores['examples']} utterances)")
-    verdict = "worked" if report["aligned"] else "did NOT reach"
+    verdict = "reached" if report["aligned"] else "did NOT reach"
     lines.append(f"Alignment {verdict} the {ALIGNED_RETRIEVAL:.0%} held-out retrieval mark at layer {report['layer']}: "
                  f"{source}->{target} top-1 {after['retrieval_0_to_1']:.2f} (before {before['retrieval_0_to_1']:.2f}, "
                  f"chance {report['chance']:.3f}).")

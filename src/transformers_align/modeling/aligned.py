@@ -11,7 +11,6 @@ from transformers_align.modeling.causal_lm_loss import causal_lm_loss
 from transformers_align.modeling.registry import decoder_backbone, resolved_settings
 from transformers_align.modeling.representation import aligned_representation
 from transformers_align.modeling.settings import AlignmentSettings
-from transformers_align.padding import pad_right
 
 logger = logging.get_logger(__name__)
 
@@ -52,12 +51,10 @@ class AlignedCausalLMMixin:
         streams = [(input_ids_parallel_0, attention_mask_parallel_0), (input_ids_parallel_1, attention_mask_parallel_1)]
         if input_ids_negative is not None:
             streams.append((input_ids_negative, attention_mask_negative))
-        streams = [(ids, torch.ones_like(ids) if mask is None else mask) for ids, mask in streams]
-        # One batch of all sides: each stream is right-padded already, so its rows only need more pads.
-        ids = pad_right([row for stream_ids, _ in streams for row in stream_ids])
-        mask = pad_right([row for _, stream_mask in streams for row in stream_mask])
-        pooled = aligned_representation(self, ids, mask, settings)
-        sides = pooled.split([s[0].shape[0] for s in streams])
+        # One pass per side, each at its own padded length: the sides' lengths differ (French takes about twice
+        # the tokens of English with SmolLM2's tokenizer), and padding one to the other's length is wasted compute.
+        sides = [aligned_representation(self, ids, torch.ones_like(ids) if mask is None else mask, settings)
+                 for ids, mask in streams]
         self._warn_once_if_degenerate(sides[0], sides[1], settings)
         return info_nce(
             sides[0],

@@ -53,6 +53,10 @@ class AlignmentTrainingArguments(TrainingArguments):
     alignment_steps_per_task_step: int = field(
         default=1, metadata={"help": "alternate mode: alignment micro-steps after each task micro-step (mid-align: 1)."}
     )
+    per_device_alignment_batch_size: Optional[int] = field(
+        default=None, metadata={"help": "Pairs per device in an alignment micro-batch (the InfoNCE negatives); default: "
+                                        "per_device_train_batch_size. Pairs are short, so more of them fit than task examples."}
+    )
     alternate_training: bool = field(default=False, metadata={"help": "mid-align: alternate task and alignment micro-batches."})
     only_train_language_modeling: bool = field(default=False, metadata={"help": "mid-align's baseline: task loss only."})
     only_train_contrastive: bool = field(default=False, metadata={"help": "Alignment loss only."})

@@ -86,7 +86,8 @@ class AlignmentTrainer(Trainer):
         args = self.args
         common = dict(streams=self.train_dataset, collator=self.data_collator, schedule=self.schedule,
                       per_device_batch=self._train_batch_size, world_size=args.world_size, rank=args.process_index,
-                      accumulation=args.gradient_accumulation_steps, seed=args.data_seed if args.data_seed is not None else args.seed)
+                      accumulation=args.gradient_accumulation_steps, seed=args.data_seed if args.data_seed is not None else args.seed,
+                      per_device_pairs_batch=args.per_device_alignment_batch_size and args.per_device_alignment_batch_size * max(1, args.n_gpu))
         if self.train_dataset.streaming:  # read in order in this process: worker processes would each read it all
             self._scheduled = StreamedBatches(**common)
             return torch.utils.data.DataLoader(self._scheduled, batch_size=None)

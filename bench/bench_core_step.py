@@ -10,6 +10,7 @@ statistics, every tensor storage created by an operator (forward and backward) i
 TorchDispatchMode and counted until it is freed; on CUDA, torch.cuda.max_memory_allocated is reported
 as well. Run: python bench/bench_core_step.py [--device cuda]
 """
+
 import argparse
 import datetime
 import os
@@ -70,9 +71,14 @@ class TensorMemoryTracker(TorchDispatchMode):
 def build_model(args, device, dtype):
     torch.manual_seed(0)
     config = tiny_config(
-        "llama", vocab_size=args.vocab_size or len(byte_level_tokenizer()), hidden_size=args.hidden_size,
-        intermediate_size=args.intermediate_size, num_hidden_layers=args.layers, num_attention_heads=args.heads,
-        num_key_value_heads=args.kv_heads, attn_implementation=args.attn_implementation,
+        "llama",
+        vocab_size=args.vocab_size or len(byte_level_tokenizer()),
+        hidden_size=args.hidden_size,
+        intermediate_size=args.intermediate_size,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.heads,
+        num_key_value_heads=args.kv_heads,
+        attn_implementation=args.attn_implementation,
     )
     layer = args.layer or args.layers // 2
     model = AlignLlamaForCausalLM(config, additional_loss_layer=layer, contrastive_loss_temperature=0.05)
@@ -85,8 +91,12 @@ def make_batches(args, vocab_size, device):
     mask = torch.ones_like(ids)
     half = args.batch_size // 2
     task = dict(input_ids=ids, attention_mask=mask, labels=ids)
-    pairs = dict(input_ids_parallel_0=ids[:half], attention_mask_parallel_0=mask[:half],
-                 input_ids_parallel_1=ids[half:], attention_mask_parallel_1=mask[half:])
+    pairs = dict(
+        input_ids_parallel_0=ids[:half],
+        attention_mask_parallel_0=mask[:half],
+        input_ids_parallel_1=ids[half:],
+        attention_mask_parallel_1=mask[half:],
+    )
     return task, pairs
 
 
@@ -97,8 +107,14 @@ def full_forward_alignment_loss(model, pairs):
     mask = torch.cat([pairs["attention_mask_parallel_0"], pairs["attention_mask_parallel_1"]])
     hidden = model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, use_cache=False).hidden_states
     side0, side1 = pool(hidden[settings.additional_loss_layer], mask, settings.contrastive_pooling_type).chunk(2)
-    return info_nce(side0, side1, temperature=settings.contrastive_loss_temperature, similarity=settings.distance_function,
-                    direction=settings.contrastive_direction, stop_gradient_side1=settings.unidirectional_contrastive_loss)
+    return info_nce(
+        side0,
+        side1,
+        temperature=settings.contrastive_loss_temperature,
+        similarity=settings.distance_function,
+        direction=settings.contrastive_direction,
+        stop_gradient_side1=settings.unidirectional_contrastive_loss,
+    )
 
 
 def step_functions(model, task, pairs):
@@ -126,7 +142,7 @@ def time_steps(model, steps, device, warmup, repeats):
             run_step(model, steps[name], device)
     wall, cpu = {name: [] for name in names}, {name: [] for name in names}
     for round_ in range(repeats):
-        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             start_wall, start_cpu = time.perf_counter(), time.process_time()
             run_step(model, steps[name], device)
             wall[name].append(time.perf_counter() - start_wall)
@@ -154,26 +170,48 @@ def machine(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] \
-        if cpuinfo.exists() else []
+    names = (
+        [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        if cpuinfo.exists()
+        else []
+    )
     return f"{names[0] if names else platform.machine()} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} threads, no GPU"
 
 
 def _ratio_rows(medians, memory, cuda):
     """(label, wall-clock ratio, CPU-time ratio or None, target, met) for each target of the issue."""
+
     def ratio(a, b, i):
         return medians[a][i] / medians[b][i]
 
     rows = [
         ("early-exit step / task step", ratio("early_exit", "task", 0), ratio("early_exit", "task", 1), "<= 0.55"),
-        ("full-forward step / early-exit step", ratio("full_forward", "early_exit", 0), ratio("full_forward", "early_exit", 1), ">= 1.3"),
-        ("early-exit peak / full-forward peak (tensors)", memory["early_exit"][0] / memory["full_forward"][0], None, "<= 0.6"),
+        (
+            "full-forward step / early-exit step",
+            ratio("full_forward", "early_exit", 0),
+            ratio("full_forward", "early_exit", 1),
+            ">= 1.3",
+        ),
+        (
+            "early-exit peak / full-forward peak (tensors)",
+            memory["early_exit"][0] / memory["full_forward"][0],
+            None,
+            "<= 0.6",
+        ),
     ]
     if cuda:
-        rows.append(("early-exit peak / full-forward peak (allocator)",
-                     memory["early_exit"][1] / memory["full_forward"][1], None, "<= 0.6"))
-    return [(label, wall, cpu, target, wall <= float(target[3:]) if target[0] == "<" else wall >= float(target[3:]))
-            for label, wall, cpu, target in rows]
+        rows.append(
+            (
+                "early-exit peak / full-forward peak (allocator)",
+                memory["early_exit"][1] / memory["full_forward"][1],
+                None,
+                "<= 0.6",
+            )
+        )
+    return [
+        (label, wall, cpu, target, wall <= float(target[3:]) if target[0] == "<" else wall >= float(target[3:]))
+        for label, wall, cpu, target in rows
+    ]
 
 
 def report(args, model, device, medians, memory, agreement, load):
@@ -191,7 +229,9 @@ def report(args, model, device, medians, memory, agreement, load):
         f"2 x {half} x {args.seq_len}); medians of {args.repeats} runs after {args.warmup} warm-up runs each",
         f"both alignment losses agree: |early exit - full forward| = {agreement:.1e}",
         "",
-        "| step | wall ms | x task | CPU ms | x task | peak MiB (tensors)" + (" | peak MiB (allocator)" if cuda else "") + " |",
+        "| step | wall ms | x task | CPU ms | x task | peak MiB (tensors)"
+        + (" | peak MiB (allocator)" if cuda else "")
+        + " |",
         "|---|---:|---:|---:|---:|---:" + ("|---:" if cuda else "") + "|",
     ]
     for label, name in (
@@ -200,12 +240,16 @@ def report(args, model, device, medians, memory, agreement, load):
         (f"alignment, full forward + hidden_states[{layer}] (AFP)", "full_forward"),
     ):
         (wall, cpu), (tracked, allocator) = medians[name], memory[name]
-        line = (f"| {label} | {wall * 1e3:.1f} | {wall / medians['task'][0]:.2f} | {cpu * 1e3:.1f} | "
-                f"{cpu / medians['task'][1]:.2f} | {tracked / MIB:.1f}")
+        line = (
+            f"| {label} | {wall * 1e3:.1f} | {wall / medians['task'][0]:.2f} | {cpu * 1e3:.1f} | "
+            f"{cpu / medians['task'][1]:.2f} | {tracked / MIB:.1f}"
+        )
         lines.append(line + (f" | {allocator / MIB:.1f}" if cuda else "") + " |")
     lines += ["", "| ratio | measured (wall) | measured (CPU time) | target | met (wall) |", "|---|---:|---:|---|---|"]
     for label, wall, cpu, target, met in _ratio_rows(medians, memory, cuda):
-        lines.append(f"| {label} | {wall:.2f}x | {'' if cpu is None else f'{cpu:.2f}x'} | {target} | {'yes' if met else 'no'} |")
+        lines.append(
+            f"| {label} | {wall:.2f}x | {'' if cpu is None else f'{cpu:.2f}x'} | {target} | {'yes' if met else 'no'} |"
+        )
     lines += [
         "",
         "CPU ms: process CPU time (all threads), less sensitive than wall time to other load on the machine.",
@@ -220,7 +264,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="CPU threads (default: all this process may use)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="CPU threads (default: all this process may use)",
+    )
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--intermediate-size", type=int, default=688, help="default: 8/3 x hidden, as Llama")
     parser.add_argument("--layers", type=int, default=8)
@@ -229,7 +278,9 @@ def main():
     parser.add_argument("--vocab-size", type=int, default=None, help="default: the byte-level tokenizer's (262)")
     parser.add_argument("--attn-implementation", default="sdpa", choices=["sdpa", "eager"])
     parser.add_argument("--layer", type=int, default=None, help="aligned block L (default: half the blocks)")
-    parser.add_argument("--batch-size", type=int, default=8, help="task sequences per step; alignment uses half as many pairs")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="task sequences per step; alignment uses half as many pairs"
+    )
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
@@ -243,7 +294,9 @@ def main():
     model = build_model(args, device, dtype)
     task, pairs = make_batches(args, model.config.vocab_size, device)
     steps = step_functions(model, task, pairs)
-    agreement = (run_step(model, steps["early_exit"], device) - run_step(model, steps["full_forward"], device)).abs().item()
+    agreement = (
+        (run_step(model, steps["early_exit"], device) - run_step(model, steps["full_forward"], device)).abs().item()
+    )
     load_before = os.getloadavg()[0]
     medians = time_steps(model, steps, device, args.warmup, args.repeats)
     load = (load_before, os.getloadavg()[0])

@@ -11,6 +11,7 @@ reusing it. To measure the code before ``datasets`` (the list-of-ints path), exp
 
 Prints one line per start and, last, ``time_to_first_step_s=<...> cpu_s=<...> peak_rss_mib=<...>`` per start.
 """
+
 import argparse
 import json
 import os
@@ -22,8 +23,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORDS = ("the library opens at nine and closes late on sundays because students study there before exams "
-         "find largest number list sort words alphabetically suggest name pet cat explain why sky blue").split()
+WORDS = (
+    "the library opens at nine and closes late on sundays because students study there before exams "
+    "find largest number list sort words alphabetically suggest name pet cat explain why sky blue"
+).split()
 CHINESE = "图书馆九点开门找出列表中最大的数按字母顺序排列这些英文单词给出这个词的同义词快乐高兴"
 
 
@@ -46,17 +49,57 @@ def write_afp_file(path: Path, records: int, seed: int = 0) -> None:
 
 
 def one_start(code_root: Path, model_dir: Path, data: Path, cache: Path, output: Path, workers: int) -> dict:
-    command = [sys.executable, "-m", "scripts.run_clm_lora", "--model_name_or_path", str(model_dir), "--train_file", str(data),
-               "--data_schema", "afp", "--training_mode", "joint", "--max_steps", "1", "--per_device_train_batch_size", "8",
-               "--block_size", "256", "--additional_loss_layer", "2", "--do_train", "--output_dir", str(output),
-               "--save_strategy", "no", "--report_to", "none", "--logging_steps", "1", "--disable_tqdm", "true",
-               "--use_cpu", "True", "--overwrite_output_dir", "True"]
+    command = [
+        sys.executable,
+        "-m",
+        "scripts.run_clm_lora",
+        "--model_name_or_path",
+        str(model_dir),
+        "--train_file",
+        str(data),
+        "--data_schema",
+        "afp",
+        "--training_mode",
+        "joint",
+        "--max_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "8",
+        "--block_size",
+        "256",
+        "--additional_loss_layer",
+        "2",
+        "--do_train",
+        "--output_dir",
+        str(output),
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--logging_steps",
+        "1",
+        "--disable_tqdm",
+        "true",
+        "--use_cpu",
+        "True",
+        "--overwrite_output_dir",
+        "True",
+    ]
     if workers:
         command += ["--preprocessing_num_workers", str(workers)]
-    env = dict(os.environ, PYTHONPATH=str(code_root / "src"), HF_DATASETS_CACHE=str(cache), OMP_NUM_THREADS="1",
-               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(code_root / "src"),
+        HF_DATASETS_CACHE=str(cache),
+        OMP_NUM_THREADS="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=code_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(
+        command, cwd=code_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     first_step, tail = None, []
     for line in child.stdout:
         tail = (tail + [line])[-20:]
@@ -65,8 +108,11 @@ def one_start(code_root: Path, model_dir: Path, data: Path, cache: Path, output:
     _, status, usage = os.wait4(child.pid, 0)
     if status != 0 or first_step is None:
         raise SystemExit(f"the training start failed (status {status}):\n{''.join(tail)}")
-    return {"time_to_first_step_s": round(first_step, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    return {
+        "time_to_first_step_s": round(first_step, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    }
 
 
 def main(argv=None):
@@ -91,10 +137,16 @@ def main(argv=None):
     for start in args.starts.split(","):
         if start == "cold":
             shutil.rmtree(cache, ignore_errors=True)
-        results[start] = one_start(args.code_root.resolve(), model_dir, data, cache, args.workdir / "out", args.preprocessing_num_workers)
+        results[start] = one_start(
+            args.code_root.resolve(), model_dir, data, cache, args.workdir / "out", args.preprocessing_num_workers
+        )
         print(f"{start}: {results[start]}", flush=True)
-    print(" ".join(f"{start}: time_to_first_step_s={r['time_to_first_step_s']} cpu_s={r['cpu_s']} peak_rss_mib={r['peak_rss_mib']}"
-                   for start, r in results.items()))
+    print(
+        " ".join(
+            f"{start}: time_to_first_step_s={r['time_to_first_step_s']} cpu_s={r['cpu_s']} peak_rss_mib={r['peak_rss_mib']}"
+            for start, r in results.items()
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ tokens and the work per utterance is the same for every batch size. One warm-up 
 (the first ``generate`` of a process imports torch._dynamo, which takes seconds); each batch size
 runs ``--repeats`` times and the fastest run is reported (the machine may be shared).
 """
+
 import argparse
 import datetime
 import os
@@ -35,17 +36,21 @@ def main():
     torch.set_num_threads(args.threads)
 
     records = [r for path in sorted(SAMPLE.glob("*.jsonl")) for r in load_massive(path.stem, "test", data_file=path)]
-    records = records[::max(1, len(records) // args.utterances)][:args.utterances]
+    records = records[:: max(1, len(records) // args.utterances)][: args.utterances]
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer = load_model_and_tokenizer(str(build_tiny_model(Path(tmp) / "llama")), device="cpu")
     prompts = massive_prompts(records, tokenizer, has_intents(records))
     prompt_tokens = sum(len(ids) for ids in tokenizer(prompts)["input_ids"]) / len(prompts)
     generate_greedy(model, tokenizer, prompts[:2], batch_size=2, max_new_tokens=2, desc="warm-up")
 
-    print(f"# MASSIVE inference, tiny llama (byte-level), {len(prompts)} utterances, {prompt_tokens:.0f} prompt tokens "
-          f"on average, {args.max_new_tokens} new tokens, greedy, KV cache")
-    print(f"# {datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"# MASSIVE inference, tiny llama (byte-level), {len(prompts)} utterances, {prompt_tokens:.0f} prompt tokens "
+        f"on average, {args.max_new_tokens} new tokens, greedy, KV cache"
+    )
+    print(
+        f"# {datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"# best of {args.repeats} runs per batch size")
     print("| batch size | seconds | utterances/s | new tokens/s | speed-up |")
     print("|---|---|---|---|---|")
@@ -54,13 +59,21 @@ def main():
         runs = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            generate_greedy(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=args.max_new_tokens,
-                            desc=f"batch {batch_size}")
+            generate_greedy(
+                model,
+                tokenizer,
+                prompts,
+                batch_size=batch_size,
+                max_new_tokens=args.max_new_tokens,
+                desc=f"batch {batch_size}",
+            )
             runs.append(time.perf_counter() - start)
         seconds = min(runs)
         rate = len(prompts) / seconds
         baseline = baseline or rate
-        print(f"| {batch_size} | {seconds:.1f} | {rate:.2f} | {rate * args.max_new_tokens:.0f} | {rate / baseline:.1f}x |")
+        print(
+            f"| {batch_size} | {seconds:.1f} | {rate:.2f} | {rate * args.max_new_tokens:.0f} | {rate / baseline:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

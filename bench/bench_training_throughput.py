@@ -27,6 +27,7 @@ vocabulary (128,256) and depth x width chosen so that float32 logits per token a
 of the checkpointed activations as at 8B in bf16. ``llama8b`` is the real shape (bf16, for a GPU).
 Run: python bench/bench_training_throughput.py [--quick] [--device cuda]
 """
+
 import argparse
 import datetime
 import os
@@ -95,15 +96,29 @@ def memory_proxy(hidden=256):
 
 def build_model(shape, device, dtype, seed, checkpointing=True):
     torch.manual_seed(seed)
-    config = tiny_config("llama", vocab_size=shape.vocab, hidden_size=shape.hidden, intermediate_size=shape.intermediate,
-                         num_hidden_layers=shape.layers, num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads,
-                         bos_token_id=0, eos_token_id=1, pad_token_id=2, attn_implementation="sdpa",
-                         max_position_embeddings=4096, rope_theta=500000.0, use_cache=False)
+    config = tiny_config(
+        "llama",
+        vocab_size=shape.vocab,
+        hidden_size=shape.hidden,
+        intermediate_size=shape.intermediate,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        attn_implementation="sdpa",
+        max_position_embeddings=4096,
+        rope_theta=500000.0,
+        use_cache=False,
+    )
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # built in place on the device: an 8B model never passes through host memory in fp32
     try:
         with torch.device(device):
-            model = AlignLlamaForCausalLM(config, additional_loss_layer=shape.layers // 2, contrastive_loss_temperature=0.05)
+            model = AlignLlamaForCausalLM(
+                config, additional_loss_layer=shape.layers // 2, contrastive_loss_temperature=0.05
+            )
     finally:
         torch.set_default_dtype(default_dtype)
     if checkpointing:
@@ -122,7 +137,7 @@ def make_task_examples(count, vocab, generator, prompt_tokens=64):
         answer = torch.randint(3, vocab, (answer_length,), generator=generator)
         ids = torch.cat([prompt, utterance, answer])
         labels = ids.clone()
-        labels[:prompt_tokens + utterance_length] = -100
+        labels[: prompt_tokens + utterance_length] = -100
         examples.append((ids, labels))
     return examples
 
@@ -133,7 +148,12 @@ def make_pairs(count, vocab, generator):
     for _ in range(count):
         length0 = int(torch.randint(6, 65, (1,), generator=generator))
         length1 = max(3, round(length0 * float(torch.empty(1).uniform_(0.8, 1.25, generator=generator))))
-        pairs.append((torch.randint(3, vocab, (length0,), generator=generator), torch.randint(3, vocab, (length1,), generator=generator)))
+        pairs.append(
+            (
+                torch.randint(3, vocab, (length0,), generator=generator),
+                torch.randint(3, vocab, (length1,), generator=generator),
+            )
+        )
     return pairs
 
 
@@ -145,7 +165,11 @@ def pad(sequences, value):
 def task_batch(examples, device):
     ids = pad([ids for ids, _ in examples], 2)
     mask = pad([torch.ones_like(ids) for ids, _ in examples], 0)
-    return dict(input_ids=ids.to(device), attention_mask=mask.to(device), labels=pad([l for _, l in examples], -100).to(device))
+    return dict(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        labels=pad([labels for _, labels in examples], -100).to(device),
+    )
 
 
 def pair_batch(pairs, device):
@@ -159,9 +183,12 @@ def pair_batch(pairs, device):
 def epoch_batches(items, lengths, batch_size, grouped, seed):
     """Index batches for one epoch: length-grouped (library) or a random permutation (reference), same seed."""
     generator = torch.Generator().manual_seed(seed)
-    order = (get_length_grouped_indices(lengths, batch_size, mega_batch_mult=50, generator=generator) if grouped
-             else torch.randperm(len(lengths), generator=generator).tolist())
-    return [[items[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
+    order = (
+        get_length_grouped_indices(lengths, batch_size, mega_batch_mult=50, generator=generator)
+        if grouped
+        else torch.randperm(len(lengths), generator=generator).tolist()
+    )
+    return [[items[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size)]
 
 
 def stock_task_loss(model, batch):
@@ -203,7 +230,10 @@ def train_epoch(config, model, optimizer, task_examples, pairs, args, epoch, dev
     chosen = sorted(torch.randperm(len(tasks), generator=torch.Generator().manual_seed(seed + 2))[:steps].tolist())
     wall = cpu = real = labelled = padded = 0
     for position in chosen:
-        for kind, batch in (("task", task_batch(tasks[position], device)), ("alignment", pair_batch(sides[position], device))):
+        for kind, batch in (
+            ("task", task_batch(tasks[position], device)),
+            ("alignment", pair_batch(sides[position], device)),
+        ):
             masks = [value for name, value in batch.items() if name.startswith("attention_mask")]
             real += sum(int(mask.sum()) for mask in masks)
             padded += sum(mask.numel() for mask in masks)
@@ -223,16 +253,31 @@ def measure_throughput(args, shape, device, dtype):
     generator = torch.Generator().manual_seed(args.seed)
     count = args.batch_size * POOL_BATCHES
     task_examples, pairs = make_task_examples(count, shape.vocab, generator), make_pairs(count, shape.vocab, generator)
-    models = {config: build_model(shape, device, dtype, args.seed, checkpointing=args.checkpointing or config == "reference")
-              for config in CONFIGS}
-    optimizers = {c: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for c, m in models.items()}
+    models = {
+        config: build_model(shape, device, dtype, args.seed, checkpointing=args.checkpointing or config == "reference")
+        for config in CONFIGS
+    }
+    optimizers = {
+        c: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4) for c, m in models.items()
+    }
     for config in CONFIGS:  # warm-up: one task and one alignment step each, untimed
         train_epoch(config, models[config], optimizers[config], task_examples, pairs, args, args.epochs, device, 1)
     rounds = {config: [] for config in CONFIGS}
     for epoch in range(args.epochs):
-        for config in (CONFIGS if epoch % 2 else CONFIGS[::-1]):
-            rounds[config].append(train_epoch(config, models[config], optimizers[config], task_examples, pairs, args, epoch,
-                                              device, args.steps_per_epoch))
+        for config in CONFIGS if epoch % 2 else CONFIGS[::-1]:
+            rounds[config].append(
+                train_epoch(
+                    config,
+                    models[config],
+                    optimizers[config],
+                    task_examples,
+                    pairs,
+                    args,
+                    epoch,
+                    device,
+                    args.steps_per_epoch,
+                )
+            )
     return rounds
 
 
@@ -270,8 +315,10 @@ def analytic_task_peak(shape, activation_bytes, tokens, labelled, config, chunk_
 def memory_ratio_at(shape, activation_bytes, tokens, labelled):
     from transformers_align.modeling.causal_lm_loss import LOGITS_PER_CHUNK
 
-    peaks = [analytic_task_peak(shape, activation_bytes, tokens, labelled, config, LOGITS_PER_CHUNK // shape.vocab)
-             for config in CONFIGS]
+    peaks = [
+        analytic_task_peak(shape, activation_bytes, tokens, labelled, config, LOGITS_PER_CHUNK // shape.vocab)
+        for config in CONFIGS
+    ]
     return peaks[0] / peaks[1], peaks
 
 
@@ -298,10 +345,12 @@ def report(args, shapes, device, rounds, memory, load):
     for config in CONFIGS:
         wall, cpu, real, labelled, padded = zip(*rounds[config])
         per_second[config] = [r / w for r, w in zip(real, wall)], [r / c for r, c in zip(real, cpu)]
-        lines.append(f"| {config} | {statistics.median(per_second[config][0]):,.0f} | "
-                     f"{statistics.median([l / w for l, w in zip(labelled, wall)]):,.0f} | "
-                     f"{statistics.median(per_second[config][1]):,.0f} | {1 - sum(real) / sum(padded):.0%} | "
-                     f"{peaks[config] / MIB:,.1f} |")
+        lines.append(
+            f"| {config} | {statistics.median(per_second[config][0]):,.0f} | "
+            f"{statistics.median([tokens / seconds for tokens, seconds in zip(labelled, wall)]):,.0f} | "
+            f"{statistics.median(per_second[config][1]):,.0f} | {1 - sum(real) / sum(padded):.0%} | "
+            f"{peaks[config] / MIB:,.1f} |"
+        )
     clock = 1 if device.type == "cpu" else 0  # CPU time on CPU, wall time on GPU
     epoch_ratios = [a / b for a, b in zip(per_second["library"][clock], per_second["reference"][clock])]
     throughput_ratio = statistics.median(epoch_ratios)
@@ -324,22 +373,36 @@ def report(args, shapes, device, rounds, memory, load):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--quick", action="store_true", help="fewer epochs and steps (under 5 minutes on the development machine)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer epochs and steps (under 5 minutes on the development machine)"
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny shapes: a smoke test of this script")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=None, help="sequences (or pairs) a step; default 16 (CPU), 32 (GPU)")
-    parser.add_argument("--steps-per-epoch", type=int, default=None, help="timed task (and as many alignment) steps an epoch")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="sequences (or pairs) a step; default 16 (CPU), 32 (GPU)"
+    )
+    parser.add_argument(
+        "--steps-per-epoch", type=int, default=None, help="timed task (and as many alignment) steps an epoch"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="timed epochs per configuration")
     parser.add_argument("--memory-batch-size", type=int, default=None)
-    parser.add_argument("--no-library-checkpointing", dest="checkpointing", action="store_false",
-                        help="train the library configuration without gradient checkpointing (the reference keeps it)")
+    parser.add_argument(
+        "--no-library-checkpointing",
+        dest="checkpointing",
+        action="store_false",
+        help="train the library configuration without gradient checkpointing (the reference keeps it)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available here")
     cuda = args.device == "cuda"
-    defaults = dict(batch_size=32 if cuda else 16, steps_per_epoch=1 if args.tiny else 3 if args.quick else 4,
-                    epochs=1 if args.tiny else 3 if args.quick else 5, memory_batch_size=32 if cuda else 2 if args.quick or args.tiny else 4)
+    defaults = dict(
+        batch_size=32 if cuda else 16,
+        steps_per_epoch=1 if args.tiny else 3 if args.quick else 4,
+        epochs=1 if args.tiny else 3 if args.quick else 5,
+        memory_batch_size=32 if cuda else 2 if args.quick or args.tiny else 4,
+    )
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)

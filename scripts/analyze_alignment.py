@@ -3,6 +3,7 @@
 By default the pooling and the aligned layer L are those the model was trained with (the run record next
 to --peft_model_id, or the model's config), so what you analyse is what you trained.
 """
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,24 +29,37 @@ from transformers_align.losses import POOLING_TYPES
 
 @dataclass
 class AnalysisArguments:
-    pairs: str = option(help="two-column TSV whose first column is side 0 and second side 1 "
-                             "(scripts.build_parallel_pairs writes English first), or JSON/JSONL with "
-                             "text_parallel_0/text_parallel_1 (or AFP's sent0/sent1); "
-                             "'R@1 0>1' retrieves side 1 for each side-0 sentence")
+    pairs: str = option(
+        help="two-column TSV whose first column is side 0 and second side 1 "
+        "(scripts.build_parallel_pairs writes English first), or JSON/JSONL with "
+        "text_parallel_0/text_parallel_1 (or AFP's sent0/sent1); "
+        "'R@1 0>1' retrieves side 1 for each side-0 sentence"
+    )
     pooling: Optional[str] = option(None, choices=list(POOLING_TYPES), help="default: the trained model's pooling")
-    skip_first: Optional[int] = option(None, aliases=["--skip-first"],
-                                       help="leading tokens left out of the pooling, by position "
-                                            "(default: the trained model's contrastive_pooling_skip_first)")
-    skip_bos: Optional[bool] = option(None, aliases=["--skip-bos"], nargs="?", const=True,
-                                      help="leave the opening BOS out of the pooling "
-                                           "(default: the trained model's setting)")
+    skip_first: Optional[int] = option(
+        None,
+        aliases=["--skip-first"],
+        help="leading tokens left out of the pooling, by position "
+        "(default: the trained model's contrastive_pooling_skip_first)",
+    )
+    skip_bos: Optional[bool] = option(
+        None,
+        aliases=["--skip-bos"],
+        nargs="?",
+        const=True,
+        help="leave the opening BOS out of the pooling (default: the trained model's setting)",
+    )
     layer: Optional[int] = option(None, help="the layer L to check and report (default: the trained one)")
     max_pairs: Optional[int] = option(None, aliases=["--max-pairs"], help="only the first N pairs")
     batch_size: int = option(16, aliases=["--batch-size"], help="sentences per forward pass")
-    output_dir: str = option("outputs/alignment_analysis", aliases=["--output-dir"],
-                             help="gets alignment_analysis.json and alignment_analysis.png")
-    baseline_json: Optional[str] = option(None, aliases=["--baseline-json"],
-                                          help="an earlier alignment_analysis.json (e.g. before training) drawn dashed")
+    output_dir: str = option(
+        "outputs/alignment_analysis",
+        aliases=["--output-dir"],
+        help="gets alignment_analysis.json and alignment_analysis.png",
+    )
+    baseline_json: Optional[str] = option(
+        None, aliases=["--baseline-json"], help="an earlier alignment_analysis.json (e.g. before training) drawn dashed"
+    )
 
 
 def parse_args(argv=None):
@@ -54,13 +68,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     model_args, args = parse_args(argv)
-    pairs = read_pairs(args.pairs)[:args.max_pairs]
+    pairs = read_pairs(args.pairs)[: args.max_pairs]
     model, tokenizer = model_args.load()
-    settings = analysis_settings(model, model_args.peft_model_id, args.pooling, args.skip_first, args.skip_bos,
-                                 args.layer)
+    settings = analysis_settings(
+        model, model_args.peft_model_id, args.pooling, args.skip_first, args.skip_bos, args.layer
+    )
     report = analyze_alignment(model, tokenizer, pairs, settings, args.batch_size)
-    report["settings"].update(model_name_or_path=model_args.model_name_or_path, peft_model_id=model_args.peft_model_id,
-                              pairs_file=args.pairs)
+    report["settings"].update(
+        model_name_or_path=model_args.model_name_or_path, peft_model_id=model_args.peft_model_id, pairs_file=args.pairs
+    )
     print(format_table(report))
     if report["warning"]:
         print(f"WARNING: {report['warning']}")

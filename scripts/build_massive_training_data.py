@@ -1,5 +1,6 @@
 """Turn MASSIVE JSONL files (+ optional parallel pairs TSV) into mid-align training JSON Lines
 ({prefix, text[, text_parallel_0/1]})."""
+
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -14,13 +15,18 @@ class MassiveTrainingDataArguments:
     massive_files: List[str] = option(aliases=["--massive-files"], help="MASSIVE JSONL files (release format)")
     output: str = option(help="output JSON Lines file")
     partition: str = option("train", help="partition to take from them")
-    pairs: Optional[str] = option(None,
-                                  help="two-column TSV (side 0<TAB>side 1, e.g. scripts.build_parallel_pairs' en-fr.train.tsv); "
-                                  "adds text_parallel_0/1 to the rows (data mode 2); to train on more pairs than there are "
-                                  "records, give the TSV to training as --alignment_file instead")
-    tokenizer_name: Optional[str] = option(None, aliases=["--tokenizer"],
-                                           help="local tokenizer whose chat template and EOS to use "
-                                           "(default: the embedded one, i.e. mid-align's Llama-3 format)")
+    pairs: Optional[str] = option(
+        None,
+        help="two-column TSV (side 0<TAB>side 1, e.g. scripts.build_parallel_pairs' en-fr.train.tsv); "
+        "adds text_parallel_0/1 to the rows (data mode 2); to train on more pairs than there are "
+        "records, give the TSV to training as --alignment_file instead",
+    )
+    tokenizer_name: Optional[str] = option(
+        None,
+        aliases=["--tokenizer"],
+        help="local tokenizer whose chat template and EOS to use "
+        "(default: the embedded one, i.e. mid-align's Llama-3 format)",
+    )
     no_intent: bool = option(False, aliases=["--no-intent"], help="slot-only prompts and targets, as in mid-align")
 
 
@@ -39,8 +45,12 @@ def main(argv=None):
 
         tokenizer = byte_level_tokenizer()
     partition = normalize_partition(args.partition)
-    records = [record for path in args.massive_files for record in read_massive_jsonl(path)
-               if normalize_partition(record.partition) == partition]
+    records = [
+        record
+        for path in args.massive_files
+        for record in read_massive_jsonl(path)
+        if normalize_partition(record.partition) == partition
+    ]
     if not records:
         raise SystemExit(f"no {partition} records in {', '.join(args.massive_files)}")
     skips = SkipCounter()
@@ -49,8 +59,10 @@ def main(argv=None):
     rows = training_records(records, tokenizer, pairs, with_intent=False if args.no_intent else None)
     path = write_jsonl(args.output, rows)
     if len(pairs) > len(rows):
-        print(f"warning: {len(pairs) - len(rows)} of {len(pairs)} pairs travel with no task row; "
-              f"train with --alignment_file {args.pairs} to use them all")
+        print(
+            f"warning: {len(pairs) - len(rows)} of {len(pairs)} pairs travel with no task row; "
+            f"train with --alignment_file {args.pairs} to use them all"
+        )
     print(f"wrote {len(rows)} training rows to {path}" + (f" with {len(pairs)} parallel pairs" if pairs else ""))
     return path
 

@@ -2,6 +2,7 @@
 
 Writes OUTPUT_DIR/en-X.train.tsv and en-X.test.tsv: two tab-separated columns, English (side 0) first.
 """
+
 import argparse
 import sys
 
@@ -10,8 +11,11 @@ from transformers_align.data.gettext_pairs import CATALOG_PACKAGES, gettext_pair
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--languages", default="fr,de,es",
-                        help="comma-separated locale folder names (fr, de, es, pt_BR, ...); default fr,de,es")
+    parser.add_argument(
+        "--languages",
+        default="fr,de,es",
+        help="comma-separated locale folder names (fr, de, es, pt_BR, ...); default fr,de,es",
+    )
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
     parser.add_argument("--test-size", type=int, default=100, help="held-out pairs per language")
@@ -24,7 +28,9 @@ def main(argv=None):
     except (ValueError, FileExistsError, ModuleNotFoundError) as error:
         sys.exit(f"build_parallel_pairs: {error}")
     for language, (train, test) in splits.items():
-        print(f"en-{language}: {len(train)} train, {len(test)} test pairs from the {' and '.join(CATALOG_PACKAGES)} catalogs")
+        print(
+            f"en-{language}: {len(train)} train, {len(test)} test pairs from the {' and '.join(CATALOG_PACKAGES)} catalogs"
+        )
     print("\n".join(str(path) for path in paths))
     return splits
 

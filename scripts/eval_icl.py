@@ -1,4 +1,5 @@
 """Cross-lingual in-context-learning accuracy (AFP's XNLI, PAWS-X, XCOPA, XStoryCloze, XWinograd) of a local model."""
+
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -16,20 +17,27 @@ from transformers_align.evaluation.icl import TASKS, evaluate_icl, format_table
 
 @dataclass
 class ICLArguments:
-    tasks: List[str] = option(default_factory=lambda: list(TASKS),
-                              help=f"comma- or space-separated, from {','.join(TASKS)}")
+    tasks: List[str] = option(
+        default_factory=lambda: list(TASKS), help=f"comma- or space-separated, from {','.join(TASKS)}"
+    )
     shots: List[str] = option(default_factory=lambda: ["0", "5"], help="comma- or space-separated demonstration counts")
-    prompt_lang: str = option("en", aliases=["--prompt-lang"],
-                              help="language of the demonstrations and the prompt wording")
-    test_lang: List[str] = option(default_factory=lambda: ["zh"], aliases=["--test-lang"],
-                                  help="comma- or space-separated test languages")
+    prompt_lang: str = option(
+        "en", aliases=["--prompt-lang"], help="language of the demonstrations and the prompt wording"
+    )
+    test_lang: List[str] = option(
+        default_factory=lambda: ["zh"], aliases=["--test-lang"], help="comma- or space-separated test languages"
+    )
     data_dir: str = option("data_example/icl", aliases=["--data-dir"], help="folder in the layout of docs/afp.md")
-    output_json: Optional[str] = option(None, aliases=["--output-json"],
-                                        help="write settings, per-setting results, counts and averages here")
+    output_json: Optional[str] = option(
+        None, aliases=["--output-json"], help="write settings, per-setting results, counts and averages here"
+    )
     seed: int = option(0, help="seed of the demonstration draw")
     batch_size: int = option(8, aliases=["--batch-size"], help="sequences per forward pass")
-    length_normalize: bool = option(False, aliases=["--length-normalize"],
-                                    help="rank candidates by log-likelihood per character (the table shows acc_norm)")
+    length_normalize: bool = option(
+        False,
+        aliases=["--length-normalize"],
+        help="rank candidates by log-likelihood per character (the table shows acc_norm)",
+    )
 
     def __post_init__(self):
         self.tasks, self.test_lang = comma_list(self.tasks), comma_list(self.test_lang)
@@ -46,8 +54,17 @@ def parse_args(argv=None):
 def main(argv=None):
     model_args, args = parse_args(argv)
     model, tokenizer = model_args.load()
-    report = evaluate_icl(model, tokenizer, args.data_dir, args.tasks, args.shots, args.prompt_lang, args.test_lang,
-                          seed=args.seed, batch_size=args.batch_size)
+    report = evaluate_icl(
+        model,
+        tokenizer,
+        args.data_dir,
+        args.tasks,
+        args.shots,
+        args.prompt_lang,
+        args.test_lang,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
     report["settings"].update(model_name_or_path=model_args.model_name_or_path, peft_model_id=model_args.peft_model_id)
     print(format_table(report, "acc_norm" if args.length_normalize else "acc"))
     if args.output_json:

@@ -1,5 +1,6 @@
 """Score MASSIVE predictions (JSONL with id and prediction) against local gold data: slot micro-F1, exact match,
 intent accuracy (when the gold data has intents), and the counts scored, missing and skipped."""
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -13,11 +14,17 @@ from transformers_align.evaluation.massive import read_predictions, score_predic
 class MassiveEvaluationArguments:
     pred_slots_file: str = option(aliases=["--pred-slots-file"], help="output of scripts.run_inference_massive")
     output_json: Optional[str] = option(None, aliases=["--output-json"], help="also write the metrics and counts here")
-    max_examples: Optional[int] = option(None, aliases=["--max-examples"],
-                                         help="score only the first N gold utterances (as run_inference_massive "
-                                         "--max_examples); the rest are counted as skipped")
-    allow_missing: bool = option(False, aliases=["--allow-missing"],
-                                 help="score gold utterances without a prediction as wrong instead of failing")
+    max_examples: Optional[int] = option(
+        None,
+        aliases=["--max-examples"],
+        help="score only the first N gold utterances (as run_inference_massive "
+        "--max_examples); the rest are counted as skipped",
+    )
+    allow_missing: bool = option(
+        False,
+        aliases=["--allow-missing"],
+        help="score gold utterances without a prediction as wrong instead of failing",
+    )
 
 
 def parse_args(argv=None):
@@ -33,8 +40,10 @@ def main(argv=None):
         if name != "counts":
             print(f"{name}: {'n/a (the gold data has no intents)' if value is None else value}")
     counts = scores.counts
-    print(f"scored {counts.scored} of {counts.total} gold utterance(s); {counts.missing} missing (scored as wrong); "
-          f"{sum(counts.skipped.values())} skipped; {scores.unlocated} predicted span(s) not found in their utterance")
+    print(
+        f"scored {counts.scored} of {counts.total} gold utterance(s); {counts.missing} missing (scored as wrong); "
+        f"{sum(counts.skipped.values())} skipped; {scores.unlocated} predicted span(s) not found in their utterance"
+    )
     if args.output_json:
         write_json(args.output_json, scores.as_json())
     return scores

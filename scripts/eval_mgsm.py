@@ -1,6 +1,7 @@
 """MGSM accuracy of a base model, optionally with a (merged) PEFT adapter, with AdaMergeX's prompt
 ("Let's think step by step.\\n\\nQuestion: ...\\nAnswer: "), greedy decoding, and the last number of the
 answer (cut at a new "Question:")."""
+
 import json
 from dataclasses import dataclass
 from typing import Optional
@@ -19,24 +20,38 @@ from transformers_align.evaluation.mgsm import evaluate_mgsm, load_mgsm
 
 @dataclass
 class MgsmArguments:
-    data: str = option(help="MGSM file: question<TAB>answer_number TSV (juletxara/mgsm's mgsm_xx.tsv) or "
-                       ".json/.jsonl records {question, answer_number}")
-    output_json: Optional[str] = option(None, aliases=["--output-json"],
-                                        help="write the metrics and counts to this JSON file")
+    data: str = option(
+        help="MGSM file: question<TAB>answer_number TSV (juletxara/mgsm's mgsm_xx.tsv) or "
+        ".json/.jsonl records {question, answer_number}"
+    )
+    output_json: Optional[str] = option(
+        None, aliases=["--output-json"], help="write the metrics and counts to this JSON file"
+    )
     predictions: Optional[str] = option(None, help="write per-problem generations and predictions to this JSONL file")
 
 
 def parse_args(argv=None):
-    return parse_arguments((EvaluationModelArguments, GenerationArguments, MgsmArguments), argv, __doc__,
-                           defaults={"batch_size": 8, "max_new_tokens": 512}, check=require_model)
+    return parse_arguments(
+        (EvaluationModelArguments, GenerationArguments, MgsmArguments),
+        argv,
+        __doc__,
+        defaults={"batch_size": 8, "max_new_tokens": 512},
+        check=require_model,
+    )
 
 
 def main(argv=None):
     model_args, generation, args = parse_args(argv)
     items = load_mgsm(args.data)
     model, tokenizer = model_args.load()
-    result = evaluate_mgsm(model, tokenizer, items, batch_size=generation.batch_size,
-                           max_new_tokens=generation.max_new_tokens, max_examples=generation.max_examples)
+    result = evaluate_mgsm(
+        model,
+        tokenizer,
+        items,
+        batch_size=generation.batch_size,
+        max_new_tokens=generation.max_new_tokens,
+        max_examples=generation.max_examples,
+    )
     if args.predictions:
         write_jsonl(args.predictions, result["records"])
     if args.output_json:

@@ -1,4 +1,5 @@
 """Export the ICL tasks (XNLI, PAWS-X, XCOPA, XStoryCloze, XWinograd) as lm-eval 0.4.x task YAMLs over local files."""
+
 from dataclasses import dataclass
 from typing import List
 
@@ -9,18 +10,23 @@ from transformers_align.evaluation.lm_eval_export import TAG, export_tasks
 
 @dataclass
 class ExportArguments:
-    output_dir: str = option(aliases=["--output-dir"],
-                             help="where the YAMLs and their data/*.jsonl go (--include_path)")
+    output_dir: str = option(
+        aliases=["--output-dir"], help="where the YAMLs and their data/*.jsonl go (--include_path)"
+    )
     data_dir: str = option("data_example/icl", aliases=["--data-dir"], help="ICL data in the layout of docs/afp.md")
-    tasks: List[str] = option(default_factory=lambda: list(TASKS),
-                              help=f"comma- or space-separated, from {','.join(TASKS)}")
-    prompt_lang: str = option("en", aliases=["--prompt-lang"],
-                              help="language of the demonstrations and the prompt wording")
-    test_lang: List[str] = option(default_factory=lambda: ["en", "zh"], aliases=["--test-lang"],
-                                  help="comma- or space-separated test languages")
+    tasks: List[str] = option(
+        default_factory=lambda: list(TASKS), help=f"comma- or space-separated, from {','.join(TASKS)}"
+    )
+    prompt_lang: str = option(
+        "en", aliases=["--prompt-lang"], help="language of the demonstrations and the prompt wording"
+    )
+    test_lang: List[str] = option(
+        default_factory=lambda: ["en", "zh"], aliases=["--test-lang"], help="comma- or space-separated test languages"
+    )
     seed: int = option(0, help="order of the demonstrations (as scripts.eval_icl --seed)")
-    eos_text: str = option("</s>", aliases=["--eos-text"],
-                           help="demonstration separator where AFP uses EOS: the model's EOS text")
+    eos_text: str = option(
+        "</s>", aliases=["--eos-text"], help="demonstration separator where AFP uses EOS: the model's EOS text"
+    )
 
     def __post_init__(self):
         self.tasks, self.test_lang = comma_list(self.tasks), comma_list(self.test_lang)
@@ -32,12 +38,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     (args,) = parse_args(argv)
-    paths = export_tasks(args.data_dir, args.output_dir, args.tasks, args.prompt_lang, args.test_lang, args.seed,
-                         args.eos_text)
+    paths = export_tasks(
+        args.data_dir, args.output_dir, args.tasks, args.prompt_lang, args.test_lang, args.seed, args.eos_text
+    )
     for path in paths:
         print(path)
-    print(f"run: lm_eval --model hf --model_args pretrained=MODEL,add_bos_token=True --include_path {args.output_dir} "
-          f"--tasks {TAG} --num_fewshot 5")
+    print(
+        f"run: lm_eval --model hf --model_args pretrained=MODEL,add_bos_token=True --include_path {args.output_dir} "
+        f"--tasks {TAG} --num_fewshot 5"
+    )
     return paths
 
 

@@ -1,4 +1,5 @@
 """Build the embedded default model: a random tiny model of a supported type and a byte-level tokenizer, offline."""
+
 import argparse
 
 from transformers_align.tiny import TINY_ARCHITECTURES, build_tiny_model

@@ -1,6 +1,7 @@
 """Merge a task adapter with two reference-task adapters by AdaMergeX into a new PEFT adapter directory:
 task + t·(ref_target − ref_source) for LoRA (in ΔW space), task ⊙ (1 + t·(ref_target/ref_source − 1)) for IA3.
 Reads adapter files only; no base model is loaded."""
+
 import json
 from dataclasses import dataclass
 from typing import Optional
@@ -16,14 +17,19 @@ class MergeArguments:
     ref_source: str = option(aliases=["--ref-source"], help="reference-task adapter directory, source language")
     out: str = option(help="output adapter directory (written atomically)")
     t: float = option(1.0, help="weight of the language gap")
-    method: Optional[str] = option(None, choices=LORA_METHODS + IA3_METHODS,
-                                   help="LoRA: delta (default, exact at rank r1+r2+r3), delta-svd (compress to "
-                                   "--rank), "
-                                   "per-factor (the reference code's rule on A and B separately); IA3: ratio (default)")
+    method: Optional[str] = option(
+        None,
+        choices=LORA_METHODS + IA3_METHODS,
+        help="LoRA: delta (default, exact at rank r1+r2+r3), delta-svd (compress to "
+        "--rank), "
+        "per-factor (the reference code's rule on A and B separately); IA3: ratio (default)",
+    )
     rank: Optional[int] = option(None, help="target rank for --method delta-svd")
-    allow_base_mismatch: bool = option(False, aliases=["--allow-base-mismatch"],
-                                       help="do not require the same base_model_name_or_path in the three "
-                                       "adapter configs")
+    allow_base_mismatch: bool = option(
+        False,
+        aliases=["--allow-base-mismatch"],
+        help="do not require the same base_model_name_or_path in the three adapter configs",
+    )
     overwrite: bool = option(False, help="replace --out if it exists")
 
 
@@ -33,8 +39,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     (args,) = parse_args(argv)
-    report = merge_adapters(args.task, args.ref_target, args.ref_source, t=args.t, out=args.out, method=args.method,
-                            rank=args.rank, check_base_model=not args.allow_base_mismatch, overwrite=args.overwrite)
+    report = merge_adapters(
+        args.task,
+        args.ref_target,
+        args.ref_source,
+        t=args.t,
+        out=args.out,
+        method=args.method,
+        rank=args.rank,
+        check_base_model=not args.allow_base_mismatch,
+        overwrite=args.overwrite,
+    )
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return report
 

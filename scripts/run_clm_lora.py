@@ -1,4 +1,5 @@
 """Train a causal LM with task and/or alignment losses (mid-align's run_clm_lora.py arguments keep working)."""
+
 import os
 import sys
 
@@ -18,7 +19,9 @@ from transformers_align.training.run import configure_logging, train
 
 
 def main(argv=None):
-    parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments, ResumeArguments))
+    parser = HfArgumentParser(
+        (ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments, ResumeArguments)
+    )
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
         arguments = parser.parse_dict(cpu_when_no_accelerator(read_json(argv[0])))

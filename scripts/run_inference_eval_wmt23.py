@@ -1,5 +1,6 @@
 """Translate a local WMT-style test set with a local model (+ PEFT adapter) and score BLEU, chrF and, if
 available, COMET."""
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -30,24 +31,36 @@ from transformers_align.evaluation.wmt import (
 class WmtArguments:
     source_lang: str = option("de", aliases=["--source-lang"], help="source language code")
     lang: str = option("en", help="target language code")
-    data_dir: str = option("data_example/wmt", aliases=["--data-dir"],
-                           help="folder with <src>-<tgt>.<src> and <src>-<tgt>.<tgt>, one segment a line")
-    source_file: Optional[str] = option(None, aliases=["--source-file"],
-                                        help="source segments, one a line (overrides --data_dir)")
-    reference_file: Optional[str] = option(None, aliases=["--reference-file"],
-                                           help="reference segments, one a line (overrides --data_dir)")
-    output_file: Optional[str] = option(None, aliases=["--output-file"],
-                                        help="translations JSONL (default wmt_<src>-<tgt>.jsonl)")
-    metrics_file: Optional[str] = option(None, aliases=["--metrics-file"],
-                                         help="metrics and counts JSON (default wmt_<src>-<tgt>_metrics.json)")
-    evaluation_only: bool = option(False, aliases=["--evaluation-only"],
-                                   help="score an existing --output_file (no model needed)")
-    allow_missing: bool = option(False, aliases=["--allow-missing"],
-                                 help="with --evaluation_only: score segments without a translation as empty "
-                                 "instead of failing")
-    comet_model: Optional[str] = option(None, aliases=["--comet-model"],
-                                        help="local COMET checkpoint (.ckpt or model folder); COMET is skipped "
-                                        "without it")
+    data_dir: str = option(
+        "data_example/wmt",
+        aliases=["--data-dir"],
+        help="folder with <src>-<tgt>.<src> and <src>-<tgt>.<tgt>, one segment a line",
+    )
+    source_file: Optional[str] = option(
+        None, aliases=["--source-file"], help="source segments, one a line (overrides --data_dir)"
+    )
+    reference_file: Optional[str] = option(
+        None, aliases=["--reference-file"], help="reference segments, one a line (overrides --data_dir)"
+    )
+    output_file: Optional[str] = option(
+        None, aliases=["--output-file"], help="translations JSONL (default wmt_<src>-<tgt>.jsonl)"
+    )
+    metrics_file: Optional[str] = option(
+        None, aliases=["--metrics-file"], help="metrics and counts JSON (default wmt_<src>-<tgt>_metrics.json)"
+    )
+    evaluation_only: bool = option(
+        False, aliases=["--evaluation-only"], help="score an existing --output_file (no model needed)"
+    )
+    allow_missing: bool = option(
+        False,
+        aliases=["--allow-missing"],
+        help="with --evaluation_only: score segments without a translation as empty instead of failing",
+    )
+    comet_model: Optional[str] = option(
+        None,
+        aliases=["--comet-model"],
+        help="local COMET checkpoint (.ckpt or model folder); COMET is skipped without it",
+    )
     comet_batch_size: int = option(16, aliases=["--comet-batch-size"], help="COMET batch size")
 
 
@@ -58,8 +71,12 @@ def _model_unless_evaluation_only(model, _template, _generation, wmt):
 
 def parse_args(argv=None):
     return parse_arguments(
-        (EvaluationModelArguments, ChatTemplateArguments, GenerationArguments, WmtArguments), argv, __doc__,
-        defaults={"batch_size": 8, "max_new_tokens": 256}, check=_model_unless_evaluation_only)
+        (EvaluationModelArguments, ChatTemplateArguments, GenerationArguments, WmtArguments),
+        argv,
+        __doc__,
+        defaults={"batch_size": 8, "max_new_tokens": 256},
+        check=_model_unless_evaluation_only,
+    )
 
 
 def main(argv=None):
@@ -74,25 +91,34 @@ def main(argv=None):
         model, tokenizer = model_args.load()
         tokenizer = template.apply(tokenizer)
         system = translation_system_prompt(args.source_lang, args.lang)
-        prompts = [chat_prompt(tokenizer, system, source) for source in sources[:generation.max_examples]]
-        hypotheses = generate_greedy(model, tokenizer, prompts, generation.batch_size, generation.max_new_tokens,
-                                     desc=f"WMT {pair}")
+        prompts = [chat_prompt(tokenizer, system, source) for source in sources[: generation.max_examples]]
+        hypotheses = generate_greedy(
+            model, tokenizer, prompts, generation.batch_size, generation.max_new_tokens, desc=f"WMT {pair}"
+        )
         skipped = skipped_beyond_limit(len(sources), generation.max_examples)
         counts = EvaluationCounts(scored=len(hypotheses), skipped=skipped)
-        write_jsonl(output_file, [{"index": i, "source": s, "reference": r, "prompt": p, "prediction": h}
-                                  for i, (s, r, p, h) in enumerate(zip(sources, references, prompts, hypotheses))])
+        write_jsonl(
+            output_file,
+            [
+                {"index": i, "source": s, "reference": r, "prompt": p, "prediction": h}
+                for i, (s, r, p, h) in enumerate(zip(sources, references, prompts, hypotheses))
+            ],
+        )
         print(f"wrote {len(hypotheses)} translations to {output_file}")
-    sources, references = sources[:counts.total], references[:counts.total]
+    sources, references = sources[: counts.total], references[: counts.total]
     metrics = score_translations(hypotheses, references, args.lang, counts)
-    metrics["comet"], metrics["comet_note"] = comet_score(sources, hypotheses, references, args.comet_model,
-                                                          args.comet_batch_size)
+    metrics["comet"], metrics["comet_note"] = comet_score(
+        sources, hypotheses, references, args.comet_model, args.comet_batch_size
+    )
     for note in (metrics["bleu_tokenizer_note"], metrics["comet_note"]):
         if note:
             print(note)
-    print(f"{pair}: BLEU {metrics['bleu']:.2f} ({metrics['bleu_signature']}), chrF {metrics['chrf']:.2f}, "
-          f"COMET {'skipped' if metrics['comet'] is None else round(metrics['comet'], 4)}; "
-          f"scored {counts.scored} of {counts.total} segment(s), {counts.missing} missing (scored as empty), "
-          f"{sum(counts.skipped.values())} skipped")
+    print(
+        f"{pair}: BLEU {metrics['bleu']:.2f} ({metrics['bleu_signature']}), chrF {metrics['chrf']:.2f}, "
+        f"COMET {'skipped' if metrics['comet'] is None else round(metrics['comet'], 4)}; "
+        f"scored {counts.scored} of {counts.total} segment(s), {counts.missing} missing (scored as empty), "
+        f"{sum(counts.skipped.values())} skipped"
+    )
     write_json(args.metrics_file or f"wmt_{pair}_metrics.json", metrics)
     return metrics
 

@@ -1,5 +1,6 @@
 """Generate MASSIVE slot (and intent) predictions with a local model (+ PEFT adapter); writes
 {id, locale, utt, prompt, prediction} JSONL."""
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,30 +21,50 @@ from transformers_align.evaluation.generation import generate_greedy
 
 @dataclass
 class MassiveInferenceArguments:
-    output_file: Optional[str] = option(None, aliases=["--output-file"],
-                                        help="predictions JSONL (default massive_predictions_<lang>_<partition>.jsonl)")
-    no_intent: bool = option(False, aliases=["--no-intent"],
-                             help="use the slot-only prompt even when the data has intents (adapters trained "
-                             "without intents)")
+    output_file: Optional[str] = option(
+        None, aliases=["--output-file"], help="predictions JSONL (default massive_predictions_<lang>_<partition>.jsonl)"
+    )
+    no_intent: bool = option(
+        False,
+        aliases=["--no-intent"],
+        help="use the slot-only prompt even when the data has intents (adapters trained without intents)",
+    )
 
 
 def parse_args(argv=None):
     return parse_arguments(
-        (EvaluationModelArguments, ChatTemplateArguments, GenerationArguments, MassiveDataArguments,
-         MassiveInferenceArguments), argv, __doc__, defaults={"batch_size": 16, "max_new_tokens": 128},
-        check=require_model)
+        (
+            EvaluationModelArguments,
+            ChatTemplateArguments,
+            GenerationArguments,
+            MassiveDataArguments,
+            MassiveInferenceArguments,
+        ),
+        argv,
+        __doc__,
+        defaults={"batch_size": 16, "max_new_tokens": 128},
+        check=require_model,
+    )
 
 
 def main(argv=None):
     model_args, template, generation, data, args = parse_args(argv)
-    records = load_massive(data.lang, data.partition, data.data_file, data.data_dir)[:generation.max_examples]
+    records = load_massive(data.lang, data.partition, data.data_file, data.data_dir)[: generation.max_examples]
     model, tokenizer = model_args.load()
     tokenizer = template.apply(tokenizer)
     prompts = massive_prompts(records, tokenizer, with_intent=has_intents(records) and not args.no_intent)
-    predictions = generate_greedy(model, tokenizer, prompts, generation.batch_size, generation.max_new_tokens,
-                                  desc=f"MASSIVE {records[0].locale} {data.partition}")
-    rows = [{"id": record.id, "locale": record.locale, "utt": record.utt, "prompt": prompt, "prediction": prediction}
-            for record, prompt, prediction in zip(records, prompts, predictions)]
+    predictions = generate_greedy(
+        model,
+        tokenizer,
+        prompts,
+        generation.batch_size,
+        generation.max_new_tokens,
+        desc=f"MASSIVE {records[0].locale} {data.partition}",
+    )
+    rows = [
+        {"id": record.id, "locale": record.locale, "utt": record.utt, "prompt": prompt, "prediction": prediction}
+        for record, prompt, prediction in zip(records, prompts, predictions)
+    ]
     path = write_jsonl(args.output_file or f"massive_predictions_{data.lang}_{data.partition}.jsonl", rows)
     print(f"wrote {len(rows)} predictions to {path}")
     return path

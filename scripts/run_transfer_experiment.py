@@ -1,4 +1,5 @@
 """Controlled cross-lingual transfer experiment on two artificial languages: prints and saves the results table."""
+
 import argparse
 
 from tools.experiments.synthetic_transfer import ExperimentConfig, run_experiment
@@ -8,7 +9,9 @@ from tools.experiments.transfer_report import markdown_table, save_results
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=0, help="seeds the languages, the data, the model and training")
-    parser.add_argument("--output-dir", default="outputs/transfer", help="gets results.json, results.md and retrieval.png")
+    parser.add_argument(
+        "--output-dir", default="outputs/transfer", help="gets results.json, results.md and retrieval.png"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (well under a minute), for smoke tests")
     parser.add_argument("--alignment-layer", type=int, help="decoder block to align (default: the middle one)")
     parser.add_argument("--temperature", type=float, help="InfoNCE temperature (default 0.1)")
@@ -21,8 +24,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     config = ExperimentConfig.quick(args.seed) if args.quick else ExperimentConfig(seed=args.seed)
-    overrides = {"alignment_layer": args.alignment_layer, "temperature": args.temperature,
-                 "parallel_pairs": args.parallel_pairs, "lora_rank": args.lora_rank}
+    overrides = {
+        "alignment_layer": args.alignment_layer,
+        "temperature": args.temperature,
+        "parallel_pairs": args.parallel_pairs,
+        "lora_rank": args.lora_rank,
+    }
     for name, value in overrides.items():
         if value is not None:
             setattr(config, name, value)

@@ -1,4 +1,5 @@
 """Shared test set-up: offline Hugging Face, deterministic seeds, tiny random models of the four architectures."""
+
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -14,7 +15,12 @@ from transformers_align.tiny import byte_level_tokenizer, tiny_config  # noqa: E
 ARCHITECTURES = ["llama", "qwen2", "xglm", "bloom"]
 
 SENTENCES_A = ["Wake me up at five am this week.", "明天早上七点叫我", "Какая погода?", "Play jazz"]
-SENTENCES_B = ["Réveille-moi à cinq heures cette semaine.", "Wake me at seven tomorrow morning", "What is the weather?", "Spiele Jazz bitte"]
+SENTENCES_B = [
+    "Réveille-moi à cinq heures cette semaine.",
+    "Wake me at seven tomorrow morning",
+    "What is the weather?",
+    "Spiele Jazz bitte",
+]
 
 
 @pytest.fixture(scope="session")

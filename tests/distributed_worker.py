@@ -1,4 +1,5 @@
 """Run under ``torchrun --nproc_per_node 2`` (CPU, gloo) by test_distributed.py; writes its findings to a JSON file."""
+
 import json
 import os
 import sys
@@ -26,8 +27,12 @@ def alignment_loss(model, indices):
     tokenizer = byte_level_tokenizer()
     a = tokenizer([SIDE0[i] for i in indices], padding=True, return_tensors="pt")
     b = tokenizer([SIDE1[i] for i in indices], padding=True, return_tensors="pt")
-    return model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
-                 input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask).loss
+    return model(
+        input_ids_parallel_0=a.input_ids,
+        attention_mask_parallel_0=a.attention_mask,
+        input_ids_parallel_1=b.input_ids,
+        attention_mask_parallel_1=b.attention_mask,
+    ).loss
 
 
 def main(output_dir):
@@ -49,10 +54,19 @@ def main(output_dir):
         for p, q in zip(model.module.parameters(), single.parameters())
         if q.grad is not None
     )
-    unused_have_no_grad = all(p.grad is None or float(p.grad.abs().sum()) == 0
-                              for n, p in model.module.named_parameters() if "layers.2." in n or "layers.3." in n)
-    result = {"rank": rank, "loss": float(loss), "mean_loss": float(mean_loss), "single_loss": float(single_loss),
-              "max_grad_gap": grad_gap, "unused_have_no_grad": unused_have_no_grad}
+    unused_have_no_grad = all(
+        p.grad is None or float(p.grad.abs().sum()) == 0
+        for n, p in model.module.named_parameters()
+        if "layers.2." in n or "layers.3." in n
+    )
+    result = {
+        "rank": rank,
+        "loss": float(loss),
+        "mean_loss": float(mean_loss),
+        "single_loss": float(single_loss),
+        "max_grad_gap": grad_gap,
+        "unused_have_no_grad": unused_have_no_grad,
+    }
     with open(os.path.join(output_dir, f"rank{rank}.json"), "w") as handle:
         json.dump(result, handle)
     dist.destroy_process_group()

@@ -1,4 +1,5 @@
 """scripts/train_adamergex.sh end to end on the embedded default, LoRA and IA3: data, adapters, merge wiring, metrics."""
+
 import json
 import os
 import re
@@ -13,17 +14,36 @@ from transformers_align.tiny import build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_adamergex.sh"
-SMALL = dict(MODEL_PATH="tiny", MAX_STEPS="2", MGSM_MAX_EXAMPLES="4", MAX_NEW_TOKENS="16", EVAL_BSZ="4", OMP_NUM_THREADS="1",
-             MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+SMALL = dict(
+    MODEL_PATH="tiny",
+    MAX_STEPS="2",
+    MGSM_MAX_EXAMPLES="4",
+    MAX_NEW_TOKENS="16",
+    EVAL_BSZ="4",
+    OMP_NUM_THREADS="1",
+    MKL_NUM_THREADS="1",
+    HF_HUB_OFFLINE="1",
+    TRANSFORMERS_OFFLINE="1",
+    HF_DATASETS_OFFLINE="1",
+)
 # the recipe's variables set in this shell must not leak into the tests (MODEL_PATH would start the real recipe)
 CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in set(re.findall(r"\$\{(\w+):?-", SCRIPT.read_text()))}
 # LoRA: the default languages (en -> sw) and MGSM, for the task adapter too. IA3: a character-level target
 # language (zh) with MASSIVE and ICL instead of MGSM (there is no Chinese MGSM sample; an empty MGSM_FILE skips it).
 RUNS = {
     "lora": dict(ADAPTER="lora", T="0.5"),
-    "ia3": dict(ADAPTER="ia3", T="1.0", TARGET_LANG="zh", EVAL_ADAPTERS="merged", MGSM_FILE="",
-                MASSIVE_DIR=str(REPO / "data_example/massive"), MASSIVE_MAX_EXAMPLES="2",
-                ICL_DATA_DIR=str(REPO / "data_example/icl"), ICL_TASKS="xcopa", ICL_SHOTS="0"),
+    "ia3": dict(
+        ADAPTER="ia3",
+        T="1.0",
+        TARGET_LANG="zh",
+        EVAL_ADAPTERS="merged",
+        MGSM_FILE="",
+        MASSIVE_DIR=str(REPO / "data_example/massive"),
+        MASSIVE_MAX_EXAMPLES="2",
+        ICL_DATA_DIR=str(REPO / "data_example/icl"),
+        ICL_TASKS="xcopa",
+        ICL_SHOTS="0",
+    ),
 }
 
 
@@ -53,8 +73,11 @@ def lora_deltas(folder):
     """ΔW = (alpha / r) · B @ A per module, from the adapter files alone."""
     config, tensors = adapter(folder)
     scaling = config["lora_alpha"] / config["r"]
-    return {key[: -len(".lora_A.weight")]: scaling * tensors[key.replace("lora_A", "lora_B")] @ a
-            for key, a in tensors.items() if key.endswith(".lora_A.weight")}
+    return {
+        key[: -len(".lora_A.weight")]: scaling * tensors[key.replace("lora_A", "lora_B")] @ a
+        for key, a in tensors.items()
+        if key.endswith(".lora_A.weight")
+    }
 
 
 def differs(a, b):
@@ -74,7 +97,9 @@ def test_lora_merge_is_task_plus_t_times_target_minus_source(runs):
 
 def test_ia3_merge_is_the_ratio_rule(runs):
     out = runs[0] / "ia3"
-    (config, merged), (_, task), (_, tgt), (_, src) = (adapter(out / n) for n in ("merged", "task", "ref_target", "ref_source"))
+    (config, merged), (_, task), (_, tgt), (_, src) = (
+        adapter(out / n) for n in ("merged", "task", "ref_target", "ref_source")
+    )
     assert config["peft_type"] == "IA3" and differs(tgt, src) and differs(merged, task)
     for key, vector in merged.items():
         torch.testing.assert_close(vector, task[key] * (1 + (tgt[key] / src[key] - 1)))
@@ -119,8 +144,13 @@ def test_metrics_are_written_for_every_evaluated_adapter(runs):
         evaluated = root / "lora" / "eval" / folder
         metrics = json.loads((evaluated / "mgsm_sw.json").read_text())
         assert set(metrics) == {"accuracy", "correct", "parse_failures", "counts"}
-        assert metrics["counts"] == {"total": 4, "scored": 4, "missing": 0, "skipped": 6,  # 10 problems, 4 evaluated
-                                     "skipped_by_reason": {"beyond --max_examples": 6}}
+        assert metrics["counts"] == {
+            "total": 4,
+            "scored": 4,
+            "missing": 0,
+            "skipped": 6,  # 10 problems, 4 evaluated
+            "skipped_by_reason": {"beyond --max_examples": 6},
+        }
         assert 0 <= metrics["accuracy"] <= 1
         assert len((evaluated / "mgsm_sw.predictions.jsonl").read_text().splitlines()) == 4
     ia3 = root / "ia3" / "eval" / "merged"
@@ -134,8 +164,9 @@ def test_metrics_are_written_for_every_evaluated_adapter(runs):
     assert not (root / "lora" / "eval" / "merged" / "massive_sw.json").exists()  # MASSIVE only when MASSIVE_DIR is set
 
 
-@pytest.mark.parametrize("variables, message", [(dict(ADAPTER="prefix"), "use lora or ia3"),
-                                                (dict(TARGET_LANG="en"), "both en")])
+@pytest.mark.parametrize(
+    "variables, message", [(dict(ADAPTER="prefix"), "use lora or ia3"), (dict(TARGET_LANG="en"), "both en")]
+)
 def test_bad_variables_stop_before_any_work(tmp_path, variables, message):
     env = dict(CLEAN_ENV, **variables, OUTDIR=str(tmp_path / "out"))
     result = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60)

@@ -1,4 +1,5 @@
 """AFP data generation: templates, schema, file names, determinism, counted skips and input errors."""
+
 import json
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_bilingual_templates_schema_and_pairs():
     for r in records:
         assert list(r) == ["sent0", "sent1", "clm_text", "clm_prompt_len"]
         assert en_to_zh[r["sent0"]] == r["sent1"]  # pivot first, same id
-        prompt, response = r["clm_text"][: r["clm_prompt_len"]], r["clm_text"][r["clm_prompt_len"]:]
+        prompt, response = r["clm_text"][: r["clm_prompt_len"]], r["clm_text"][r["clm_prompt_len"] :]
         target = prompt.rsplit("Answer in ", 1)[1][:-2]
         assert prompt.endswith(f"Answer in {target}: ") and response in outputs[target]
         targets.add(target)
@@ -55,8 +56,11 @@ def test_bilingual_templates_schema_and_pairs():
 
 def test_cross_probability_zero_keeps_responses_in_the_source_language():
     records, _ = build_bilingual(BACTRIAN, ["en", "zh"], cross_probability=0.0, repeat=1.0, seed=3)
-    language_of = {r["instruction"] + " ": name for lang, name in (("en", "English"), ("zh", "Chinese"))
-                   for r in bactrian(lang).values()}
+    language_of = {
+        r["instruction"] + " ": name
+        for lang, name in (("en", "English"), ("zh", "Chinese"))
+        for r in bactrian(lang).values()
+    }
     for r in records:
         source = next(name for prefix, name in language_of.items() if r["clm_text"].startswith(prefix))
         assert f"Answer in {source}: " in r["clm_text"]
@@ -77,10 +81,15 @@ def test_translation_mode():
     assert len(records) == 150
     for r in records:
         assert (r["sent0"], r["sent1"]) in both_ways
-        assert r["clm_text"] in (f"{r['sent0']} = {r['sent1']}", f"{r['sent0']} Translate into English: {r['sent1']}",
-                                 f"{r['sent0']} Translate into Chinese: {r['sent1']}")
-        assert r["clm_text"][r["clm_prompt_len"]:] == r["sent1"]
-    assert {r["sent0"] for r in records} & {a for a, _ in pairs} and {r["sent0"] for r in records} & {b for _, b in pairs}
+        assert r["clm_text"] in (
+            f"{r['sent0']} = {r['sent1']}",
+            f"{r['sent0']} Translate into English: {r['sent1']}",
+            f"{r['sent0']} Translate into Chinese: {r['sent1']}",
+        )
+        assert r["clm_text"][r["clm_prompt_len"] :] == r["sent1"]
+    assert {r["sent0"] for r in records} & {a for a, _ in pairs} and {r["sent0"] for r in records} & {
+        b for _, b in pairs
+    }
 
 
 def test_crosslingual_mode_and_file_names(tmp_path):
@@ -91,8 +100,14 @@ def test_crosslingual_mode_and_file_names(tmp_path):
     assert len(records) == 60 and all(r["sent0"] in pivot for r in records)
     named = {r["clm_text"].rsplit("Answer in ", 1)[1].split(":")[0] for r in records}
     assert named == {"English", "Chinese", "German"}
-    translation = generate("translation", ["en", "zh"], tmp_path, change_probability=0.5, repeat=3.0,
-                           translation_file=SAMPLES / "en-zh.tsv")
+    translation = generate(
+        "translation",
+        ["en", "zh"],
+        tmp_path,
+        change_probability=0.5,
+        repeat=3.0,
+        translation_file=SAMPLES / "en-zh.tsv",
+    )
     assert translation.name == "AFP.en-zh-trans.C0.5.R3.0.json"
     with pytest.raises(ValueError, match="more than 2"):
         build_crosslingual(BACTRIAN, ["en", "zh"])
@@ -109,12 +124,18 @@ def test_bactrian_skips_are_counted(tmp_path):
     assert len(records) == 4 and {(r["sent0"], r["sent1"]) for r in records} == {("a", "A")}
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([{"instruction": "a", "input": "", "output": "o"}], r"record 0: missing field 'id'"),
-    ([record(0, "a"), record(0, "b")], r"record 1: duplicate id 'id-0' \(first seen at record 0\)"),
-    ([{"instruction": 3, "input": "", "id": "x", "output": "o"}], r"record 0: field 'instruction' must be a string"),
-    ({"not": "a list"}, "expected a JSON array"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([{"instruction": "a", "input": "", "output": "o"}], r"record 0: missing field 'id'"),
+        ([record(0, "a"), record(0, "b")], r"record 1: duplicate id 'id-0' \(first seen at record 0\)"),
+        (
+            [{"instruction": 3, "input": "", "id": "x", "output": "o"}],
+            r"record 0: field 'instruction' must be a string",
+        ),
+        ({"not": "a list"}, "expected a JSON array"),
+    ],
+)
 def test_bactrian_format_errors_name_file_record_and_field(tmp_path, bad, message):
     write_bactrian(tmp_path, "en", bad)
     write_bactrian(tmp_path, "zh", [record(0, "A")])
@@ -142,12 +163,29 @@ def test_unknown_language_and_bad_probability():
 
 def test_script_reproduces_the_shipped_training_file(tmp_path):
     common = ["--languages", "en", "zh", "--repeat", "3", "--output-dir", str(tmp_path), "--seed", "0"]
-    generate_sup_data.main(["--mode", "bilingual", "--cross-probability", "0.5", "--bactrian-dir", str(BACTRIAN)] + common)
-    generate_sup_data.main(["--mode", "translation", "--change-probability", "0.5",
-                            "--translation-file", str(SAMPLES / "en-zh.tsv")] + common)
+    generate_sup_data.main(
+        ["--mode", "bilingual", "--cross-probability", "0.5", "--bactrian-dir", str(BACTRIAN)] + common
+    )
+    generate_sup_data.main(
+        ["--mode", "translation", "--change-probability", "0.5", "--translation-file", str(SAMPLES / "en-zh.tsv")]
+        + common
+    )
     merged = tmp_path / "AFP.en_zh.train.json"
-    generate_sup_data.main(["--mode", "merge", "--inputs", str(tmp_path / "AFP.en_zh.X0.5.R3.0.json"),
-                            str(tmp_path / "AFP.en-zh-trans.C0.5.R3.0.json"), "--output-file", str(merged), "--seed", "0"])
+    generate_sup_data.main(
+        [
+            "--mode",
+            "merge",
+            "--inputs",
+            str(tmp_path / "AFP.en_zh.X0.5.R3.0.json"),
+            str(tmp_path / "AFP.en-zh-trans.C0.5.R3.0.json"),
+            "--output-file",
+            str(merged),
+            "--seed",
+            "0",
+        ]
+    )
     assert merged.read_bytes() == (SAMPLES / "AFP.en_zh.train.json").read_bytes()
     again = merge_files([merged], tmp_path / "again.json", seed=0)
-    assert sorted(again.read_text(encoding="utf-8").splitlines()) == sorted(merged.read_text(encoding="utf-8").splitlines())
+    assert sorted(again.read_text(encoding="utf-8").splitlines()) == sorted(
+        merged.read_text(encoding="utf-8").splitlines()
+    )

@@ -1,10 +1,9 @@
 """The AFP recipe: AFP records as training rows, and scripts/train_afp.sh end to end on tiny XGLM / BLOOM."""
+
 import json
 import os
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from transformers_align.data.features import FeatureOptions, read_rows, tokenize_rows
 
@@ -13,7 +12,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_afp_records_mask_the_prompt_by_characters_and_end_with_eos(tmp_path, tokenizer):
     path = tmp_path / "afp.json"
-    record = {"sent0": "Good morning", "sent1": "早上好", "clm_text": "Say hi. Answer in Chinese: 你好", "clm_prompt_len": 27}
+    record = {
+        "sent0": "Good morning",
+        "sent1": "早上好",
+        "clm_text": "Say hi. Answer in Chinese: 你好",
+        "clm_prompt_len": 27,
+    }
     path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
     rows = read_rows([path], "afp")
     assert rows[0]["prefix"] == "Say hi. Answer in Chinese: " and rows[0]["text"] == "你好"
@@ -24,9 +28,19 @@ def test_afp_records_mask_the_prompt_by_characters_and_end_with_eos(tmp_path, to
 
 
 def run_recipe(tmp_path, **variables):
-    env = dict(os.environ, MODEL_PATH="tiny", OUTDIR=str(tmp_path / "out"), TINY_MODEL_DIR=str(tmp_path / "tiny"), OMP_NUM_THREADS="1",
-               MAX_STEPS="3", LOGGING_STEPS="1", **variables)
-    result = subprocess.run(["bash", str(REPO / "scripts/train_afp.sh")], env=env, capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ,
+        MODEL_PATH="tiny",
+        OUTDIR=str(tmp_path / "out"),
+        TINY_MODEL_DIR=str(tmp_path / "tiny"),
+        OMP_NUM_THREADS="1",
+        MAX_STEPS="3",
+        LOGGING_STEPS="1",
+        **variables,
+    )
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts/train_afp.sh")], env=env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -53,5 +67,7 @@ def test_lora_on_bloom_with_mean_pooling(tmp_path):
 
 def test_bad_pooler_is_rejected(tmp_path):
     env = dict(os.environ, OUTDIR=str(tmp_path / "out"), POOLER="cls")
-    result = subprocess.run(["bash", str(REPO / "scripts/train_afp.sh")], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts/train_afp.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "expected (last|avg|max)-N" in result.stderr

@@ -1,4 +1,5 @@
 """Alignment analysis: metrics against hand computation, per-layer states against early exit, the script end to end."""
+
 import json
 import math
 from pathlib import Path
@@ -9,7 +10,12 @@ from conftest import SENTENCES_A, SENTENCES_B, make_model
 from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import analyze_alignment
-from transformers_align.evaluation.alignment_analysis import analysis_settings, layer_embeddings, layer_metrics, read_pairs
+from transformers_align.evaluation.alignment_analysis import (
+    analysis_settings,
+    layer_embeddings,
+    layer_metrics,
+    read_pairs,
+)
 from transformers_align.losses import info_nce, pool
 from transformers_align.modeling import AlignLlamaForCausalLM, layer_hidden_states
 from transformers_align.tiny import build_tiny_model
@@ -33,7 +39,11 @@ def test_metrics_match_a_hand_computation():
     expected_random = sum(cos[i][j] for i in range(3) for j in range(3) if i != j) / 6
     expected_distance = sum(sum((a - b) ** 2 for a, b in zip(xs[i], ys[i])) for i in range(3)) / 3
     points = xs + ys
-    kernel = [math.exp(-2 * sum((a - b) ** 2 for a, b in zip(points[i], points[j]))) for i in range(6) for j in range(i + 1, 6)]
+    kernel = [
+        math.exp(-2 * sum((a - b) ** 2 for a, b in zip(points[i], points[j])))
+        for i in range(6)
+        for j in range(i + 1, 6)
+    ]
     got = layer_metrics(torch.tensor(x), torch.tensor(y))
     assert got["retrieval_0_to_1"] == pytest.approx(2 / 3)
     assert got["retrieval_1_to_0"] == pytest.approx(1 / 3)
@@ -69,16 +79,31 @@ def test_layers_are_block_outputs(model_type, tokenizer):
 
 @pytest.mark.parametrize("pooling, skip_first", [("mean", 1), ("max", 2), ("last", 0)])
 def test_analysis_sees_the_vectors_that_the_alignment_loss_compares(pooling, skip_first, tokenizer):
-    model = make_model("llama", AlignLlamaForCausalLM, additional_loss_layer=2, contrastive_pooling_type=pooling,
-                       contrastive_pooling_skip_first=skip_first, contrastive_loss_temperature=0.2)
+    model = make_model(
+        "llama",
+        AlignLlamaForCausalLM,
+        additional_loss_layer=2,
+        contrastive_pooling_type=pooling,
+        contrastive_pooling_skip_first=skip_first,
+        contrastive_loss_temperature=0.2,
+    )
     settings = analysis_settings(model)  # what the model was set up to train with
     assert (settings.additional_loss_layer, settings.contrastive_pooling_type) == (2, pooling)
-    side0, side1 = (layer_embeddings(model, tokenizer, side, settings, batch_size=3, progress=False)
-                    for side in (SENTENCES_A, SENTENCES_B))
-    a, b = tokenizer(SENTENCES_A, padding=True, return_tensors="pt"), tokenizer(SENTENCES_B, padding=True, return_tensors="pt")
+    side0, side1 = (
+        layer_embeddings(model, tokenizer, side, settings, batch_size=3, progress=False)
+        for side in (SENTENCES_A, SENTENCES_B)
+    )
+    a, b = (
+        tokenizer(SENTENCES_A, padding=True, return_tensors="pt"),
+        tokenizer(SENTENCES_B, padding=True, return_tensors="pt"),
+    )
     with torch.no_grad():
-        trained = model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
-                        input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask).alignment_loss
+        trained = model(
+            input_ids_parallel_0=a.input_ids,
+            attention_mask_parallel_0=a.attention_mask,
+            input_ids_parallel_1=b.input_ids,
+            attention_mask_parallel_1=b.attention_mask,
+        ).alignment_loss
     torch.testing.assert_close(info_nce(side0[1], side1[1], 0.2), trained, atol=1e-5, rtol=1e-5)
 
 
@@ -88,8 +113,13 @@ def test_read_pairs_formats(tmp_path):
     jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows + rows[:1]), encoding="utf-8")
     assert read_pairs(jsonl) == list(zip(SENTENCES_A, SENTENCES_B))  # the repeated pair is dropped
     afp = tmp_path / "afp.json"
-    afp.write_text("".join(json.dumps({"sent0": a, "sent1": b, "clm_text": "t", "clm_prompt_len": 0}) + "\n"
-                           for a, b in zip(SENTENCES_A, SENTENCES_B)), encoding="utf-8")
+    afp.write_text(
+        "".join(
+            json.dumps({"sent0": a, "sent1": b, "clm_text": "t", "clm_prompt_len": 0}) + "\n"
+            for a, b in zip(SENTENCES_A, SENTENCES_B)
+        ),
+        encoding="utf-8",
+    )
     assert read_pairs(afp)[1] == (SENTENCES_A[1], SENTENCES_B[1])
     assert len(read_pairs(PAIRS)) == 50
     jsonl.write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
@@ -99,8 +129,20 @@ def test_read_pairs_formats(tmp_path):
 
 def test_analyze_alignment_script_end_to_end(tmp_path, capsys):
     model_dir = build_tiny_model(tmp_path / "tiny", "qwen2")
-    report = analyze_alignment.main(["--model", str(model_dir), "--pairs", str(PAIRS), "--max-pairs", "20",
-                                     "--output-dir", str(tmp_path / "out"), "--device", "cpu"])
+    report = analyze_alignment.main(
+        [
+            "--model",
+            str(model_dir),
+            "--pairs",
+            str(PAIRS),
+            "--max-pairs",
+            "20",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+        ]
+    )
     table = capsys.readouterr().out
     assert "R@1 0>1" in table and "best mean retrieval at layer" in table
     saved = json.loads((tmp_path / "out" / "alignment_analysis.json").read_text(encoding="utf-8"))
@@ -109,7 +151,21 @@ def test_analyze_alignment_script_end_to_end(tmp_path, capsys):
     png = tmp_path / "out" / "alignment_analysis.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert saved["settings"]["aligned_layer"] == 2 and saved["settings"]["skip_first"] == 1  # the defaults of a new run
-    analyze_alignment.main(["--model", str(model_dir), "--pairs", str(PAIRS), "--max-pairs", "20", "--pooling", "last",
-                            "--skip-bos", "--output-dir", str(tmp_path / "after"),
-                            "--baseline-json", str(tmp_path / "out" / "alignment_analysis.json")])
+    analyze_alignment.main(
+        [
+            "--model",
+            str(model_dir),
+            "--pairs",
+            str(PAIRS),
+            "--max-pairs",
+            "20",
+            "--pooling",
+            "last",
+            "--skip-bos",
+            "--output-dir",
+            str(tmp_path / "after"),
+            "--baseline-json",
+            str(tmp_path / "out" / "alignment_analysis.json"),
+        ]
+    )
     assert (tmp_path / "after" / "alignment_analysis.png").is_file()

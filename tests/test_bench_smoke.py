@@ -1,4 +1,5 @@
 """The benchmark scripts run on CPU with tiny shapes, so they cannot rot between GPU sessions."""
+
 import importlib.util
 from pathlib import Path
 
@@ -23,5 +24,8 @@ def test_training_throughput_benchmark_runs_with_tiny_shapes(monkeypatch, capsys
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     throughput_ratio, memory_ratio = module.main(["--tiny", "--threads", "1"])
-    assert capsys.readouterr().out.splitlines()[-1] == f"throughput_ratio={throughput_ratio:.2f} memory_ratio={memory_ratio:.2f}"
+    assert (
+        capsys.readouterr().out.splitlines()[-1]
+        == f"throughput_ratio={throughput_ratio:.2f} memory_ratio={memory_ratio:.2f}"
+    )
     assert throughput_ratio > 0 and 0 < memory_ratio < 1  # the tiny memory shape's logits dwarf its activations

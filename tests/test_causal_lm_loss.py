@@ -1,4 +1,5 @@
 """The task loss without full logits: the stock loss and gradients, on tiny models of all four architectures."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -46,7 +47,9 @@ def _loss_and_gradients(forward, inputs, params):
 def _prepared(model_type, variant):
     model = patch_model(make_model(model_type))
     if "checkpointing" in variant:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": variant.endswith("reentrant")})
+        model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": variant.endswith("reentrant")}
+        )
         model.enable_input_require_grads()  # as training.run does for reentrant checkpointing
     if variant.startswith("lora"):
         model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules="all-linear"))
@@ -80,8 +83,12 @@ class _LargestVocabularyTensor(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         inputs = {t.untyped_storage()._cdata for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
         for tensor in tree_flatten(out)[0]:
-            if (isinstance(tensor, torch.Tensor) and tensor.dim() and tensor.shape[-1] == self.vocab_size
-                    and tensor.untyped_storage()._cdata not in inputs):
+            if (
+                isinstance(tensor, torch.Tensor)
+                and tensor.dim()
+                and tensor.shape[-1] == self.vocab_size
+                and tensor.untyped_storage()._cdata not in inputs
+            ):
                 self.largest = max(self.largest, tensor.numel())
         return out
 
@@ -122,7 +129,9 @@ def test_num_items_in_batch_divides_the_summed_token_losses(model_type, as_tenso
     num_items = torch.tensor(37) if as_tensor else 37
     got = model(**inputs, num_items_in_batch=num_items).loss
     # Plain recomputation from the stock logits: shifted targets, summed cross-entropy over labelled tokens.
-    logits = _stock_forward(model)(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits.float()
+    logits = _stock_forward(model)(
+        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+    ).logits.float()
     targets = torch.full_like(inputs["labels"], -100)
     targets[:, :-1] = inputs["labels"][:, 1:]
     if model_type == "xglm":
@@ -180,8 +189,12 @@ def test_joint_task_and_alignment_loss_in_training(tokenizer):
     model = patch_model(make_model("llama"), additional_loss_layer=2, task_loss_weight=1.5).train()
     inputs = _task_batch(tokenizer)
     a, b = encode(tokenizer, SENTENCES_A), encode(tokenizer, SENTENCES_B)
-    pairs = dict(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
-                 input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask)
+    pairs = dict(
+        input_ids_parallel_0=a.input_ids,
+        attention_mask_parallel_0=a.attention_mask,
+        input_ids_parallel_1=b.input_ids,
+        attention_mask_parallel_1=b.attention_mask,
+    )
     out = model(**inputs, **pairs)
     assert out.logits is None
     torch.testing.assert_close(out.task_loss, _stock_forward(model)(**inputs).loss, rtol=0, atol=1e-5)

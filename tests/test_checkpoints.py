@@ -1,4 +1,5 @@
 """Outputs never lost or mixed, checkpoints visible only when complete, and resuming never runs code from a file."""
+
 import json
 import os
 import shutil
@@ -57,16 +58,27 @@ def straight(model_dir, tmp_path_factory):
 
 
 def logged_losses(trainer):
-    return [(h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss"))
-            for h in trainer.state.log_history if "loss" in h]
+    return [
+        (h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss"))
+        for h in trainer.state.log_history
+        if "loss" in h
+    ]
 
 
 def test_kill_during_a_checkpoint_write_leaves_nothing_auto_picks_and_resume_is_exact(
-        model_dir, straight, tmp_path, caplog):
+    model_dir, straight, tmp_path, caplog
+):
     data, reference, _ = straight
     out = tmp_path / "out"
-    command = [sys.executable, "-c", KILL_AT_STEP_6.format(tests=str(REPO / "tests")),
-               str(model_dir), str(data), str(out), *SIX_STEPS]
+    command = [
+        sys.executable,
+        "-c",
+        KILL_AT_STEP_6.format(tests=str(REPO / "tests")),
+        str(model_dir),
+        str(data),
+        str(out),
+        *SIX_STEPS,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     killed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr[-3000:]
@@ -105,7 +117,8 @@ def test_the_script_refuses_a_used_folder_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: output folder {out} is not empty: choose another folder, resume from it "
         "(--resume_from_checkpoint auto; RESUME=auto for the scripts) "
-        "or overwrite it (--overwrite_output_dir True; OVERWRITE=1 for the scripts)"]
+        "or overwrite it (--overwrite_output_dir True; OVERWRITE=1 for the scripts)"
+    ]
     assert sorted(p.name for p in out.iterdir()) == ["adapter_model.safetensors"]
     assert (out / "adapter_model.safetensors").read_bytes() == b"an earlier run"
 
@@ -119,8 +132,11 @@ def test_resume_checks_the_run_arguments_and_the_folder(straight, tmp_path, capl
     saved = json.loads((out / "checkpoint-3" / RUN_ARGS_FILE).read_text())
     changed = json.loads(json.dumps(saved))
     changed["training"]["seed"], changed["training"]["learning_rate"] = 4, 2e-3
-    with pytest.raises(OutputFolderError, match=r"other run arguments \(training.learning_rate: 0.001 -> 0.002; "
-                                                r"training.seed: 3 -> 4\): pass --resume_with_changed_arguments True"):
+    with pytest.raises(
+        OutputFolderError,
+        match=r"other run arguments \(training.learning_rate: 0.001 -> 0.002; "
+        r"training.seed: 3 -> 4\): pass --resume_with_changed_arguments True",
+    ):
         prepare_output(_training_args(out, resume_from_checkpoint="auto"), changed)
     with caplog.at_level("WARNING"):
         allowed = prepare_output(_training_args(out, resume_from_checkpoint="auto"), changed, ResumeArguments(True))
@@ -158,8 +174,15 @@ def test_crafted_rng_state_is_refused_and_runs_nothing(model_dir, straight, tmp_
     shutil.copytree(out / "checkpoint-3", checkpoint)
     marker = tmp_path / "pwned"
     rng_file = checkpoint / "rng_state.pth"
-    torch.save({"python": None, "numpy": np.random.get_state(), "cpu": torch.get_rng_state(),
-                "payload": _CreatesMarker(marker)}, rng_file)
+    torch.save(
+        {
+            "python": None,
+            "numpy": np.random.get_state(),
+            "cpu": torch.get_rng_state(),
+            "payload": _CreatesMarker(marker),
+        },
+        rng_file,
+    )
     assert "io.open" in torch.serialization.get_unsafe_globals_in_checkpoint(str(rng_file))  # it would run code
     with pytest.raises(OutputFolderError, match=f"refused to read {rng_file}: it holds more than an RNG state"):
         run_training(model_dir, data, tmp_path / "out", *SIX_STEPS, "--resume_from_checkpoint", str(checkpoint))
@@ -192,10 +215,27 @@ def test_tiny_model_builder_never_replaces_a_folder_it_did_not_make(tmp_path):
 
 def test_best_model_selection_sees_the_published_checkpoints(model_dir, tmp_path):
     data, out = write_rows(tmp_path / "train.json"), tmp_path / "out"
-    trainer = run_training(model_dir, data, out, *SIX_STEPS, "--validation_file", str(data), "--do_eval",
-                           "--max_eval_samples", "8", "--eval_strategy", "steps", "--eval_steps", "3",
-                           "--load_best_model_at_end", "True", "--metric_for_best_model", "eval_loss",
-                           "--save_total_limit", "1")
+    trainer = run_training(
+        model_dir,
+        data,
+        out,
+        *SIX_STEPS,
+        "--validation_file",
+        str(data),
+        "--do_eval",
+        "--max_eval_samples",
+        "8",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "3",
+        "--load_best_model_at_end",
+        "True",
+        "--metric_for_best_model",
+        "eval_loss",
+        "--save_total_limit",
+        "1",
+    )
     best = trainer.state.best_model_checkpoint
     assert best in {str(out / "checkpoint-3"), str(out / "checkpoint-6")} and os.path.isdir(best)
     for checkpoint in checkpoints_in(out):  # what a resumed run would read

@@ -1,5 +1,6 @@
 """Bad training input, as a user meets it at the command line: one line naming file, line and field, exit code 2, no
 traceback, and no model loaded (the model folder here has a config and a tokenizer but no weights)."""
+
 import os
 import re
 import shutil
@@ -28,7 +29,9 @@ def cases(folder):
     (folder / "latin1.jsonl").write_bytes(rows.read_bytes() + '{"prefix": "caf\xe9", "text": "x"}\n'.encode("latin-1"))
     (folder / "empty.json").write_text("", encoding="utf-8")
     (folder / "blank.json").write_text("\n\n", encoding="utf-8")
-    (folder / "all_empty.json").write_text('{"prefix": "a", "text": " "}\n{"prefix": "b", "text": ""}\n', encoding="utf-8")
+    (folder / "all_empty.json").write_text(
+        '{"prefix": "a", "text": " "}\n{"prefix": "b", "text": ""}\n', encoding="utf-8"
+    )
     (folder / "pairs.tsv").write_text("uno\tone\ndos\n", encoding="utf-8")
     (folder / "array.json").write_bytes(b'[\n{"prefix": "a",\n "text": "\xff"}\n]\n')
     return [
@@ -36,24 +39,61 @@ def cases(folder):
         ("non-UTF-8 byte in a JSON array", "array.json", [], r"array.json:3: not UTF-8 \(byte 0xff\)"),
         ("empty file", "empty.json", [], r"empty.json: the file holds no records"),
         ("blank lines only", "blank.json", [], r"blank.json: the file holds no records"),
-        ("every record skipped", "all_empty.json", ["--training_mode", "task"], r"all_empty.json: every task record was skipped"),
-        ("every prompt fills the block", "rows.json", ["--block_size", "16"],
-         r"rows.json:1 and every other task record: the prompt fills --block_size 16"),
-        ("one pair per batch", "rows.json", ["--per_device_train_batch_size", "1"],
-         r"alignment needs at least 2 pairs per contrastive batch, but --per_device_train_batch_size is 1"),
-        ("bad pairs file", "rows.json", ["--alignment_file", str(folder / "pairs.tsv")], r"pairs.tsv:2: expected 2 tab-separated columns"),
+        (
+            "every record skipped",
+            "all_empty.json",
+            ["--training_mode", "task"],
+            r"all_empty.json: every task record was skipped",
+        ),
+        (
+            "every prompt fills the block",
+            "rows.json",
+            ["--block_size", "16"],
+            r"rows.json:1 and every other task record: the prompt fills --block_size 16",
+        ),
+        (
+            "one pair per batch",
+            "rows.json",
+            ["--per_device_train_batch_size", "1"],
+            r"alignment needs at least 2 pairs per contrastive batch, but --per_device_train_batch_size is 1",
+        ),
+        (
+            "bad pairs file",
+            "rows.json",
+            ["--alignment_file", str(folder / "pairs.tsv")],
+            r"pairs.tsv:2: expected 2 tab-separated columns",
+        ),
         ("missing file", "nowhere.json", [], r"nowhere.json: no such file"),
         ("no pairs for alignment", "task_only.json", [], r"task_only.json: mode 'alternate' needs parallel pairs"),
     ]
 
 
-SUBPROCESS = ("non-UTF-8 byte", "empty file", "every record skipped", "one pair per batch")  # the rest run main() in-process
+SUBPROCESS = (
+    "non-UTF-8 byte",
+    "empty file",
+    "every record skipped",
+    "one pair per batch",
+)  # the rest run main() in-process
 
 
 def arguments(folder, model, train_file, extra):
-    return ["--model_name_or_path", str(model), "--train_file", str(folder / train_file), "--output_dir", str(folder / "out"),
-            "--do_train", "--alternate_training", "--per_device_train_batch_size", "2", "--report_to", "none",
-            "--block_size", "256", *extra]
+    return [
+        "--model_name_or_path",
+        str(model),
+        "--train_file",
+        str(folder / train_file),
+        "--output_dir",
+        str(folder / "out"),
+        "--do_train",
+        "--alternate_training",
+        "--per_device_train_batch_size",
+        "2",
+        "--report_to",
+        "none",
+        "--block_size",
+        "256",
+        *extra,
+    ]
 
 
 def check(name, message, returncode, stderr, stdout=""):
@@ -64,11 +104,28 @@ def check(name, message, returncode, stderr, stdout=""):
 
 
 def test_bad_input_at_the_command_line_is_one_line_and_exit_code_2(weightless_model, tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_DATASETS_CACHE=str(tmp_path / "cache"),
-               PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-    runs = [(name, message, subprocess.Popen([sys.executable, "-m", "scripts.run_clm_lora", *arguments(tmp_path, weightless_model, f, extra)],
-                                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-            for name, f, extra, message in cases(tmp_path) if name in SUBPROCESS]
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        HF_DATASETS_CACHE=str(tmp_path / "cache"),
+        PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    )
+    runs = [
+        (
+            name,
+            message,
+            subprocess.Popen(
+                [sys.executable, "-m", "scripts.run_clm_lora", *arguments(tmp_path, weightless_model, f, extra)],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for name, f, extra, message in cases(tmp_path)
+        if name in SUBPROCESS
+    ]
     for name, message, process in runs:  # started together: the cores load Python for several at once
         stdout, stderr = process.communicate(timeout=600)
         check(name, message, process.returncode, stderr, stdout)
@@ -94,8 +151,12 @@ def test_tsv_rows_name_file_line_and_columns(tmp_path):
     path = tmp_path / "rows.tsv"
     path.write_bytes(b"question\tanswer\n\nhow\tmany?\t3\r\nplain\t4\n")
     assert list(iter_tsv_rows(path, ("question", "answer"), header=True, tabs_in_first=True)) == [
-        (3, ["how\tmany?", "3"]), (4, ["plain", "4"])]
-    with pytest.raises(DataFormatError, match=r"rows.tsv:3: expected 2 tab-separated columns, found 3 \(question<TAB>answer\)"):
+        (3, ["how\tmany?", "3"]),
+        (4, ["plain", "4"]),
+    ]
+    with pytest.raises(
+        DataFormatError, match=r"rows.tsv:3: expected 2 tab-separated columns, found 3 \(question<TAB>answer\)"
+    ):
         list(iter_tsv_rows(path, ("question", "answer"), header=True))
     path.write_bytes(b"ok\tfine\nbad\t\xff\n")
     with pytest.raises(DataFormatError, match=r"rows.tsv:2: not UTF-8"):

@@ -1,5 +1,6 @@
 """Data parallelism on CPU: gathered negatives under DDP (2 gloo processes), the Trainer under torchrun equal to one process
 on the global batch, and DeepSpeed ZeRO-2."""
+
 import json
 import os
 import socket
@@ -30,8 +31,17 @@ def cpu_env(**extra):
 
 
 def test_gathered_negatives_under_ddp_equal_one_process_on_the_global_batch(tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
-               str(REPO / "tests/distributed_worker.py"), str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        free_port(),
+        str(REPO / "tests/distributed_worker.py"),
+        str(tmp_path),
+    ]
     result = subprocess.run(command, env=cpu_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
@@ -44,12 +54,37 @@ def test_gathered_negatives_under_ddp_equal_one_process_on_the_global_batch(tmp_
 
 def _train_command(tmp_path, *extra):
     return [
-        "-m", "scripts.run_clm_lora", "--model_name_or_path", str(tmp_path / "tiny"),
-        "--train_file", str(write_rows(tmp_path / "train.json", n=16)), "--output_dir", str(tmp_path / "out"),
-        "--use_lora", "--lora_config", str(REPO / "config/lora_config.json"), "--do_train", "--max_steps", "2",
-        "--per_device_train_batch_size", "2", "--alternate_training", "--additional_loss_layer", "2",
-        "--gather_negatives_across_ranks", "--report_to", "none", "--logging_steps", "1", "--block_size", "128",
-        "--save_strategy", "no", "--disable_tqdm", "true", *extra,
+        "-m",
+        "scripts.run_clm_lora",
+        "--model_name_or_path",
+        str(tmp_path / "tiny"),
+        "--train_file",
+        str(write_rows(tmp_path / "train.json", n=16)),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--use_lora",
+        "--lora_config",
+        str(REPO / "config/lora_config.json"),
+        "--do_train",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--alternate_training",
+        "--additional_loss_layer",
+        "2",
+        "--gather_negatives_across_ranks",
+        "--report_to",
+        "none",
+        "--logging_steps",
+        "1",
+        "--block_size",
+        "128",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        *extra,
     ]
 
 
@@ -79,7 +114,10 @@ def assert_same_run(output_a, output_b, losses_a, losses_b):
         assert align_a is None or align_a == pytest.approx(align_b, abs=1e-5)
     from safetensors.torch import load_file
 
-    a, b = load_file(Path(output_a) / "adapter_model.safetensors"), load_file(Path(output_b) / "adapter_model.safetensors")
+    a, b = (
+        load_file(Path(output_a) / "adapter_model.safetensors"),
+        load_file(Path(output_b) / "adapter_model.safetensors"),
+    )
     assert a.keys() == b.keys() and max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
 
 
@@ -90,13 +128,43 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
     # Without, each rank's InfoNCE has its own pairs as negatives: equal to one process accumulating the two halves.
     lora = write_lora_config(tmp_path / "lora.json")
     mode = ["--training_mode", "alternate" if gathered else "alignment"]
-    extra = ["--lora_config", str(lora), "--max_steps", "4", "--learning_rate", "1e-3", "--seed", "3", *mode, "--gather_negatives_across_ranks", str(gathered)]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
-               *_train_command(tmp_path, *extra)]
-    result = subprocess.run(command, cwd=REPO, env=cpu_env(HF_DATASETS_CACHE=str(datasets_cache)), capture_output=True, text=True,
-                            timeout=900)
+    extra = [
+        "--lora_config",
+        str(lora),
+        "--max_steps",
+        "4",
+        "--learning_rate",
+        "1e-3",
+        "--seed",
+        "3",
+        *mode,
+        "--gather_negatives_across_ranks",
+        str(gathered),
+    ]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        free_port(),
+        *_train_command(tmp_path, *extra),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        env=cpu_env(HF_DATASETS_CACHE=str(datasets_cache)),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
-    single_batch = ["--per_device_train_batch_size", "4"] if gathered else ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"]
+    single_batch = (
+        ["--per_device_train_batch_size", "4"]
+        if gathered
+        else ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"]
+    )
     run_training(tiny_dir, tmp_path / "train.json", tmp_path / "single", "--block_size", "128", *extra, *single_batch)
     assert_same_run(tmp_path / "out", tmp_path / "single", logged(tmp_path / "out"), logged(tmp_path / "single"))
 
@@ -106,14 +174,24 @@ def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp
     # (tests/test_launch.py checks that the default, use_cpu added by run_clm_lora, equals one process).
     if torch.cuda.is_available():
         pytest.skip("on a GPU machine use_cpu False forms an nccl group: nothing disagrees")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
-               *_train_command(tmp_path, "--use_cpu", "False")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        free_port(),
+        *_train_command(tmp_path, "--use_cpu", "False"),
+    ]
     result = subprocess.run(command, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("run_clm_lora: error: ")]
-    assert errors == ["run_clm_lora: error: the launcher started 2 processes but the Trainer sees a world of 1 (not_parallel): each "
-                      "process would train alone on the same data. On a machine without GPU pass --use_cpu True "
-                      "(scripts.run_clm_lora adds it by itself)"]
+    assert errors == [
+        "run_clm_lora: error: the launcher started 2 processes but the Trainer sees a world of 1 (not_parallel): each "
+        "process would train alone on the same data. On a machine without GPU pass --use_cpu True "
+        "(scripts.run_clm_lora adds it by itself)"
+    ]
     assert not (tmp_path / "out").exists()
 
 
@@ -124,10 +202,18 @@ def test_deepspeed_zero2_runs_lora_steps_on_cpu(tmp_path, tiny_dir, optimizer_fr
     if optimizer_from == "trainer":
         del config["optimizer"]
     (tmp_path / "ds.json").write_text(json.dumps(config))
-    env = cpu_env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1",
-                  TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache/torch_extensions")))
-    command = [sys.executable, *_train_command(tmp_path, "--deepspeed", str(tmp_path / "ds.json"),
-                                               "--save_strategy", "steps", "--save_steps", "2")]
+    env = cpu_env(
+        RANK="0",
+        LOCAL_RANK="0",
+        WORLD_SIZE="1",
+        TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache/torch_extensions")),
+    )
+    command = [
+        sys.executable,
+        *_train_command(
+            tmp_path, "--deepspeed", str(tmp_path / "ds.json"), "--save_strategy", "steps", "--save_steps", "2"
+        ),
+    ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "'alignment_loss'" in result.stdout and "'task_loss'" in result.stdout

@@ -1,4 +1,5 @@
 """Batched greedy generation (left padding equals one at a time) and MASSIVE inference + evaluation end to end on the tiny model."""
+
 import json
 from pathlib import Path
 
@@ -37,8 +38,10 @@ def adapter_dir(tiny_dir, tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(1)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_dir),
-                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_dir),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )
     for name, parameter in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(parameter, std=0.5)
@@ -67,9 +70,23 @@ def test_bad_batch_size_and_missing_adapter(tiny_dir, tmp_path):
 def test_massive_inference_then_eval_end_to_end(tiny_dir, adapter_dir, tmp_path):
     predictions = tmp_path / "pred.jsonl"
     common = ["--lang", "zh", "--partition", "test", "--data-dir", str(MASSIVE_SAMPLE)]
-    run_inference_massive.main(["--model-name", str(tiny_dir), "--peft-model-id", str(adapter_dir), *common,
-                                "--max-examples", "3", "--batch-size", "2", "--max-new-tokens", "6",
-                                "--output-file", str(predictions)])
+    run_inference_massive.main(
+        [
+            "--model-name",
+            str(tiny_dir),
+            "--peft-model-id",
+            str(adapter_dir),
+            *common,
+            "--max-examples",
+            "3",
+            "--batch-size",
+            "2",
+            "--max-new-tokens",
+            "6",
+            "--output-file",
+            str(predictions),
+        ]
+    )
     rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
     assert [set(row) for row in rows] == [{"id", "locale", "utt", "prompt", "prediction"}] * 3
     assert [row["id"] for row in rows] == ["61", "62", "63"] and rows[0]["locale"] == "zh-CN"
@@ -78,16 +95,36 @@ def test_massive_inference_then_eval_end_to_end(tiny_dir, adapter_dir, tmp_path)
     metrics = tmp_path / "metrics.json"
     with pytest.raises(MissingPredictionsError, match=f"{predictions}: no prediction for 21 of 24 gold"):
         eval_massive.main(["--pred-slots-file", str(predictions), *common])
-    scores = eval_massive.main(["--pred-slots-file", str(predictions), *common, "--output-json", str(metrics),
-                                "--max-examples", "3"])
-    assert json.loads(metrics.read_text())["counts"] == {"total": 3, "scored": 3, "missing": 0, "skipped": 21,
-                                                         "skipped_by_reason": {"beyond --max_examples": 21}}
+    scores = eval_massive.main(
+        ["--pred-slots-file", str(predictions), *common, "--output-json", str(metrics), "--max-examples", "3"]
+    )
+    assert json.loads(metrics.read_text())["counts"] == {
+        "total": 3,
+        "scored": 3,
+        "missing": 0,
+        "skipped": 21,
+        "skipped_by_reason": {"beyond --max_examples": 21},
+    }
     everything = eval_massive.main(["--pred_slots_file", str(predictions), *common, "--allow_missing"])
     assert (everything.counts.scored, everything.counts.missing, everything.counts.total) == (3, 21, 24)
     assert everything.exact_match == pytest.approx(scores.exact_match * 3 / 24)
 
     base = tmp_path / "base.jsonl"
-    run_inference_massive.main(["--model-name", str(tiny_dir), *common, "--max-examples", "3", "--batch-size", "3",
-                                "--max-new-tokens", "6", "--output-file", str(base)])
-    assert [json.loads(line)["prediction"] for line in base.read_text(encoding="utf-8").splitlines()] != \
-        [row["prediction"] for row in rows], "the adapter should change the greedy outputs"
+    run_inference_massive.main(
+        [
+            "--model-name",
+            str(tiny_dir),
+            *common,
+            "--max-examples",
+            "3",
+            "--batch-size",
+            "3",
+            "--max-new-tokens",
+            "6",
+            "--output-file",
+            str(base),
+        ]
+    )
+    assert [json.loads(line)["prediction"] for line in base.read_text(encoding="utf-8").splitlines()] != [
+        row["prediction"] for row in rows
+    ], "the adapter should change the greedy outputs"

@@ -1,4 +1,5 @@
 """EN↔X pairs from gettext catalogs: the .po reader and filter on hand-made catalogs, and the real django/sphinx ones."""
+
 import pytest
 
 from scripts import build_parallel_pairs
@@ -79,11 +80,14 @@ def test_sentence_pairs_keep_only_clean_singular_translated_sentences(tmp_path):
     ]  # the case-insensitive repeat of the first English sentence is dropped too
 
 
-@pytest.mark.parametrize("text, message", [
-    ('msgid "Unterminated\n', "hand.po:1: expected a double-quoted string"),
-    ('msgid "a"\nmsgstr "b"\n"orphan"\n\n"again"\n', "hand.po:5: a continuation string outside"),
-    ('msgid "a"\nmsgtranslation "b"\n', "hand.po:2: unknown keyword 'msgtranslation'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('msgid "Unterminated\n', "hand.po:1: expected a double-quoted string"),
+        ('msgid "a"\nmsgstr "b"\n"orphan"\n\n"again"\n', "hand.po:5: a continuation string outside"),
+        ('msgid "a"\nmsgtranslation "b"\n', "hand.po:2: unknown keyword 'msgtranslation'"),
+    ],
+)
 def test_malformed_po_names_file_and_line(text, message):
     with pytest.raises(DataFormatError, match=message):
         parse_po(text, "hand.po")
@@ -106,17 +110,27 @@ def test_real_catalogs_give_disjoint_pairs_in_several_languages():
         assert not {english for english, _ in test} & {english for english, _ in train}, language
         assert not {translation for _, translation in test} & {translation for _, translation in train}, language
     # Side 0 is the English msgid of a real French catalog entry, side 1 its msgstr.
-    entries = {(e.msgid.strip(), e.msgstr.strip()) for path in catalog_files("fr") for e in parse_po(path.read_text(encoding="utf-8"))}
+    entries = {
+        (e.msgid.strip(), e.msgstr.strip())
+        for path in catalog_files("fr")
+        for e in parse_po(path.read_text(encoding="utf-8"))
+    }
     assert set(splits["fr"][1]) <= entries
 
 
 def test_cli_writes_tsv_pairs_that_the_trainer_reads(tmp_path, capsys):
-    build_parallel_pairs.main(["--languages", "fr,de", "--output-dir", str(tmp_path), "--seed", "0", "--test-size", "30"])
+    build_parallel_pairs.main(
+        ["--languages", "fr,de", "--output-dir", str(tmp_path), "--seed", "0", "--test-size", "30"]
+    )
     out = capsys.readouterr().out
     assert "en-fr:" in out and "30 test" in out
     pairs = load_pairs([tmp_path / "en-fr.test.tsv"], SkipCounter())
     assert len(pairs) == 30 and sorted(p.name for p in tmp_path.iterdir()) == [
-        "en-de.test.tsv", "en-de.train.tsv", "en-fr.test.tsv", "en-fr.train.tsv"]
+        "en-de.test.tsv",
+        "en-de.train.tsv",
+        "en-fr.test.tsv",
+        "en-fr.train.tsv",
+    ]
     # Running again with the same arguments is harmless; other pairs are not written over a user's files.
     build_parallel_pairs.main(["--languages", "fr", "--output-dir", str(tmp_path), "--test-size", "30"])
     with pytest.raises(SystemExit, match="exists with other pairs; pass --overwrite"):

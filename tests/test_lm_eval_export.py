@@ -1,4 +1,5 @@
 """lm-eval export: YAML and data layout, and an exported task run through lm-eval's Python API on a tiny model."""
+
 import json
 from pathlib import Path
 
@@ -19,9 +20,26 @@ def rows(path):
 
 
 def test_export_layout(tmp_path):
-    paths = export_lm_eval_tasks.main(["--data-dir", str(DATA), "--output-dir", str(tmp_path), "--tasks", "pawsx,xnli",
-                                       "--test-lang", "en,zh", "--seed", "3"])
-    assert sorted(p.name for p in paths) == ["afp_pawsx_en-en.yaml", "afp_pawsx_en-zh.yaml", "afp_xnli_en-en.yaml", "afp_xnli_en-zh.yaml"]
+    paths = export_lm_eval_tasks.main(
+        [
+            "--data-dir",
+            str(DATA),
+            "--output-dir",
+            str(tmp_path),
+            "--tasks",
+            "pawsx,xnli",
+            "--test-lang",
+            "en,zh",
+            "--seed",
+            "3",
+        ]
+    )
+    assert sorted(p.name for p in paths) == [
+        "afp_pawsx_en-en.yaml",
+        "afp_pawsx_en-zh.yaml",
+        "afp_xnli_en-en.yaml",
+        "afp_xnli_en-zh.yaml",
+    ]
     config = yaml.safe_load((tmp_path / "afp_pawsx_en-zh.yaml").read_text(encoding="utf-8"))
     assert config["fewshot_delimiter"] == "</s>" and config["fewshot_config"] == {"sampler": "first_n"}
     assert yaml.safe_load((tmp_path / "afp_xnli_en-zh.yaml").read_text(encoding="utf-8"))["fewshot_delimiter"] == "\n\n"
@@ -29,7 +47,8 @@ def test_export_layout(tmp_path):
     dev = task.read(DATA / "pawsx/en/dev_2k.tsv")
     expected_dev = [render(task, r, "en") for r in demonstrations(dev, len(dev), 3)]
     assert rows(config["dataset_kwargs"]["data_files"]["validation"]) == [
-        {"context": i.context, "choices": i.continuations, "label": i.label} for i in expected_dev]
+        {"context": i.context, "choices": i.continuations, "label": i.label} for i in expected_dev
+    ]
     test = rows(config["dataset_kwargs"]["data_files"]["test"])
     assert test[0]["context"] == render(task, task.read(DATA / "pawsx/zh/test_2k.tsv")[0], "en").context
 
@@ -43,13 +62,30 @@ def test_exported_task_runs_in_lm_eval_and_matches_the_builtin_scorer(tmp_path, 
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    export_lm_eval_tasks.main(["--data-dir", str(DATA), "--output-dir", str(tmp_path), "--tasks", task_name,
-                               "--test-lang", "zh", "--eos-text", tokenizer.eos_token])
+    export_lm_eval_tasks.main(
+        [
+            "--data-dir",
+            str(DATA),
+            "--output-dir",
+            str(tmp_path),
+            "--tasks",
+            task_name,
+            "--test-lang",
+            "zh",
+            "--eos-text",
+            tokenizer.eos_token,
+        ]
+    )
     model = make_model("llama")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=8, add_bos_token=True)
     name, shots = f"afp_{task_name}_en-zh", 5
-    out = simple_evaluate(model=lm, tasks=[name], num_fewshot=shots, log_samples=True,
-                          task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False))
+    out = simple_evaluate(
+        model=lm,
+        tasks=[name],
+        num_fewshot=shots,
+        log_samples=True,
+        task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
+    )
     samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
     harness = [[ll for ll, _ in sample["filtered_resps"]] for sample in samples]
 
@@ -63,10 +99,16 @@ def test_exported_task_runs_in_lm_eval_and_matches_the_builtin_scorer(tmp_path, 
 
     # lm-eval's acc_norm, recomputed from its own log-likelihoods: argmax of ll / len(choice text).
     def accuracy(scores, normalise):
-        picks = [max(range(len(s)), key=lambda k: s[k] / (len(i.continuations[k]) if normalise else 1))
-                 for s, i in zip(scores, items)]
+        picks = [
+            max(range(len(s)), key=lambda k: s[k] / (len(i.continuations[k]) if normalise else 1))
+            for s, i in zip(scores, items)
+        ]
         return sum(pick == item.label for pick, item in zip(picks, items)) / len(items)
 
     report = evaluate_icl(model, tokenizer, DATA, [task_name], [shots], "en", ["zh"], progress=False)["results"][0]
     assert out["results"][name]["acc,none"] == pytest.approx(accuracy(harness, False)) == pytest.approx(report["acc"])
-    assert out["results"][name]["acc_norm,none"] == pytest.approx(accuracy(harness, True)) == pytest.approx(report["acc_norm"])
+    assert (
+        out["results"][name]["acc_norm,none"]
+        == pytest.approx(accuracy(harness, True))
+        == pytest.approx(report["acc_norm"])
+    )

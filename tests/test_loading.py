@@ -1,4 +1,5 @@
 """modeling.loading: the attention kernel ``auto`` picks, dtype names, and the shared loaders."""
+
 import pytest
 import torch
 from conftest import ARCHITECTURES

@@ -1,4 +1,5 @@
 """The chunked continuation scorer against a plain full log_softmax, on tiny models of each architecture."""
+
 import copy
 
 import pytest
@@ -8,8 +9,13 @@ from test_generation import _one_thread  # noqa: F401  (autouse: one torch threa
 
 from transformers_align.evaluation.loglikelihood import candidate_logprobs, continuation_logprobs, encode_pair
 
-TEXTS = [("Premise: it rains.\nAnswer: ", "neutral"), ("前提：下雨了。回答：", "矛盾"), ("A", "B, then a much longer tail here."),
-         ("The cat sat on the", " mat"), ("Short", " one")]
+TEXTS = [
+    ("Premise: it rains.\nAnswer: ", "neutral"),
+    ("前提：下雨了。回答：", "矛盾"),
+    ("A", "B, then a much longer tail here."),
+    ("The cat sat on the", " mat"),
+    ("Short", " one"),
+]
 
 
 def plain_scores(model, requests):
@@ -48,10 +54,13 @@ def test_left_truncation_keeps_the_continuation(tokenizer):
 def test_lora_adapter_is_scored(tokenizer):
     from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(make_model("llama"), LoraConfig(r=4, target_modules=["q_proj", "v_proj", "lm_head"],
-                                                           init_lora_weights=False)).eval()
+    model = get_peft_model(
+        make_model("llama"), LoraConfig(r=4, target_modules=["q_proj", "v_proj", "lm_head"], init_lora_weights=False)
+    ).eval()
     requests = [encode_pair(tokenizer, c, x) for c, x in TEXTS[:3]]
-    assert continuation_logprobs(model, requests, chunk_size=2, progress=False) == pytest.approx(plain_scores(model, requests), abs=1e-4)
+    assert continuation_logprobs(model, requests, chunk_size=2, progress=False) == pytest.approx(
+        plain_scores(model, requests), abs=1e-4
+    )
 
 
 def test_encode_pair_splits_inside_the_whole_encoding_and_leaves_the_tokenizer_alone(tokenizer):

@@ -1,4 +1,5 @@
 """Pooling, similarities and InfoNCE against plain re-computations with Python loops."""
+
 import math
 
 import pytest
@@ -35,7 +36,7 @@ def test_last_pooling_is_padding_side_safe():
     hidden_left = torch.zeros_like(hidden_right)
     for i in range(3):
         n = int(right[i].sum())
-        hidden_left[i, 5 - n:] = hidden_right[i, :n]
+        hidden_left[i, 5 - n :] = hidden_right[i, :n]
     for kind in ["mean", "last", "max"]:
         torch.testing.assert_close(pool(hidden_right, right, kind), pool(hidden_left, left, kind))
 

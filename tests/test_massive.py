@@ -1,10 +1,11 @@
 """MASSIVE data and scoring: hand-computed metrics, id matching, malformed parts, zh/ja segmentation, format errors."""
+
 import dataclasses
 import importlib.util
+import json
 import os
 import subprocess
 import sys
-import json
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,13 @@ from transformers_align.data.massive import (
     training_records,
 )
 from transformers_align.evaluation.counts import MissingPredictionsError
-from transformers_align.evaluation.massive import gold_tags, parse_prediction, read_predictions, score_predictions, segment
+from transformers_align.evaluation.massive import (
+    gold_tags,
+    parse_prediction,
+    read_predictions,
+    score_predictions,
+    segment,
+)
 from transformers_align.tiny import byte_level_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +65,14 @@ def test_hand_computed_scores():
     assert scores.exact_match == pytest.approx(2 / 4)
     assert scores.intent_accuracy == 1.0
     assert (scores.malformed, scores.unlocated) == (1, 1)
-    assert list(scores.as_json()) == ["slot_micro_f1", "exact_match", "intent_accuracy", "malformed", "unlocated", "counts"]
+    assert list(scores.as_json()) == [
+        "slot_micro_f1",
+        "exact_match",
+        "intent_accuracy",
+        "malformed",
+        "unlocated",
+        "counts",
+    ]
     assert scores.as_json()["counts"] == {"total": 4, "scored": 4, "missing": 0, "skipped": 0, "skipped_by_reason": {}}
 
 
@@ -75,13 +89,19 @@ def test_intent_follows_the_gold_data_not_the_predictions():
     assert without.intent_accuracy is None
     assert without.exact_match == pytest.approx(2 / 4)  # slot tags only: 2 and 3
     # The gold data has intents, the predictions name none: intent accuracy is 0 and exact match needs the intent.
-    slots_only = {key: "; ".join(p for p in value.split("; ") if not p.startswith("intent"))
-                  for key, value in PREDICTIONS.items()}
+    slots_only = {
+        key: "; ".join(p for p in value.split("; ") if not p.startswith("intent")) for key, value in PREDICTIONS.items()
+    }
     scores = score_predictions(GOLD, slots_only)
     assert (scores.intent_accuracy, scores.exact_match) == (0.0, 0.0)
     # Malformed answers are wrong answers: nothing is left out of the denominator.
     garbage = score_predictions(GOLD, {key: "I do not know" for key in PREDICTIONS})
-    assert (garbage.slot_micro_f1, garbage.exact_match, garbage.intent_accuracy, garbage.malformed) == (0.0, 0.0, 0.0, 4)
+    assert (garbage.slot_micro_f1, garbage.exact_match, garbage.intent_accuracy, garbage.malformed) == (
+        0.0,
+        0.0,
+        0.0,
+        4,
+    )
     assert garbage.counts.total == 4
 
 
@@ -98,7 +118,9 @@ def test_predictions_matched_by_id_not_line(tmp_path):
 
 def test_missing_predictions_fail_unless_allowed_then_count_as_wrong():
     only_two = {"2": "intent: play_music; artist_name: queen"}
-    with pytest.raises(MissingPredictionsError, match=r"^preds.jsonl: no prediction for 3 of 4 gold item\(s\) \(first: 1\)"):
+    with pytest.raises(
+        MissingPredictionsError, match=r"^preds.jsonl: no prediction for 3 of 4 gold item\(s\) \(first: 1\)"
+    ):
         score_predictions(GOLD, only_two, source="preds.jsonl")
     scores = score_predictions(GOLD, only_two, allow_missing=True)
     assert (scores.counts.scored, scores.counts.missing, scores.counts.total) == (1, 3, 4)
@@ -111,8 +133,13 @@ def test_missing_predictions_fail_unless_allowed_then_count_as_wrong():
 
 def test_max_examples_scores_the_first_gold_records_and_counts_the_rest_as_skipped():
     scores = score_predictions(GOLD, PREDICTIONS, max_examples=2)  # predictions for 3 and 4 are ignored
-    assert scores.as_json()["counts"] == {"total": 2, "scored": 2, "missing": 0, "skipped": 2,
-                                          "skipped_by_reason": {"beyond --max_examples": 2}}
+    assert scores.as_json()["counts"] == {
+        "total": 2,
+        "scored": 2,
+        "missing": 0,
+        "skipped": 2,
+        "skipped_by_reason": {"beyond --max_examples": 2},
+    }
     assert (scores.exact_match, scores.intent_accuracy) == (1 / 2, 1.0)  # 1 has a wrong date, 2 is right
 
 
@@ -124,12 +151,15 @@ def test_parse_prediction():
     assert parse_prediction("None").slots == [] and parse_prediction("None").malformed == []
 
 
-@pytest.mark.parametrize("locale,text,tokens", [
-    ("zh-CN", "播放bob marley的歌", ["播", "放", "bob", "marley", "的", "歌"]),
-    ("ja-JP", "朝7時にiPhone12で", ["朝", "7", "時", "に", "iPhone12", "で"]),
-    ("zh-TW", "播放 jazz", ["播", "放", "jazz"]),
-    ("de-DE", "spiel  lieder von adele", ["spiel", "lieder", "von", "adele"]),
-])
+@pytest.mark.parametrize(
+    "locale,text,tokens",
+    [
+        ("zh-CN", "播放bob marley的歌", ["播", "放", "bob", "marley", "的", "歌"]),
+        ("ja-JP", "朝7時にiPhone12で", ["朝", "7", "時", "に", "iPhone12", "で"]),
+        ("zh-TW", "播放 jazz", ["播", "放", "jazz"]),
+        ("de-DE", "spiel  lieder von adele", ["spiel", "lieder", "von", "adele"]),
+    ],
+)
 def test_segmentation(locale, text, tokens):
     assert segment(text, locale) == tokens
 
@@ -138,30 +168,46 @@ def test_character_locale_gold_tags_and_scoring():
     tokens, tags = gold_tags("[date : 明日] の [time : 朝7時] に起こして", "ja-JP")
     assert tokens == ["明", "日", "の", "朝", "7", "時", "に", "起", "こ", "し", "て"]
     assert tags == ["B-date", "I-date", "O", "B-time", "I-time", "I-time"] + ["O"] * 5
-    gold = [MassiveRecord("1", "ja-JP", "test", "明日の朝7時に起こして", "[date : 明日] の [time : 朝7時] に起こして", "alarm_set"),
-            MassiveRecord("2", "zh-CN", "test", "播放bob marley的歌", "播放 [artist_name : bob marley] 的歌", "play_music")]
-    scores = score_predictions(gold, {"1": "intent: alarm_set; time: 朝7時; date: 明日",
-                                      "2": "intent: play_music; artist_name: Bob Marley"})
+    gold = [
+        MassiveRecord(
+            "1", "ja-JP", "test", "明日の朝7時に起こして", "[date : 明日] の [time : 朝7時] に起こして", "alarm_set"
+        ),
+        MassiveRecord("2", "zh-CN", "test", "播放bob marley的歌", "播放 [artist_name : bob marley] 的歌", "play_music"),
+    ]
+    scores = score_predictions(
+        gold, {"1": "intent: alarm_set; time: 朝7時; date: 明日", "2": "intent: play_music; artist_name: Bob Marley"}
+    )
     assert (scores.slot_micro_f1, scores.exact_match, scores.intent_accuracy) == (1.0, 1.0, 1.0)
 
 
 def test_targets_and_training_records():
-    assert format_target([("time", "five am"), ("date", "friday")], "alarm_set") == \
-        "intent: alarm_set; time: five am; date: friday"
+    assert (
+        format_target([("time", "five am"), ("date", "friday")], "alarm_set")
+        == "intent: alarm_set; time: five am; date: friday"
+    )
     assert format_target([], "general_joke") == "intent: general_joke"
     assert format_target([]) == "None"
     with pytest.raises(ValueError, match="reserved"):
         format_target([("intent", "x")])
     tokenizer = byte_level_tokenizer()
-    rows = training_records(GOLD[:3], tokenizer, pairs=[{"text_parallel_0": "Hallo", "text_parallel_1": "Hello"},
-                                                        {"text_parallel_0": "你好", "text_parallel_1": "Hi"}])
+    rows = training_records(
+        GOLD[:3],
+        tokenizer,
+        pairs=[
+            {"text_parallel_0": "Hallo", "text_parallel_1": "Hello"},
+            {"text_parallel_0": "你好", "text_parallel_1": "Hi"},
+        ],
+    )
     assert [row["text_parallel_1"] for row in rows] == ["Hello", "Hi", "Hello"]
     assert rows[0]["text"] == "intent: alarm_set; time: five am; date: this week<|eot_id|>"
-    assert rows[0]["prefix"] == (f"<|start_header_id|>system<|end_header_id|>\n\n{SYSTEM_PROMPT_INTENT_AND_SLOTS}<|eot_id|>\n"
-                                 "<|start_header_id|>user<|end_header_id|>\n\nwake me up at five am this week<|eot_id|>\n"
-                                 "<|start_header_id|>assistant<|end_header_id|>\n\n")
-    more_pairs = training_records(GOLD[:2], tokenizer, pairs=[{"text_parallel_0": str(i), "text_parallel_1": str(i)}
-                                                              for i in range(5)])
+    assert rows[0]["prefix"] == (
+        f"<|start_header_id|>system<|end_header_id|>\n\n{SYSTEM_PROMPT_INTENT_AND_SLOTS}<|eot_id|>\n"
+        "<|start_header_id|>user<|end_header_id|>\n\nwake me up at five am this week<|eot_id|>\n"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+    more_pairs = training_records(
+        GOLD[:2], tokenizer, pairs=[{"text_parallel_0": str(i), "text_parallel_1": str(i)} for i in range(5)]
+    )
     assert [row["text_parallel_0"] for row in more_pairs] == ["0", "1"]  # task rows are never repeated
     slots_only = training_records(GOLD[2:3], tokenizer, with_intent=False)
     assert slots_only[0]["text"] == "None<|eot_id|>" and SYSTEM_PROMPT_SLOTS in slots_only[0]["prefix"]
@@ -186,12 +232,19 @@ def test_shipped_sample_round_trip_and_generator():
         for item in gold:
             assert segment(item.utt, locale) == gold_tags(item.annot_utt, locale)[0]
         scores = score_predictions(gold, {item.id: format_target(item.slots, item.intent) for item in gold})
-        assert (scores.slot_micro_f1, scores.exact_match, scores.intent_accuracy, scores.malformed) == (1.0, 1.0, 1.0, 0)
+        assert (scores.slot_micro_f1, scores.exact_match, scores.intent_accuracy, scores.malformed) == (
+            1.0,
+            1.0,
+            1.0,
+            0,
+        )
 
 
 def test_shipped_training_files():
-    for name, keys in [("train_baseline.json", {"prefix", "text"}),
-                       ("train_baseline_with_alignment.json", {"prefix", "text", "text_parallel_0", "text_parallel_1"})]:
+    for name, keys in [
+        ("train_baseline.json", {"prefix", "text"}),
+        ("train_baseline_with_alignment.json", {"prefix", "text", "text_parallel_0", "text_parallel_1"}),
+    ]:
         rows = [json.loads(line) for line in (REPO / "data_example" / name).read_text(encoding="utf-8").splitlines()]
         assert 200 <= len(rows) <= 400
         assert all(set(row) == keys and row["text"].endswith("<|eot_id|>") for row in rows)
@@ -211,13 +264,16 @@ def test_locale_map_and_partitions():
 GOOD = {"id": "1", "locale": "en-US", "partition": "test", "utt": "hi", "annot_utt": "hi", "intent": "greet"}
 
 
-@pytest.mark.parametrize("lines,message", [
-    ([GOOD, "{not json"], r"bad\.jsonl:2: malformed JSON"),
-    ([GOOD, {k: v for k, v in GOOD.items() if k != "annot_utt"}], r"bad\.jsonl:2: missing field 'annot_utt'"),
-    ([dict(GOOD, annot_utt="play [artist_name : queen")], r"bad\.jsonl:1: field 'annot_utt'"),
-    ([dict(GOOD, utt=["x"])], r"bad\.jsonl:1: field 'utt' must be a string"),
-    ([GOOD, GOOD], r"bad\.jsonl:2: duplicate id '1' \(first at .*bad\.jsonl:1\)"),
-])
+@pytest.mark.parametrize(
+    "lines,message",
+    [
+        ([GOOD, "{not json"], r"bad\.jsonl:2: malformed JSON"),
+        ([GOOD, {k: v for k, v in GOOD.items() if k != "annot_utt"}], r"bad\.jsonl:2: missing field 'annot_utt'"),
+        ([dict(GOOD, annot_utt="play [artist_name : queen")], r"bad\.jsonl:1: field 'annot_utt'"),
+        ([dict(GOOD, utt=["x"])], r"bad\.jsonl:1: field 'utt' must be a string"),
+        ([GOOD, GOOD], r"bad\.jsonl:2: duplicate id '1' \(first at .*bad\.jsonl:1\)"),
+    ],
+)
 def test_data_errors_name_file_line_and_field(tmp_path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
@@ -225,11 +281,14 @@ def test_data_errors_name_file_line_and_field(tmp_path, lines, message):
         load_massive("en", "test", data_file=path)
 
 
-@pytest.mark.parametrize("lines,message", [
-    ([{"prediction": "None"}], r"p\.jsonl:1: missing field 'id'"),
-    ([{"id": "1", "prediction": "a"}, {"id": "1", "prediction": "b"}], r"p\.jsonl:2: duplicate id '1'"),
-    ([{"id": "1", "locale": "de-DE", "prediction": "a"}], r"p\.jsonl:1: field 'locale' is 'de-DE'"),
-])
+@pytest.mark.parametrize(
+    "lines,message",
+    [
+        ([{"prediction": "None"}], r"p\.jsonl:1: missing field 'id'"),
+        ([{"id": "1", "prediction": "a"}, {"id": "1", "prediction": "b"}], r"p\.jsonl:2: duplicate id '1'"),
+        ([{"id": "1", "locale": "de-DE", "prediction": "a"}], r"p\.jsonl:1: field 'locale' is 'de-DE'"),
+    ],
+)
 def test_prediction_file_errors(tmp_path, lines, message):
     path = tmp_path / "p.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -247,17 +306,36 @@ def test_optional_intent_and_numeric_id(tmp_path):
 def test_eval_massive_command_fails_in_one_line_when_predictions_are_missing(tmp_path):
     gold = load_massive("zh", "test", data_dir=SAMPLE)
     predictions = tmp_path / "preds.jsonl"
-    predictions.write_text("".join(json.dumps({"id": r.id, "locale": r.locale, "prediction": "None"}) + "\n"
-                                   for r in gold[:2]), encoding="utf-8")
-    command = [sys.executable, "-m", "scripts.eval_massive", "--pred_slots_file", str(predictions), "--lang", "zh",
-               "--data_dir", str(SAMPLE)]
-    failed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+    predictions.write_text(
+        "".join(json.dumps({"id": r.id, "locale": r.locale, "prediction": "None"}) + "\n" for r in gold[:2]),
+        encoding="utf-8",
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "scripts.eval_massive",
+        "--pred_slots_file",
+        str(predictions),
+        "--lang",
+        "zh",
+        "--data_dir",
+        str(SAMPLE),
+    ]
+    failed = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    )
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     assert failed.stderr.strip().splitlines()[-1] == (
         f"error: {predictions}: no prediction for {len(gold) - 2} of {len(gold)} gold item(s) (first: {gold[2].id}); "
-        "pass --allow_missing to score them as wrong")
-    allowed = subprocess.run(command + ["--allow-missing"], cwd=REPO, capture_output=True, text=True,
-                             env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+        "pass --allow_missing to score them as wrong"
+    )
+    allowed = subprocess.run(
+        command + ["--allow-missing"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+    )
     assert allowed.returncode == 0, allowed.stderr
     assert f"scored 2 of {len(gold)} gold utterance(s); {len(gold) - 2} missing" in allowed.stdout
 
@@ -266,7 +344,12 @@ def test_build_massive_training_data_script(tmp_path):
     from scripts import build_massive_training_data
 
     output = tmp_path / "train.jsonl"
-    build_massive_training_data.main(["--massive-files", str(SAMPLE / "de-DE.jsonl"), "--output", str(output), "--no-intent"])
-    expected = training_records([r for r in read_massive_jsonl(SAMPLE / "de-DE.jsonl") if r.partition == "train"],
-                                byte_level_tokenizer(), with_intent=False)
+    build_massive_training_data.main(
+        ["--massive-files", str(SAMPLE / "de-DE.jsonl"), "--output", str(output), "--no-intent"]
+    )
+    expected = training_records(
+        [r for r in read_massive_jsonl(SAMPLE / "de-DE.jsonl") if r.partition == "train"],
+        byte_level_tokenizer(),
+        with_intent=False,
+    )
     assert [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()] == expected

@@ -1,4 +1,5 @@
 """AdaMergeX merging: merged adapters against the formulas, against hand-edited base weights, and bad input."""
+
 import json
 import os
 import shutil
@@ -62,13 +63,13 @@ def delta_weights(adapter_dir):
     for key, a in tensors.items():
         if not key.endswith(".lora_A.weight"):
             continue
-        module = key[len(PREFIX):-len(".lora_A.weight")]
+        module = key[len(PREFIX) : -len(".lora_A.weight")]
         b = tensors[key.replace("lora_A", "lora_B")]
         kind = module.rsplit(".", 1)[1]
         r = config["rank_pattern"].get(kind, config["r"])
         alpha = config["alpha_pattern"].get(kind, config["lora_alpha"])
         assert a.shape[0] == r
-        scaling = alpha / r ** 0.5 if config["use_rslora"] else alpha / r
+        scaling = alpha / r**0.5 if config["use_rslora"] else alpha / r
         deltas[module] = scaling * b.double() @ a.double()
     return deltas
 
@@ -77,8 +78,9 @@ def delta_weights(adapter_dir):
 def loras(base_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("loras")
     return {
-        "task": make_adapter(base_dir, root / "task", 1, lora(r=4, alpha=8, rank_pattern={"v_proj": 5},
-                                                               alpha_pattern={"down_proj": 3})),
+        "task": make_adapter(
+            base_dir, root / "task", 1, lora(r=4, alpha=8, rank_pattern={"v_proj": 5}, alpha_pattern={"down_proj": 3})
+        ),
         "ref_target": make_adapter(base_dir, root / "tgt", 2, lora(r=2, alpha=16)),
         "ref_source": make_adapter(base_dir, root / "src", 3, lora(r=3, alpha=6, use_rslora=True)),
     }
@@ -87,15 +89,19 @@ def loras(base_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def same_rank_loras(base_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("same_rank")
-    return {role: make_adapter(base_dir, root / role, seed, lora())
-            for seed, role in enumerate(("task", "ref_target", "ref_source"), start=11)}
+    return {
+        role: make_adapter(base_dir, root / role, seed, lora())
+        for seed, role in enumerate(("task", "ref_target", "ref_source"), start=11)
+    }
 
 
 @pytest.fixture(scope="module")
 def ia3s(base_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("ia3")
-    return {role: make_adapter(base_dir, root / role, seed, ia3())
-            for seed, role in enumerate(("task", "ref_target", "ref_source"), start=21)}
+    return {
+        role: make_adapter(base_dir, root / role, seed, ia3())
+        for seed, role in enumerate(("task", "ref_target", "ref_source"), start=21)
+    }
 
 
 def merge(adapters, out, **kwargs):
@@ -187,7 +193,7 @@ def test_ia3_ratio_rule_matches_formula_and_model_output(base_dir, ia3s, tmp_pat
         torch.testing.assert_close(value, formula)
         with torch.no_grad():
             # (out, 1) scales output rows (k, v); (1, in) scales input columns (down_proj, feed-forward).
-            by_hand.get_submodule(key[len(PREFIX):-len(".ia3_l")]).weight *= value
+            by_hand.get_submodule(key[len(PREFIX) : -len(".ia3_l")]).weight *= value
     peft_model = PeftModel.from_pretrained(load_base(base_dir), tmp_path / "ia3").eval()
     torch.testing.assert_close(logits(peft_model), logits(by_hand), atol=1e-5, rtol=1e-5)
     merge(ia3s, tmp_path / "t0", t=0.0)
@@ -219,16 +225,19 @@ def test_ia3_zero_in_ref_source_is_a_clear_error(ia3s, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"base_model_name_or_path": "another/model"}, "base_model_name_or_path"),
-    ({"target_modules": ["q_proj", "v_proj"]}, "target_modules"),
-    ({"fan_in_fan_out": True}, "fan_in_fan_out"),
-    ({"task_type": "SEQ_CLS"}, "task_type"),
-    ({"use_dora": True}, "use_dora"),
-    ({"modules_to_save": ["lm_head"]}, "modules_to_save"),
-    ({"peft_type": "IA3"}, "different types"),
-    ({"r": 7}, "config gives rank 7"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"base_model_name_or_path": "another/model"}, "base_model_name_or_path"),
+        ({"target_modules": ["q_proj", "v_proj"]}, "target_modules"),
+        ({"fan_in_fan_out": True}, "fan_in_fan_out"),
+        ({"task_type": "SEQ_CLS"}, "task_type"),
+        ({"use_dora": True}, "use_dora"),
+        ({"modules_to_save": ["lm_head"]}, "modules_to_save"),
+        ({"peft_type": "IA3"}, "different types"),
+        ({"r": 7}, "config gives rank 7"),
+    ],
+)
 def test_incompatible_configs_are_rejected(loras, tmp_path, changes, message):
     bad = dict(loras, ref_target=copy_with(loras["ref_target"], tmp_path / "bad", changes))
     with pytest.raises(ValueError, match=message):
@@ -286,9 +295,25 @@ def test_output_is_atomic(loras, tmp_path, monkeypatch):
 
 def test_script_end_to_end(base_dir, loras, tmp_path):
     out = tmp_path / "merged"
-    command = [sys.executable, "-m", "scripts.merge_adapters", "--task", str(loras["task"]),
-               "--ref-target", str(loras["ref_target"]), "--ref-source", str(loras["ref_source"]),
-               "--t", "1.0", "--out", str(out), "--method", "delta-svd", "--rank", "6"]
+    command = [
+        sys.executable,
+        "-m",
+        "scripts.merge_adapters",
+        "--task",
+        str(loras["task"]),
+        "--ref-target",
+        str(loras["ref_target"]),
+        "--ref-source",
+        str(loras["ref_source"]),
+        "--t",
+        "1.0",
+        "--out",
+        str(out),
+        "--method",
+        "delta-svd",
+        "--rank",
+        "6",
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

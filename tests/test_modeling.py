@@ -1,4 +1,5 @@
 """Layer-L representation by early exit and the aligned classes, on tiny random models of all four architectures."""
+
 import pytest
 import torch
 from conftest import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode, make_model
@@ -16,7 +17,12 @@ from transformers_align import (
 from transformers_align.losses import info_nce
 from transformers_align.modeling import DECODER_LAYOUTS
 
-ALIGNED = {"llama": AlignLlamaForCausalLM, "qwen2": AlignQwen2ForCausalLM, "xglm": AlignXGLMForCausalLM, "bloom": AlignBloomForCausalLM}
+ALIGNED = {
+    "llama": AlignLlamaForCausalLM,
+    "qwen2": AlignQwen2ForCausalLM,
+    "xglm": AlignXGLMForCausalLM,
+    "bloom": AlignBloomForCausalLM,
+}
 
 
 def _blocks(model):
@@ -66,15 +72,19 @@ def test_only_blocks_up_to_layer_run_and_the_model_is_restored(model_type, token
 def test_alignment_gradients_reach_only_blocks_up_to_layer_and_embeddings(model_type, tokenizer):
     model = patch_model(make_model(model_type).train(), additional_loss_layer=2)
     a, b = encode(tokenizer, SENTENCES_A), encode(tokenizer, SENTENCES_B)
-    out = model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
-                input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask)
+    out = model(
+        input_ids_parallel_0=a.input_ids,
+        attention_mask_parallel_0=a.attention_mask,
+        input_ids_parallel_1=b.input_ids,
+        attention_mask_parallel_1=b.attention_mask,
+    )
     assert out.task_loss is None and out.logits is None
     out.loss.backward()
     layout = DECODER_LAYOUTS[model_type]
     prefix = f"{layout.backbone}.{layout.blocks}."
     for name, param in model.named_parameters():
         if name.startswith(prefix):
-            should = int(name[len(prefix):].split(".")[0]) < 2
+            should = int(name[len(prefix) :].split(".")[0]) < 2
         else:
             # embeddings (and BLOOM's embedding layer norm) get gradient; the final norm and the LM head do not
             should = "emb" in name and name != "lm_head.weight"
@@ -94,13 +104,25 @@ def test_left_and_right_padding_give_the_same_vectors(model_type, pooling, token
 
 @pytest.mark.parametrize("model_type", ARCHITECTURES)
 def test_aligned_forward_losses_match_plain_recomputation(model_type, tokenizer):
-    model = make_model(model_type, ALIGNED[model_type], additional_loss_layer=2, contrastive_loss_temperature=0.05,
-                       contrastive_loss_weight=0.3, contrastive_pooling_type="last")
+    model = make_model(
+        model_type,
+        ALIGNED[model_type],
+        additional_loss_layer=2,
+        contrastive_loss_temperature=0.05,
+        contrastive_loss_weight=0.3,
+        contrastive_pooling_type="last",
+    )
     task, a, b = encode(tokenizer, SENTENCES_A), encode(tokenizer, SENTENCES_A, "left"), encode(tokenizer, SENTENCES_B)
     labels = task.input_ids.masked_fill(task.attention_mask == 0, -100)
-    out = model(input_ids=task.input_ids, attention_mask=task.attention_mask, labels=labels,
-                input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
-                input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask)
+    out = model(
+        input_ids=task.input_ids,
+        attention_mask=task.attention_mask,
+        labels=labels,
+        input_ids_parallel_0=a.input_ids,
+        attention_mask_parallel_0=a.attention_mask,
+        input_ids_parallel_1=b.input_ids,
+        attention_mask_parallel_1=b.attention_mask,
+    )
     stock_cls = type(model).__mro__[2]
     stock = stock_cls(model.config).eval()
     stock.load_state_dict(model.state_dict())
@@ -156,13 +178,20 @@ def test_default_layer_is_the_middle_block_and_settings_survive_save_and_load(tm
     assert model.config.additional_loss_layer == 2
     model.save_pretrained(tmp_path)
     loaded = AlignLlamaForCausalLM.from_pretrained(tmp_path)
-    for name in ["additional_loss_layer", "distance_function", "unidirectional_contrastive_loss", "contrastive_loss_temperature"]:
+    for name in [
+        "additional_loss_layer",
+        "distance_function",
+        "unidirectional_contrastive_loss",
+        "contrastive_loss_temperature",
+    ]:
         assert getattr(loaded.config, name) == getattr(model.config, name)
     assert loaded.config.distance_function == "l2" and loaded.config.unidirectional_contrastive_loss is True
     # A stock checkpoint loads into the aligned class; keyword arguments set the alignment settings.
     stock_dir = tmp_path / "stock"
     make_model("llama").save_pretrained(stock_dir)
-    from_stock = AlignLlamaForCausalLM.from_pretrained(stock_dir, additional_loss_layer=3, contrastive_loss_temperature=0.05)
+    from_stock = AlignLlamaForCausalLM.from_pretrained(
+        stock_dir, additional_loss_layer=3, contrastive_loss_temperature=0.05
+    )
     assert from_stock.config.additional_loss_layer == 3 and from_stock.config.contrastive_loss_temperature == 0.05
 
 
@@ -171,19 +200,32 @@ def test_peft_wrapped_model_with_gradient_checkpointing(adapter, tokenizer):
     from peft import IA3Config, LoraConfig, get_peft_model
 
     base = make_model("llama")
-    config = (LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM") if adapter == "lora"
-              else IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"], task_type="CAUSAL_LM"))
+    config = (
+        LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
+        )
+        if adapter == "lora"
+        else IA3Config(
+            target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"], task_type="CAUSAL_LM"
+        )
+    )
     peft_model = get_peft_model(base, config)
     peft_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
     peft_model.enable_input_require_grads()
     patch_model(peft_model, additional_loss_layer=2)
     peft_model.train()
     a, b = encode(tokenizer, SENTENCES_A), encode(tokenizer, SENTENCES_B)
-    out = peft_model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
-                     input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask)
+    out = peft_model(
+        input_ids_parallel_0=a.input_ids,
+        attention_mask_parallel_0=a.attention_mask,
+        input_ids_parallel_1=b.input_ids,
+        attention_mask_parallel_1=b.attention_mask,
+    )
     out.loss.backward()
     grads = {n: p.grad for n, p in peft_model.named_parameters() if p.requires_grad}
-    assert grads and all(("layers.0." in n or "layers.1." in n) == (g is not None and g.abs().sum() > 0) for n, g in grads.items())
+    assert grads and all(
+        ("layers.0." in n or "layers.1." in n) == (g is not None and g.abs().sum() > 0) for n, g in grads.items()
+    )
     # The representation through the adapter equals stock hidden_states of the same PEFT model.
     peft_model.eval()
     with torch.no_grad():
@@ -203,12 +245,24 @@ def test_bf16_model_gives_finite_float32_representations(model_type, tokenizer):
 
 
 def test_pooling_can_leave_out_bos(tokenizer):
-    model = make_model("llama", AlignLlamaForCausalLM, contrastive_pooling_skip_special=True, contrastive_pooling_skip_first=0,
-                       additional_loss_layer=2)
+    model = make_model(
+        "llama",
+        AlignLlamaForCausalLM,
+        contrastive_pooling_skip_special=True,
+        contrastive_pooling_skip_first=0,
+        additional_loss_layer=2,
+    )
     a, b = encode(tokenizer, SENTENCES_A), encode(tokenizer, SENTENCES_B)
-    out = model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
-                input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask)
-    stock = model(**a, output_hidden_states=True).hidden_states[2], model(**b, output_hidden_states=True).hidden_states[2]
+    out = model(
+        input_ids_parallel_0=a.input_ids,
+        attention_mask_parallel_0=a.attention_mask,
+        input_ids_parallel_1=b.input_ids,
+        attention_mask_parallel_1=b.attention_mask,
+    )
+    stock = (
+        model(**a, output_hidden_states=True).hidden_states[2],
+        model(**b, output_hidden_states=True).hidden_states[2],
+    )
     no_bos = [m.clone() for m in (a.attention_mask, b.attention_mask)]
     for mask in no_bos:
         mask[:, 0] = 0  # right padding: BOS is at position 0
@@ -217,14 +271,28 @@ def test_pooling_can_leave_out_bos(tokenizer):
 
 
 def test_hard_negatives_and_one_sided_input(tokenizer):
-    model = make_model("qwen2", AlignQwen2ForCausalLM, additional_loss_layer=1, hard_negative_weight=1.0,
-                       contrastive_pooling_skip_first=0)
+    model = make_model(
+        "qwen2",
+        AlignQwen2ForCausalLM,
+        additional_loss_layer=1,
+        hard_negative_weight=1.0,
+        contrastive_pooling_skip_first=0,
+    )
     a, b, n = encode(tokenizer, SENTENCES_A), encode(tokenizer, SENTENCES_B), encode(tokenizer, SENTENCES_B[::-1])
-    out = model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask,
-                input_ids_parallel_1=b.input_ids, attention_mask_parallel_1=b.attention_mask,
-                input_ids_negative=n.input_ids, attention_mask_negative=n.attention_mask)
+    out = model(
+        input_ids_parallel_0=a.input_ids,
+        attention_mask_parallel_0=a.attention_mask,
+        input_ids_parallel_1=b.input_ids,
+        attention_mask_parallel_1=b.attention_mask,
+        input_ids_negative=n.input_ids,
+        attention_mask_negative=n.attention_mask,
+    )
     reps = [layer_representation(model, x.input_ids, x.attention_mask, 1) for x in (a, b, n)]
-    torch.testing.assert_close(out.alignment_loss, info_nce(*reps[:2], 0.1, hard_negatives=reps[2], hard_negative_weight=1.0),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        out.alignment_loss,
+        info_nce(*reps[:2], 0.1, hard_negatives=reps[2], hard_negative_weight=1.0),
+        atol=1e-5,
+        rtol=1e-5,
+    )
     with pytest.raises(ValueError, match="both sides"):
         model(input_ids_parallel_0=a.input_ids, attention_mask_parallel_0=a.attention_mask)

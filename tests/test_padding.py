@@ -1,4 +1,5 @@
 """padding: right padding of lists and tensors, against a row-by-row fill."""
+
 import torch
 
 from transformers_align.padding import pad_right, pad_right_with_mask

@@ -1,4 +1,5 @@
 """The fork view (patches/): current with the code, applies to v4.43.4, and gives the package's losses."""
+
 import importlib.util
 import shutil
 import subprocess
@@ -9,25 +10,31 @@ import pytest
 import torch
 import transformers
 from conftest import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode
+
+from tools.forkview import COMMAND, ForkViewError, apply_unified_diff, diff_target, fork_section, stale_files
 from transformers_align import AlignBloomForCausalLM, AlignLlamaForCausalLM, AlignQwen2ForCausalLM, AlignXGLMForCausalLM
-from tools.forkview import (
-    COMMAND,
-    ForkViewError,
-    apply_unified_diff,
-    diff_target,
-    fork_section,
-    stale_files,
-)
 from transformers_align.modeling import ALIGNED_CLASSES
 from transformers_align.tiny import tiny_config
 
 PATCHES = Path(__file__).resolve().parents[1] / "patches"
-PACKAGE_CLASSES = {"llama": AlignLlamaForCausalLM, "qwen2": AlignQwen2ForCausalLM,
-                   "xglm": AlignXGLMForCausalLM, "bloom": AlignBloomForCausalLM}
+PACKAGE_CLASSES = {
+    "llama": AlignLlamaForCausalLM,
+    "qwen2": AlignQwen2ForCausalLM,
+    "xglm": AlignXGLMForCausalLM,
+    "bloom": AlignBloomForCausalLM,
+}
 SETTINGS = [
     {},
-    dict(additional_loss_layer=1, contrastive_pooling_type="last", distance_function="dot", contrastive_direction="symmetric",
-         contrastive_loss_weight=0.5, task_loss_weight=1.5, contrastive_loss_temperature=0.7, contrastive_pooling_skip_special=True),
+    dict(
+        additional_loss_layer=1,
+        contrastive_pooling_type="last",
+        distance_function="dot",
+        contrastive_direction="symmetric",
+        contrastive_loss_weight=0.5,
+        task_loss_weight=1.5,
+        contrastive_loss_temperature=0.7,
+        contrastive_pooling_skip_special=True,
+    ),
 ]
 
 
@@ -39,12 +46,19 @@ def test_committed_patches_are_current():
 def test_a_name_defined_differently_upstream_fails_clearly():
     upstream = "import torch\n\n\ndef pool(hidden):\n    return hidden\n"
     with pytest.raises(ForkViewError, match=r"line 4 already defines 'pool'.*losses\.py"):
-        fork_section(upstream, "transformers.models.toy", "modeling_toy.py", "class AlignToy(AlignedCausalLMMixin, Toy):\n    pass\n")
+        fork_section(
+            upstream,
+            "transformers.models.toy",
+            "modeling_toy.py",
+            "class AlignToy(AlignedCausalLMMixin, Toy):\n    pass\n",
+        )
 
 
 def test_shared_imports_are_left_out_and_all_is_extended():
     upstream = 'import torch\nfrom torch import nn\n\n__all__ = ["Toy"]\n'
-    section = fork_section(upstream, "transformers.models.toy", "modeling_toy.py", "class AlignToy(AlignedCausalLMMixin, Toy):\n    pass\n")
+    section = fork_section(
+        upstream, "transformers.models.toy", "modeling_toy.py", "class AlignToy(AlignedCausalLMMixin, Toy):\n    pass\n"
+    )
     assert "\nimport torch\n" not in section and "from torch import nn" not in section
     assert "from contextlib import contextmanager\n" in section
     assert section.endswith('\n__all__ = [*__all__, "AlignToy"]\n')
@@ -57,7 +71,11 @@ def forked(tmp_path_factory):
     root = tmp_path_factory.mktemp("transformers")
     models = Path(transformers.__file__).parent / "models"
     for model_type in ARCHITECTURES:
-        shutil.copytree(models / model_type, root / "src/transformers/models" / model_type, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            models / model_type,
+            root / "src/transformers/models" / model_type,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
     for diff in sorted(PATCHES.glob("*.diff")):
         if shutil.which("patch"):
             subprocess.run(["patch", "-p1", "--batch", "--forward", "--silent", "-i", str(diff)], cwd=root, check=True)
@@ -68,7 +86,9 @@ def forked(tmp_path_factory):
     for model_type in ARCHITECTURES:
         name = f"transformers.models.{model_type}_forkview"
         folder = root / "src/transformers/models" / model_type
-        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+        spec = importlib.util.spec_from_file_location(
+            name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
         packages[model_type] = sys.modules[name]  # the package's lazy module replaces itself in sys.modules
@@ -98,8 +118,11 @@ def test_the_patches_only_add(forked, model_type):
     modeling = f"modeling_{model_type}.py"
     assert (patched_dir / modeling).read_text().startswith((stock_dir / modeling).read_text())
     aligned = PACKAGE_CLASSES[model_type].__name__
-    init = [line for line in (patched_dir / "__init__.py").read_text().splitlines(keepends=True)
-            if line.strip() not in (f'"{aligned}",', f"{aligned},")]
+    init = [
+        line
+        for line in (patched_dir / "__init__.py").read_text().splitlines(keepends=True)
+        if line.strip() not in (f'"{aligned}",', f"{aligned},")
+    ]
     assert "".join(init).replace(f"{aligned}, ", "") == (stock_dir / "__init__.py").read_text()
 
 
@@ -134,8 +157,12 @@ def test_the_patched_class_gives_the_package_losses(forked, tokenizer, model_typ
     task = encode(tokenizer, SENTENCES_A)
     labels = task["input_ids"].masked_fill(task["attention_mask"] == 0, -100)
     side0, side1 = encode(tokenizer, SENTENCES_A, side="left"), encode(tokenizer, SENTENCES_B)
-    pairs = dict(input_ids_parallel_0=side0["input_ids"], attention_mask_parallel_0=side0["attention_mask"],
-                 input_ids_parallel_1=side1["input_ids"], attention_mask_parallel_1=side1["attention_mask"])
+    pairs = dict(
+        input_ids_parallel_0=side0["input_ids"],
+        attention_mask_parallel_0=side0["attention_mask"],
+        input_ids_parallel_1=side1["input_ids"],
+        attention_mask_parallel_1=side1["attention_mask"],
+    )
     for inputs in (pairs, dict(task, labels=labels), dict(task, labels=labels, **pairs)):
         with torch.no_grad():
             expected, got = ours(**inputs), fork(**inputs)

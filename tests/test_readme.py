@@ -1,4 +1,5 @@
 """The README's Python API block runs as written on the tiny default model."""
+
 import re
 from pathlib import Path
 
@@ -17,4 +18,6 @@ def test_readme_python_block_trains_and_saves_an_adapter(tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     adapter = load_file(tmp_path / "out/adapter_model.safetensors")
-    assert any("lora_B" in name and tensor.abs().sum() > 0 for name, tensor in adapter.items())  # trained away from zero
+    assert any(
+        "lora_B" in name and tensor.abs().sum() > 0 for name, tensor in adapter.items()
+    )  # trained away from zero

@@ -1,5 +1,6 @@
 """Alignment on a real checkpoint (SmolLM2-135M-Instruct, real EN-FR pairs): the default pooling is not degenerate,
 the reference pooling is (and says so), and a few alignment steps bring InfoNCE below ln(batch)."""
+
 import logging
 import math
 
@@ -20,7 +21,7 @@ BATCH = 8
 def pairs():
     """Real EN-FR pairs from the django/sphinx catalogs, short ones first (fast to encode)."""
     _, test = gettext_pairs(["fr"], test_size=60, seed=0)["fr"]
-    return sorted(test, key=lambda pair: len(pair[0]) + len(pair[1]))[:2 * BATCH]
+    return sorted(test, key=lambda pair: len(pair[0]) + len(pair[1]))[: 2 * BATCH]
 
 
 def encode(tokenizer, sentences):
@@ -63,7 +64,9 @@ def test_a_few_alignment_steps_bring_infonce_below_ln_batch(smollm2_dir, pairs, 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(smollm2_dir)
     patch_model(model, contrastive_loss_temperature=0.05)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    )
     aligned = model.get_base_model()
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
     side0, side1 = encode(tokenizer, [p[0] for p in pairs[:BATCH]]), encode(tokenizer, [p[1] for p in pairs[:BATCH]])
@@ -107,15 +110,27 @@ def test_the_default_run_trains_smollm2_on_real_pairs_and_reports(smollm2_dir, t
     (tmp_path / "cache" / CACHE_NAME).symlink_to(smollm2_dir)
     out, data = tmp_path / "out", tmp_path / "data"
     env = cpu_env(TRANSFORMERS_ALIGN_CACHE=str(tmp_path / "cache"), OUTDIR=str(out), DATA_DIR=str(data))
-    result = subprocess.run(["bash", "scripts/train_with_alignment.sh", "--max_steps", "5", "--logging_steps", "1"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(
+        ["bash", "scripts/train_with_alignment.sh", "--max_steps", "5", "--logging_steps", "1"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     # One task step, then two alignment steps of 32 pairs, at the middle block, without LoRA dropout.
     logs = [h for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
-    assert [("task_loss" in h, "alignment_loss" in h) for h in logs] == [(True, False)] + [(False, True)] * 2 + [(True, False), (False, True)]
+    assert [("task_loss" in h, "alignment_loss" in h) for h in logs] == [(True, False)] + [(False, True)] * 2 + [
+        (True, False),
+        (False, True),
+    ]
     run = json.loads((out / "alignment_run_args.json").read_text())
-    assert run["training"]["alignment_steps_per_task_step"] == 2 and run["training"]["per_device_alignment_batch_size"] == 32
+    assert (
+        run["training"]["alignment_steps_per_task_step"] == 2
+        and run["training"]["per_device_alignment_batch_size"] == 32
+    )
     assert json.loads((out / "adapter_config.json").read_text())["lora_dropout"] == 0.0
 
     # The report's "before" figure, recomputed from the stock model's hidden states: block 15, mean over the
@@ -123,7 +138,10 @@ def test_the_default_run_trains_smollm2_on_real_pairs_and_reports(smollm2_dir, t
     report = json.loads((out / "alignment_report.json").read_text())
     assert (report["layer"], report["pairs"], report["chance"], report["languages"]) == (15, 100, 0.01, ["EN", "FR"])
     test_pairs = [line.split("\t") for line in (data / "en-fr.test.tsv").read_text(encoding="utf-8").splitlines()]
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(smollm2_dir).eval(), AutoTokenizer.from_pretrained(smollm2_dir)
+    model, tokenizer = (
+        AutoModelForCausalLM.from_pretrained(smollm2_dir).eval(),
+        AutoTokenizer.from_pretrained(smollm2_dir),
+    )
     vectors = []
     for side in (0, 1):
         pooled = []

@@ -1,4 +1,5 @@
 """AdaMergeX reference-task data: windows per word and per character, record layout, determinism, bad input."""
+
 import json
 from pathlib import Path
 
@@ -18,8 +19,15 @@ def write(path, text):
 
 
 def test_unit_follows_the_language_code():
-    assert [default_unit(code) for code in ("en", "sw", "zh", "zh-CN", "ja_JP", "th", "yue")] == \
-        ["word", "word", "char", "char", "char", "char", "char"]
+    assert [default_unit(code) for code in ("en", "sw", "zh", "zh-CN", "ja_JP", "th", "yue")] == [
+        "word",
+        "word",
+        "char",
+        "char",
+        "char",
+        "char",
+        "char",
+    ]
     with pytest.raises(ValueError, match="language code"):
         default_unit("")
 
@@ -57,20 +65,25 @@ def test_character_units_keep_combining_marks_and_squeeze_spaces():
 
 def test_json_lines_input_and_field_names(tmp_path):
     source = write(tmp_path / "sw.jsonl", '{"text": "moja mbili tatu"}\n\n{"text": "nne tano sita", "id": 2}\n')
-    records, stats = build_reference_task([source], "sw", chunk_size=2, prompt_units=1, prompt_field="prefix",
-                                          completion_field="text", max_chunks=2)
+    records, stats = build_reference_task(
+        [source], "sw", chunk_size=2, prompt_units=1, prompt_field="prefix", completion_field="text", max_chunks=2
+    )
     assert records == [{"prefix": "moja", "text": " mbili"}, {"prefix": "tatu", "text": " nne"}]
     assert stats.stopped_at_max_chunks and stats.units_dropped == 0
-    body, _ = build_reference_task([write(tmp_path / "b.jsonl", '{"body": "a b"}\n')], "en", chunk_size=2,
-                                   text_field="body")
+    body, _ = build_reference_task(
+        [write(tmp_path / "b.jsonl", '{"body": "a b"}\n')], "en", chunk_size=2, text_field="body"
+    )
     assert body == [{"prompt": "a", "completion": " b"}]
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("bad.jsonl", '{"text": "a b"}\n{"text": \n', r"bad.jsonl:2: malformed JSON"),
-    ("field.jsonl", '{"text": "a b"}\n{"title": "x"}\n', r"field.jsonl:2: missing field 'text'"),
-    ("type.jsonl", '{"text": ["a"]}\n', r"type.jsonl:1: field 'text' must be a string"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("bad.jsonl", '{"text": "a b"}\n{"text": \n', r"bad.jsonl:2: malformed JSON"),
+        ("field.jsonl", '{"text": "a b"}\n{"title": "x"}\n', r"field.jsonl:2: missing field 'text'"),
+        ("type.jsonl", '{"text": ["a"]}\n', r"type.jsonl:1: field 'text' must be a string"),
+    ],
+)
 def test_bad_records_name_file_line_and_field(tmp_path, name, content, message):
     with pytest.raises(DataFormatError, match=message):
         build_reference_task([write(tmp_path / name, content)], "en", chunk_size=2)
@@ -96,8 +109,20 @@ def test_script_is_deterministic_on_the_shipped_samples(tmp_path, capsys):
     outputs = []
     for run in range(2):
         out = tmp_path / f"sw_{run}.json"
-        construct_dataset_lm.main(["--input", str(WIKI / "sw.txt"), "--language", "sw", "--chunk-size", "64",
-                                   "--prompt-units", "63", "--output", str(out)])
+        construct_dataset_lm.main(
+            [
+                "--input",
+                str(WIKI / "sw.txt"),
+                "--language",
+                "sw",
+                "--chunk-size",
+                "64",
+                "--prompt-units",
+                "63",
+                "--output",
+                str(out),
+            ]
+        )
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     records = json.loads(outputs[0])

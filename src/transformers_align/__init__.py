@@ -3,6 +3,7 @@
 Names are imported on first use, so ``import transformers_align.merging`` (or any light submodule)
 does not pay for loading the transformers model classes.
 """
+
 import importlib
 
 __version__ = "0.2.0"

@@ -3,6 +3,7 @@
 Everything here works on plain tensors: ``hidden`` is ``(batch, time, dim)``, masks are ``(batch, time)``
 with 1 on real tokens and 0 on padding, whichever side the padding is on.
 """
+
 from typing import Optional, Sequence
 
 import torch
@@ -52,7 +53,11 @@ def drop_leading_positions(attention_mask, count: int):
 
 def pooling_mask(input_ids, attention_mask, skip_first: int = 0, skip_special_ids: Sequence[int] = ()):
     """The positions that pooling averages: real tokens, less the leading special tokens and first positions."""
-    mask = drop_leading_special_tokens(input_ids, attention_mask, skip_special_ids) if skip_special_ids else attention_mask.bool()
+    mask = (
+        drop_leading_special_tokens(input_ids, attention_mask, skip_special_ids)
+        if skip_special_ids
+        else attention_mask.bool()
+    )
     return drop_leading_positions(mask, skip_first)
 
 
@@ -67,7 +72,9 @@ def pool(hidden, attention_mask, pooling_type: str = "mean"):
         raise ValueError(f"unknown pooling type {pooling_type!r}; choose one of {', '.join(POOLING_TYPES)}")
     mask = attention_mask.bool()
     if not bool(mask.any(dim=1).all()):
-        raise ValueError("a sentence has no real tokens (its attention mask is all zeros); drop empty sentences before pooling")
+        raise ValueError(
+            "a sentence has no real tokens (its attention mask is all zeros); drop empty sentences before pooling"
+        )
     hidden = hidden.float()
     if pooling_type == "mean":
         weights = mask.unsqueeze(-1).float()
@@ -151,7 +158,9 @@ def info_nce(
     if not temperature > 0:
         raise ValueError(f"contrastive_loss_temperature must be > 0, got {temperature}")
     if direction not in CONTRASTIVE_DIRECTIONS:
-        raise ValueError(f"unknown contrastive direction {direction!r}; choose one of {', '.join(CONTRASTIVE_DIRECTIONS)}")
+        raise ValueError(
+            f"unknown contrastive direction {direction!r}; choose one of {', '.join(CONTRASTIVE_DIRECTIONS)}"
+        )
     if side0.shape != side1.shape:
         raise ValueError(f"the two sides of the pairs differ in shape: {tuple(side0.shape)} vs {tuple(side1.shape)}")
     if stop_gradient_side1:
@@ -169,7 +178,9 @@ def info_nce(
                 hard_negatives = gather_with_local_gradient(hard_negatives)
 
     if side0.shape[0] < 2 and hard_negatives is None:
-        logger.warning_once("a contrastive batch holds a single pair, so it has no negatives: its alignment loss counts as 0")
+        logger.warning_once(
+            "a contrastive batch holds a single pair, so it has no negatives: its alignment loss counts as 0"
+        )
         return (side0.sum() + side1.sum()) * 0.0
 
     loss = _one_way(side0, side1, temperature, similarity, hard_negatives, hard_negative_weight)

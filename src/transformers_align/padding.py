@@ -1,4 +1,5 @@
 """Right padding of token sequences into batch tensors, for the collator, the scorers and the aligned forward alike."""
+
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -20,8 +21,9 @@ def pad_right(rows: Sequence[Row], value: int = 0, multiple_of: Optional[int] = 
     return padded
 
 
-def pad_right_with_mask(rows: Sequence[Row], pad_id: int = 0,
-                        multiple_of: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+def pad_right_with_mask(
+    rows: Sequence[Row], pad_id: int = 0, multiple_of: Optional[int] = None
+) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask)`` of right-padded rows; the pad id is masked, so any id works."""
     ids = pad_right(rows, pad_id, multiple_of)
     mask = pad_right([torch.ones(len(row), dtype=torch.long, device=ids.device) for row in rows], 0, multiple_of)

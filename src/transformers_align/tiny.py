@@ -4,6 +4,7 @@ The tokenizer maps every UTF-8 byte to one token (any script works) and adds Lla
 and chat format, so the shipped data (Llama-3 chat prompts) means the same to it as to Llama-3. The
 models are random initialisations from small configs of the four supported architectures.
 """
+
 import json
 import os
 from pathlib import Path
@@ -27,10 +28,24 @@ CHAT_TEMPLATE = (
 TINY_RECIPE_FILE = "tiny_model_recipe.json"  # marks a folder as made by build_tiny_model
 
 TINY_ARCHITECTURES = {
-    "llama": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False),
-    "qwen2": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False),
+    "llama": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    ),
+    "qwen2": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    ),
     "xglm": dict(d_model=64, ffn_dim=128, num_layers=4, attention_heads=4, max_position_embeddings=2048),
     "bloom": dict(hidden_size=64, n_layer=4, n_head=4),
 }
@@ -60,8 +75,14 @@ def byte_level_tokenizer() -> PreTrainedTokenizerFast:
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
     )
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token=BOS, eos_token=EOT, pad_token=PAD, padding_side="right",
-        model_max_length=2048, chat_template=CHAT_TEMPLATE, model_input_names=["input_ids", "attention_mask"],
+        tokenizer_object=core,
+        bos_token=BOS,
+        eos_token=EOT,
+        pad_token=PAD,
+        padding_side="right",
+        model_max_length=2048,
+        chat_template=CHAT_TEMPLATE,
+        model_input_names=["input_ids", "attention_mask"],
     )
     return tokenizer
 
@@ -71,8 +92,13 @@ def tiny_config(model_type: str, tokenizer=None, **overrides):
     if model_type not in TINY_ARCHITECTURES:
         raise ValueError(f"no tiny config for model type {model_type!r}; available: {', '.join(TINY_ARCHITECTURES)}")
     tokenizer = tokenizer or byte_level_tokenizer()
-    values = dict(TINY_ARCHITECTURES[model_type], vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    values = dict(
+        TINY_ARCHITECTURES[model_type],
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     values.update(overrides)
     return AutoConfig.for_model(model_type, **values)
 

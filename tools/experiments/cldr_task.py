@@ -22,6 +22,7 @@ The prompt's field words (``Country: ... Continent:``) are the only text written
 The train/test split is by entity, stratified by kind and seeded, so no test entity is seen in training,
 in any language.
 """
+
 import random
 import re
 from collections import Counter, defaultdict
@@ -29,7 +30,14 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 CONTINENT_REGIONS = ("002", "019", "142", "150", "009")  # CLDR/UN M.49 codes: Africa, Americas, Asia, Europe, Oceania
-ZONE_PREFIX_REGION = {"Africa": "002", "America": "019", "Asia": "142", "Europe": "150", "Pacific": "009", "Australia": "009"}
+ZONE_PREFIX_REGION = {
+    "Africa": "002",
+    "America": "019",
+    "Asia": "142",
+    "Europe": "150",
+    "Pacific": "009",
+    "Australia": "009",
+}
 KINDS = ("territory", "language", "currency")
 MIN_SPEAKER_PERCENT = 1.0  # a language counts in a territory where it is official or spoken by this share at least
 # Written here: "<kind word>: <name>\n<continent word>:" in each supported language.
@@ -83,7 +91,9 @@ def entity_continents() -> Dict[Tuple[str, str], str]:
     language_regions, currency_regions = defaultdict(set), defaultdict(set)
     for territory, languages in get_global("territory_languages").items():
         for language, use in languages.items():
-            if territory in territories and (use["official_status"] or (use["population_percent"] or 0) >= MIN_SPEAKER_PERCENT):
+            if territory in territories and (
+                use["official_status"] or (use["population_percent"] or 0) >= MIN_SPEAKER_PERCENT
+            ):
                 language_regions[language].add(territories[territory])
     for territory, currencies in get_global("territory_currencies").items():
         for currency, _start, end, tender in currencies:
@@ -105,13 +115,25 @@ def build_entities(languages: Sequence[str]) -> List[Entity]:
         raise ValueError(f"no prompt words for language(s) {', '.join(unknown)}; supported: {', '.join(FIELD_WORDS)}")
     languages = ["en"] + [language for language in languages if language != "en"]
     english_regions = _locale("en").territories
-    names = {language: {"territory": _locale(language).territories, "language": _locale(language).languages,
-                        "currency": _locale(language).currencies} for language in languages}
-    candidates = [(kind, code, region) for (kind, code), region in sorted(entity_continents().items())
-                  if all(code in names[language][kind] for language in languages)]
+    names = {
+        language: {
+            "territory": _locale(language).territories,
+            "language": _locale(language).languages,
+            "currency": _locale(language).currencies,
+        }
+        for language in languages
+    }
+    candidates = [
+        (kind, code, region)
+        for (kind, code), region in sorted(entity_continents().items())
+        if all(code in names[language][kind] for language in languages)
+    ]
     # A name shared by two entities of a kind (historic variants, macro-languages) has no single answer.
-    counts = Counter((language, kind, names[language][kind][code].casefold())
-                     for kind, code, _ in candidates for language in languages)
+    counts = Counter(
+        (language, kind, names[language][kind][code].casefold())
+        for kind, code, _ in candidates
+        for language in languages
+    )
     entities = []
     for kind, code, region in candidates:
         named = tuple((language, names[language][kind][code]) for language in languages)
@@ -151,7 +173,9 @@ def name_pattern(names: Sequence[str]) -> "re.Pattern":
     return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
-def drop_pairs_mentioning(pairs: Sequence[Tuple[str, str]], entities: Sequence[Entity]) -> Tuple[List[Tuple[str, str]], int]:
+def drop_pairs_mentioning(
+    pairs: Sequence[Tuple[str, str]], entities: Sequence[Entity]
+) -> Tuple[List[Tuple[str, str]], int]:
     """Pairs in which no entity name (any language) occurs on either side, and how many were dropped."""
     pattern = name_pattern([name for entity in entities for _, name in entity.names])
     kept = [pair for pair in pairs if not pattern.search(pair[0]) and not pattern.search(pair[1])]

@@ -8,6 +8,7 @@ a postposition after the place and the time first: ``TIME? AGENT (PLACE post)? P
 Every word form is a generated syllable string; A's and B's use disjoint consonants, so none is shared.
 The task tokens (slot questions, concept labels) are language-neutral and appear in no sentence.
 """
+
 import random
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -98,8 +99,10 @@ class Grammar:
 
     def __init__(self, seed: int, preference: float = 0.8, place_rate: float = 0.6, time_rate: float = 0.5):
         rng = random.Random(f"grammar-{seed}")
-        self.preferred = [{slot: rng.sample(range(SLOT_SIZES[kind]), count) for slot, (kind, count) in self.PREFERRED.items()}
-                          for _ in range(SLOT_SIZES["action"])]
+        self.preferred = [
+            {slot: rng.sample(range(SLOT_SIZES[kind]), count) for slot, (kind, count) in self.PREFERRED.items()}
+            for _ in range(SLOT_SIZES["action"])
+        ]
         self.preference, self.place_rate, self.time_rate = preference, place_rate, time_rate
 
     def _pick(self, rng: random.Random, action: int, slot: str, avoid: Optional[int] = None) -> int:
@@ -142,7 +145,7 @@ def questions_for(meaning: Meaning) -> List[Tuple[str, str]]:
 
 def candidate_labels(question: str) -> List[str]:
     """The label tokens a question can be answered with (its concept kind's inventory)."""
-    kind = QUESTIONS[question[len("<ask_"):-1]]
+    kind = QUESTIONS[question[len("<ask_") : -1]]
     return [label_token(kind, index) for index in range(SLOT_SIZES[kind])]
 
 
@@ -158,6 +161,15 @@ def word_level_tokenizer(lexicon: Lexicon) -> PreTrainedTokenizerFast:
     core = Tokenizer(models.WordLevel(vocab={token: index for index, token in enumerate(tokens)}, unk_token=UNK))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.add_special_tokens([PAD, BOS, EOS, UNK])
-    core.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, core.token_to_id(BOS))])
-    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token=BOS, eos_token=EOS, pad_token=PAD, unk_token=UNK,
-                                   padding_side="right", model_input_names=["input_ids", "attention_mask"])
+    core.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", special_tokens=[(BOS, core.token_to_id(BOS))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        padding_side="right",
+        model_input_names=["input_ids", "attention_mask"],
+    )

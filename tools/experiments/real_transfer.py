@@ -8,6 +8,7 @@ step). Each model answers the held-out entities' prompts in English and, zero-sh
 language, by log-likelihood of the five continent names; retrieval of held-out EN-X gettext pairs is
 measured by layer before and after. The pooling is a setting (``pooling``), passed explicitly.
 """
+
 import copy
 import hashlib
 import random
@@ -19,11 +20,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, set_seed
 
+from tools.experiments import cldr_task
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
 from transformers_align.data.gettext_pairs import gettext_pairs
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
 from transformers_align.evaluation.loglikelihood import candidate_logprobs
-from tools.experiments import cldr_task
 from transformers_align.modeling import patch_model
 from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.trainer import AlignmentTrainer
@@ -58,8 +59,15 @@ class RealTransferConfig:
 
     @classmethod
     def quick(cls) -> "RealTransferConfig":
-        return cls(languages=("fr", "de"), entity_limit=30, test_fraction=0.5, retrieval_pairs=4, steps=4, batch_size=4,
-                   learning_rate=3e-3)
+        return cls(
+            languages=("fr", "de"),
+            entity_limit=30,
+            test_fraction=0.5,
+            retrieval_pairs=4,
+            steps=4,
+            batch_size=4,
+            learning_rate=3e-3,
+        )
 
 
 def load_model(config: RealTransferConfig):
@@ -87,13 +95,17 @@ def build_data(config: RealTransferConfig, tokenizer) -> TransferData:
     """Entity split, training pairs (short, naming no entity) and held-out retrieval pairs."""
     entities = cldr_task.build_entities(config.languages)
     if config.entity_limit:
-        entities = sorted(entities, key=lambda e: _slice_key(e, config.split_seed))[:config.entity_limit]
+        entities = sorted(entities, key=lambda e: _slice_key(e, config.split_seed))[: config.entity_limit]
     train, test = cldr_task.split_entities(entities, config.test_fraction, config.split_seed)
     pairs, retrieval, notes = [], {}, {"pairs_naming_an_entity": 0, "pairs_too_long": 0}
-    for language, (train_pairs, test_pairs) in gettext_pairs(config.languages, config.retrieval_pairs, config.split_seed).items():
+    for language, (train_pairs, test_pairs) in gettext_pairs(
+        config.languages, config.retrieval_pairs, config.split_seed
+    ).items():
         kept, dropped = cldr_task.drop_pairs_mentioning(train_pairs, entities)
         notes["pairs_naming_an_entity"] += dropped
-        short = [pair for pair in kept if max(len(tokenizer(side).input_ids) for side in pair) <= config.max_pair_tokens]
+        short = [
+            pair for pair in kept if max(len(tokenizer(side).input_ids) for side in pair) <= config.max_pair_tokens
+        ]
         notes["pairs_too_long"] += len(kept) - len(short)
         notes[f"pairs_{language}"] = len(short)
         pairs += short
@@ -110,9 +122,15 @@ def _slice_key(entity: cldr_task.Entity, seed: int) -> str:
 def training_rows(data: TransferData, config: RealTransferConfig) -> List[Dict]:
     """steps x batch rows: English task row i (cycling over the training entities) with pair i (cycling over the pairs)."""
     count = config.steps * config.batch_size
-    return [{"prefix": cldr_task.prompt(entity, "en"), "text": cldr_task.answer(entity),
-             "text_parallel_0": data.pairs[i % len(data.pairs)][0], "text_parallel_1": data.pairs[i % len(data.pairs)][1]}
-            for i, entity in ((i, data.train[i % len(data.train)]) for i in range(count))]
+    return [
+        {
+            "prefix": cldr_task.prompt(entity, "en"),
+            "text": cldr_task.answer(entity),
+            "text_parallel_0": data.pairs[i % len(data.pairs)][0],
+            "text_parallel_1": data.pairs[i % len(data.pairs)][1],
+        }
+        for i, entity in ((i, data.train[i % len(data.train)]) for i in range(count))
+    ]
 
 
 def finetune(base, tokenizer, features, variant: str, config: RealTransferConfig, seed: int, progress: bool):
@@ -120,25 +138,55 @@ def finetune(base, tokenizer, features, variant: str, config: RealTransferConfig
     from peft import LoraConfig, get_peft_model
 
     set_seed(seed)
-    model = get_peft_model(copy.deepcopy(base), LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0,
-                                                           task_type="CAUSAL_LM", target_modules=list(config.lora_targets)))
+    model = get_peft_model(
+        copy.deepcopy(base),
+        LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=2 * config.lora_rank,
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
+            target_modules=list(config.lora_targets),
+        ),
+    )
     mode = VARIANTS[variant]
     steps = config.steps * (2 if mode == "alternate" else 1)
     with tempfile.TemporaryDirectory() as output_dir:
-        args = AlignmentTrainingArguments(output_dir=output_dir, training_mode=mode, seed=seed, use_cpu=True, report_to=[], save_strategy="no", max_steps=steps,
-                                 per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-                                 weight_decay=0.0, lr_scheduler_type="linear", warmup_ratio=0.05, logging_steps=1,
-                                 dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=not progress)
+        args = AlignmentTrainingArguments(
+            output_dir=output_dir,
+            training_mode=mode,
+            seed=seed,
+            use_cpu=True,
+            report_to=[],
+            save_strategy="no",
+            max_steps=steps,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            weight_decay=0.0,
+            lr_scheduler_type="linear",
+            warmup_ratio=0.05,
+            logging_steps=1,
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+            disable_tqdm=not progress,
+        )
         # No padding to a multiple of 8: the prompts are ~11 tokens, and padding would cost half as much again.
-        trainer = AlignmentTrainer(model=model, args=args, train_dataset=features,
-                                   data_collator=AlignmentCollator(tokenizer.pad_token_id, pad_to_multiple_of=None))
+        trainer = AlignmentTrainer(
+            model=model,
+            args=args,
+            train_dataset=features,
+            data_collator=AlignmentCollator(tokenizer.pad_token_id, pad_to_multiple_of=None),
+        )
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     losses = {}
     for name in ("task_loss", "alignment_loss"):
         values = [entry[name] for entry in trainer.state.log_history if name in entry]
         if values:
-            losses[name] = {"first": values[0], "last": values[-1], "mean_last_10": sum(values[-10:]) / len(values[-10:])}
+            losses[name] = {
+                "first": values[0],
+                "last": values[-1],
+                "mean_last_10": sum(values[-10:]) / len(values[-10:]),
+            }
     return model.eval(), losses
 
 
@@ -165,13 +213,17 @@ def evaluate(model, tokenizer, data: TransferData, config: RealTransferConfig, l
     for language, pairs in data.retrieval.items():
         settings = analysis_settings(model, pooling=config.pooling, layer=layer)
         report = analyze_alignment(model, tokenizer, pairs, settings, batch_size=config.eval_batch_size, progress=False)
-        result["retrieval"][language] = {"en_to_x": [row["retrieval_0_to_1"] for row in report["layers"]],
-                                         "cosine_true_at_layer": report["layers"][layer - 1]["cosine_true"],
-                                         "cosine_random_at_layer": report["layers"][layer - 1]["cosine_random"]}
+        result["retrieval"][language] = {
+            "en_to_x": [row["retrieval_0_to_1"] for row in report["layers"]],
+            "cosine_true_at_layer": report["layers"][layer - 1]["cosine_true"],
+            "cosine_random_at_layer": report["layers"][layer - 1]["cosine_random"],
+        }
     return result
 
 
-def run_experiment(config: RealTransferConfig, progress: bool = True, on_update: Optional[Callable[[dict], None]] = None) -> dict:
+def run_experiment(
+    config: RealTransferConfig, progress: bool = True, on_update: Optional[Callable[[dict], None]] = None
+) -> dict:
     """The whole experiment on ``config.threads`` torch threads (restored after); a JSON-ready dict.
 
     ``on_update`` gets the result so far after each evaluated model (``"finished"`` is False until the end),
@@ -189,18 +241,36 @@ def _run(config: RealTransferConfig, progress: bool, on_update: Callable[[dict],
     started = time.perf_counter()
     base, tokenizer = load_model(config)
     data = build_data(config, tokenizer)
-    patch_model(base, additional_loss_layer=config.alignment_layer, contrastive_loss_temperature=config.temperature,
-                contrastive_pooling_type=config.pooling)
+    patch_model(
+        base,
+        additional_loss_layer=config.alignment_layer,
+        contrastive_loss_temperature=config.temperature,
+        contrastive_pooling_type=config.pooling,
+    )
     layer = base.config.additional_loss_layer
-    features = tokenize_rows(tokenizer, training_rows(data, config), FeatureOptions(block_size=64, pair_max_length=config.max_pair_tokens))
+    features = tokenize_rows(
+        tokenizer, training_rows(data, config), FeatureOptions(block_size=64, pair_max_length=config.max_pair_tokens)
+    )
     labels = cldr_task.continent_labels()
-    result = {"config": asdict(config), "alignment_layer": layer, "num_layers": base.config.num_hidden_layers,
-              "labels": labels, "chance": 1 / len(labels), "majority_by_kind": majority_by_kind(data),
-              "test_entities": [{"kind": e.kind, "code": e.code, "continent": e.continent, "names": dict(e.names)} for e in data.test],
-              "train_entities": len(data.train), "training_pairs": len(data.pairs), "data_notes": data.notes,
-              "retrieval_pairs": {language: len(pairs) for language, pairs in data.retrieval.items()},
-              "torch_threads": config.threads, "finished": False,
-              "timings": {"setup_s": round(time.perf_counter() - started, 1)}, "runs": {}}
+    result = {
+        "config": asdict(config),
+        "alignment_layer": layer,
+        "num_layers": base.config.num_hidden_layers,
+        "labels": labels,
+        "chance": 1 / len(labels),
+        "majority_by_kind": majority_by_kind(data),
+        "test_entities": [
+            {"kind": e.kind, "code": e.code, "continent": e.continent, "names": dict(e.names)} for e in data.test
+        ],
+        "train_entities": len(data.train),
+        "training_pairs": len(data.pairs),
+        "data_notes": data.notes,
+        "retrieval_pairs": {language: len(pairs) for language, pairs in data.retrieval.items()},
+        "torch_threads": config.threads,
+        "finished": False,
+        "timings": {"setup_s": round(time.perf_counter() - started, 1)},
+        "runs": {},
+    }
     timings, runs = result["timings"], result["runs"]
     begin = time.perf_counter()
     runs["pretrained"] = evaluate(base, tokenizer, data, config, layer)
@@ -211,9 +281,16 @@ def _run(config: RealTransferConfig, progress: bool, on_update: Callable[[dict],
             begin = time.perf_counter()
             model, losses = finetune(base, tokenizer, features, variant, config, seed, progress)
             trained = time.perf_counter()
-            runs[f"{variant}/seed{seed}"] = {"variant": variant, "seed": seed, "losses": losses,
-                                              **evaluate(model, tokenizer, data, config, layer)}
-            timings[f"{variant}/seed{seed}"] = {"train_s": round(trained - begin, 1), "eval_s": round(time.perf_counter() - trained, 1)}
+            runs[f"{variant}/seed{seed}"] = {
+                "variant": variant,
+                "seed": seed,
+                "losses": losses,
+                **evaluate(model, tokenizer, data, config, layer),
+            }
+            timings[f"{variant}/seed{seed}"] = {
+                "train_s": round(trained - begin, 1),
+                "eval_s": round(time.perf_counter() - trained, 1),
+            }
             timings["total_s"] = round(time.perf_counter() - started, 1)
             del model
             on_update(result)

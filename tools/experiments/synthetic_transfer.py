@@ -8,20 +8,21 @@ parallel A-B pairs on alternate micro-steps, twice the steps so the task sees as
 ``joint`` (both losses in every step). Each variant is scored on held-out meanings in A and,
 zero-shot, in B, and layer-wise A->B retrieval is measured for the pretrained model and every variant.
 """
+
 import copy
 import random
-from collections import Counter
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Dict, List, Optional
 
 import torch
 from transformers import AutoModelForCausalLM, PrinterCallback, set_seed
 
+from tools.experiments import languages
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
-from tools.experiments import languages
 from transformers_align.modeling import patch_model
 from transformers_align.padding import pad_right_with_mask
 from transformers_align.tiny import tiny_config
@@ -57,9 +58,21 @@ class ExperimentConfig:
 
     @classmethod
     def quick(cls, seed: int = 0) -> "ExperimentConfig":
-        return cls(seed=seed, pretrain_sentences=1500, task_examples=600, parallel_pairs=64, test_meanings=60,
-                   hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, pretrain_epochs=2.0,
-                   finetune_steps=150, finetune_batch_size=16, finetune_learning_rate=3e-3)
+        return cls(
+            seed=seed,
+            pretrain_sentences=1500,
+            task_examples=600,
+            parallel_pairs=64,
+            test_meanings=60,
+            hidden_size=64,
+            intermediate_size=128,
+            num_layers=2,
+            num_heads=2,
+            pretrain_epochs=2.0,
+            finetune_steps=150,
+            finetune_batch_size=16,
+            finetune_learning_rate=3e-3,
+        )
 
     @property
     def layer(self) -> int:
@@ -87,32 +100,69 @@ def build_data(config: ExperimentConfig) -> ExperimentData:
         if meaning not in test_meanings:
             test_meanings.append(meaning)
     held_out = frozenset(test_meanings)
-    pretrain = [lexicon.render(m, language) for language in ("A", "B")
-                for m in grammar.sample_many(rng, config.pretrain_sentences)]
+    pretrain = [
+        lexicon.render(m, language)
+        for language in ("A", "B")
+        for m in grammar.sample_many(rng, config.pretrain_sentences)
+    ]
     rng.shuffle(pretrain)
-    pairs = [(lexicon.render(m, "A"), lexicon.render(m, "B")) for m in grammar.sample_many(rng, config.parallel_pairs, held_out)]
+    pairs = [
+        (lexicon.render(m, "A"), lexicon.render(m, "B"))
+        for m in grammar.sample_many(rng, config.parallel_pairs, held_out)
+    ]
     task_rows = []
     for index, meaning in enumerate(grammar.sample_many(rng, config.task_examples, held_out)):
         question, answer = rng.choice(languages.questions_for(meaning))
-        task_rows.append({"prefix": f"{lexicon.render(meaning, 'A')} {question}", "text": f"{answer} {languages.EOS}",
-                          "text_parallel_0": pairs[index % len(pairs)][0], "text_parallel_1": pairs[index % len(pairs)][1]})
-    test_rows = {language: [{"prompt": f"{lexicon.render(m, language)} {q}", "answer": a, "question": q}
-                            for m in test_meanings for q, a in languages.questions_for(m)] for language in ("A", "B")}
+        task_rows.append(
+            {
+                "prefix": f"{lexicon.render(meaning, 'A')} {question}",
+                "text": f"{answer} {languages.EOS}",
+                "text_parallel_0": pairs[index % len(pairs)][0],
+                "text_parallel_1": pairs[index % len(pairs)][1],
+            }
+        )
+    test_rows = {
+        language: [
+            {"prompt": f"{lexicon.render(m, language)} {q}", "answer": a, "question": q}
+            for m in test_meanings
+            for q, a in languages.questions_for(m)
+        ]
+        for language in ("A", "B")
+    }
     retrieval_pairs = [(lexicon.render(m, "A"), lexicon.render(m, "B")) for m in test_meanings]
     return ExperimentData(lexicon, pretrain, task_rows, test_rows, retrieval_pairs)
 
 
-def _training_arguments(output_dir: str, config: ExperimentConfig, progress: bool, **values) -> AlignmentTrainingArguments:
-    return AlignmentTrainingArguments(output_dir=output_dir, seed=config.seed, use_cpu=True, report_to=[], save_strategy="no",
-                             weight_decay=0.0, lr_scheduler_type="linear", warmup_ratio=0.05, dataloader_num_workers=0,
-                             remove_unused_columns=False, disable_tqdm=not progress, **values)
+def _training_arguments(
+    output_dir: str, config: ExperimentConfig, progress: bool, **values
+) -> AlignmentTrainingArguments:
+    return AlignmentTrainingArguments(
+        output_dir=output_dir,
+        seed=config.seed,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        weight_decay=0.0,
+        lr_scheduler_type="linear",
+        warmup_ratio=0.05,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=not progress,
+        **values,
+    )
 
 
-def _train(model, features, tokenizer, mode: str, config: ExperimentConfig, progress: bool, **values) -> Dict[str, float]:
+def _train(
+    model, features, tokenizer, mode: str, config: ExperimentConfig, progress: bool, **values
+) -> Dict[str, float]:
     """Train ``model`` in place with ``AlignmentTrainer``; returns the last logged per-objective losses."""
     with tempfile.TemporaryDirectory() as output_dir:
-        trainer = AlignmentTrainer(model=model, args=_training_arguments(output_dir, config, progress, training_mode=mode, **values),
-                                   train_dataset=features, data_collator=AlignmentCollator(tokenizer.pad_token_id))
+        trainer = AlignmentTrainer(
+            model=model,
+            args=_training_arguments(output_dir, config, progress, training_mode=mode, **values),
+            train_dataset=features,
+            data_collator=AlignmentCollator(tokenizer.pad_token_id),
+        )
         if not progress:
             trainer.remove_callback(PrinterCallback)  # the logs would be printed instead of the progress bar
         trainer.train()
@@ -125,37 +175,75 @@ def _train(model, features, tokenizer, mode: str, config: ExperimentConfig, prog
 def pretrain(data: ExperimentData, tokenizer, config: ExperimentConfig, progress: bool = True):
     """A Llama trained from scratch as a causal LM on the mixed monolingual corpus (every token is a target)."""
     set_seed(config.seed)
-    model_config = tiny_config("llama", tokenizer, hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
-                               num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
-                               num_key_value_heads=config.num_heads, max_position_embeddings=64)
+    model_config = tiny_config(
+        "llama",
+        tokenizer,
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        num_key_value_heads=config.num_heads,
+        max_position_embeddings=64,
+    )
     model = AutoModelForCausalLM.from_config(model_config)
     # The tiny random model has no first-token massive activation; mid-align's pooling (BOS included) as documented.
-    patch_model(model, additional_loss_layer=config.layer, contrastive_loss_temperature=config.temperature,
-                contrastive_pooling_skip_first=0)
-    features = [{"input_ids": ids, "labels": ids}
-                for ids in tokenizer([f"{text} {languages.EOS}" for text in data.pretrain_texts]).input_ids]
-    losses = _train(model, features, tokenizer, "task", config, progress, num_train_epochs=config.pretrain_epochs,
-                    per_device_train_batch_size=config.pretrain_batch_size, learning_rate=config.pretrain_learning_rate,
-                    logging_steps=50)
+    patch_model(
+        model,
+        additional_loss_layer=config.layer,
+        contrastive_loss_temperature=config.temperature,
+        contrastive_pooling_skip_first=0,
+    )
+    features = [
+        {"input_ids": ids, "labels": ids}
+        for ids in tokenizer([f"{text} {languages.EOS}" for text in data.pretrain_texts]).input_ids
+    ]
+    losses = _train(
+        model,
+        features,
+        tokenizer,
+        "task",
+        config,
+        progress,
+        num_train_epochs=config.pretrain_epochs,
+        per_device_train_batch_size=config.pretrain_batch_size,
+        learning_rate=config.pretrain_learning_rate,
+        logging_steps=50,
+    )
     return model.eval(), losses
 
 
-def finetune(pretrained, data: ExperimentData, tokenizer, variant: str, config: ExperimentConfig, progress: bool = True):
+def finetune(
+    pretrained, data: ExperimentData, tokenizer, variant: str, config: ExperimentConfig, progress: bool = True
+):
     """A copy of ``pretrained`` fine-tuned on the language-A task as ``variant`` does it (full, or LoRA if ``lora_rank``)."""
     set_seed(config.seed)
     model = copy.deepcopy(pretrained)
     if config.lora_rank:
         from peft import LoraConfig, get_peft_model
 
-        lora = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0, task_type="CAUSAL_LM",
-                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        lora = LoraConfig(
+            r=config.lora_rank,
+            lora_alpha=2 * config.lora_rank,
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        )
         model = get_peft_model(model, lora)
     features = tokenize_rows(tokenizer, data.task_rows, FeatureOptions(block_size=64))
     mode = VARIANTS[variant]
     steps = config.finetune_steps * (2 if mode == "alternate" else 1)
-    losses = _train(model, features, tokenizer, mode, config, progress, max_steps=steps,
-                    per_device_train_batch_size=config.finetune_batch_size, learning_rate=config.finetune_learning_rate,
-                    logging_steps=max(1, steps // 4))
+    losses = _train(
+        model,
+        features,
+        tokenizer,
+        mode,
+        config,
+        progress,
+        max_steps=steps,
+        per_device_train_batch_size=config.finetune_batch_size,
+        learning_rate=config.finetune_learning_rate,
+        logging_steps=max(1, steps // 4),
+    )
     return model.eval(), losses
 
 
@@ -167,7 +255,7 @@ def task_accuracy(model, tokenizer, rows: List[Dict], batch_size: int = 64) -> D
     """
     correct: Dict[str, List[bool]] = {}
     for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
+        batch = rows[start : start + batch_size]
         encoded = tokenizer([row["prompt"] for row in batch]).input_ids
         ids, mask = pad_right_with_mask(encoded, tokenizer.pad_token_id)
         logits = model(input_ids=ids, attention_mask=mask).logits
@@ -224,16 +312,31 @@ def _run(config: ExperimentConfig, progress: bool) -> dict:
     tokenizer = languages.word_level_tokenizer(data.lexicon)
     pretrained, pretrain_losses = pretrain(data, tokenizer, config, progress)
     timings = {"pretrain_s": round(time.perf_counter() - started, 1)}
-    results = {"pretrained": {"accuracy": None, "losses": pretrain_losses,
-                              "retrieval": retrieval_by_layer(pretrained, tokenizer, data.retrieval_pairs)}}
+    results = {
+        "pretrained": {
+            "accuracy": None,
+            "losses": pretrain_losses,
+            "retrieval": retrieval_by_layer(pretrained, tokenizer, data.retrieval_pairs),
+        }
+    }
     for variant in VARIANTS:
         begin = time.perf_counter()
         model, losses = finetune(pretrained, data, tokenizer, variant, config, progress)
-        results[variant] = {"accuracy": {language: task_accuracy(model, tokenizer, rows) for language, rows in data.test_rows.items()},
-                            "losses": losses, "retrieval": retrieval_by_layer(model, tokenizer, data.retrieval_pairs)}
+        results[variant] = {
+            "accuracy": {language: task_accuracy(model, tokenizer, rows) for language, rows in data.test_rows.items()},
+            "losses": losses,
+            "retrieval": retrieval_by_layer(model, tokenizer, data.retrieval_pairs),
+        }
         timings[f"{variant}_s"] = round(time.perf_counter() - begin, 1)
     timings["total_s"] = round(time.perf_counter() - started, 1)
-    return {"config": asdict(config), "alignment_layer": config.layer, "timings": timings,
-            "chance": chance_accuracy(data.test_rows["A"]), "majority": majority_accuracy(data.task_rows, data.test_rows["A"]),
-            "test_questions": len(data.test_rows["A"]),
-            "retrieval_pairs": len(data.retrieval_pairs), "torch_threads": config.threads, "results": results}
+    return {
+        "config": asdict(config),
+        "alignment_layer": config.layer,
+        "timings": timings,
+        "chance": chance_accuracy(data.test_rows["A"]),
+        "majority": majority_accuracy(data.task_rows, data.test_rows["A"]),
+        "test_questions": len(data.test_rows["A"]),
+        "retrieval_pairs": len(data.retrieval_pairs),
+        "torch_threads": config.threads,
+        "results": results,
+    }

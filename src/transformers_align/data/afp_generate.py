@@ -11,6 +11,7 @@ empty ``instruction`` or ``output`` in any language, are skipped and counted; id
 give no contrastive pair (AFP's rule), also counted. Translation TSV: a line without exactly one tab is
 an error naming the file and line; blank lines are ignored, lines with an empty side skipped and counted.
 """
+
 import math
 import random
 from collections import Counter
@@ -105,7 +106,9 @@ def _read_bactrian_file(path: Path) -> Dict[str, dict]:
             if not isinstance(record[field], str):
                 raise DataFormatError(f"{where}: field {field!r} must be a string, got {type(record[field]).__name__}")
         if record["id"] in by_id:
-            raise DataFormatError(f"{where}: duplicate id {record['id']!r} (first seen at record {first_index[record['id']]})")
+            raise DataFormatError(
+                f"{where}: duplicate id {record['id']!r} (first seen at record {first_index[record['id']]})"
+            )
         first_index[record["id"]] = index
         by_id[record["id"]] = {**record, "input": record["input"] or ""}
     return by_id
@@ -122,8 +125,12 @@ def load_bactrian(bactrian_dir, languages: Sequence[str]) -> Tuple[Dict[str, Dic
         if missing:
             skipped[f"id missing from {', '.join(missing)}"] += 1
             continue
-        empty = [f"{lang} {field}" for lang in languages for field in ("instruction", "output")
-                 if not data[lang][record_id][field].strip()]
+        empty = [
+            f"{lang} {field}"
+            for lang in languages
+            for field in ("instruction", "output")
+            if not data[lang][record_id][field].strip()
+        ]
         if empty:
             skipped[f"empty {empty[0]}"] += 1
             continue
@@ -151,11 +158,14 @@ def _instruction_pairs(data, ids, pivot: str, other: str, skipped: Counter) -> L
 def cit_text(source: dict, output: str, target_language: str) -> str:
     """AFP's cross-lingual instruction sample: the source instruction (and input), answered in the target language."""
     template = CIT_TEMPLATE if source["input"].strip() else CIT_TEMPLATE_NO_INPUT
-    return template.format(instruction=source["instruction"], input=source["input"], tgt_lang=target_language, output=output)
+    return template.format(
+        instruction=source["instruction"], input=source["input"], tgt_lang=target_language, output=output
+    )
 
 
-def build_bilingual(bactrian_dir, languages: Sequence[str], cross_probability: float = 0.5, repeat: float = 3.0,
-                    seed: int = 0) -> Tuple[List[dict], Counter]:
+def build_bilingual(
+    bactrian_dir, languages: Sequence[str], cross_probability: float = 0.5, repeat: float = 3.0, seed: int = 0
+) -> Tuple[List[dict], Counter]:
     """AFP ``--mode bilingual``: int(repeat*N) CIT samples, each carrying the next pair of a shuffled pair list.
 
     Each sample takes instruction and input from a random language and, with ``cross_probability``, the
@@ -170,19 +180,29 @@ def build_bilingual(bactrian_dir, languages: Sequence[str], cross_probability: f
     records, next_pair = [], 0
     for index in _sample_indices(len(ids), repeat, rng):
         source = rng.choice(languages)
-        target = (languages[1] if source == languages[0] else languages[0]) if rng.random() < cross_probability else source
+        target = (
+            (languages[1] if source == languages[0] else languages[0]) if rng.random() < cross_probability else source
+        )
         output = data[target][ids[index]]["output"]
         if next_pair == len(pairs):
             rng.shuffle(pairs)
             next_pair = 0
-        records.append(_record(*pairs[next_pair], cit_text(data[source][ids[index]], output, language_name(target)), output))
+        records.append(
+            _record(*pairs[next_pair], cit_text(data[source][ids[index]], output, language_name(target)), output)
+        )
         next_pair += 1
     rng.shuffle(records)
     return records, skipped
 
 
-def build_crosslingual(bactrian_dir, languages: Sequence[str], cross_probability: float = 0.5,
-                       change_probability: float = 0.5, repeat: float = 3.0, seed: int = 0) -> Tuple[List[dict], Counter]:
+def build_crosslingual(
+    bactrian_dir,
+    languages: Sequence[str],
+    cross_probability: float = 0.5,
+    change_probability: float = 0.5,
+    repeat: float = 3.0,
+    seed: int = 0,
+) -> Tuple[List[dict], Counter]:
     """AFP ``--mode crosslingual`` (3+ languages, the first is the pivot).
 
     Per sample a non-pivot language X is drawn and the pair is a random pivot/X instruction pair. With
@@ -231,8 +251,9 @@ def read_translation_tsv(path) -> Tuple[List[Tuple[str, str]], Counter]:
     return pairs, skipped
 
 
-def build_translation(translation_file, languages: Sequence[str], change_probability: float = 0.5,
-                      repeat: float = 3.0, seed: int = 0) -> Tuple[List[dict], Counter]:
+def build_translation(
+    translation_file, languages: Sequence[str], change_probability: float = 0.5, repeat: float = 3.0, seed: int = 0
+) -> Tuple[List[dict], Counter]:
     """AFP ``--mode translation``: int(repeat*M) samples; direction swapped with ``change_probability``.
 
     The pair itself is the contrastive pair and the CLM sample is one of AFP's two translation templates.
@@ -246,7 +267,9 @@ def build_translation(translation_file, languages: Sequence[str], change_probabi
         (source, target), target_language = pairs[index], languages[1]
         if rng.random() < change_probability:
             source, target, target_language = target, source, languages[0]
-        text = rng.choice(TRANSLATION_TEMPLATES).format(input=source, tgt_lang=language_name(target_language), output=target)
+        text = rng.choice(TRANSLATION_TEMPLATES).format(
+            input=source, tgt_lang=language_name(target_language), output=target
+        )
         records.append(_record(source, target, text, target))
     rng.shuffle(records)
     return records, skipped
@@ -270,9 +293,17 @@ def merge_files(inputs: Sequence, output, seed: int = 0) -> Path:
     return write_jsonl(Path(output), records)
 
 
-def generate(mode: str, languages: Sequence[str], output_dir, cross_probability: float = 0.5,
-             change_probability: float = 0.5, repeat: float = 3.0, bactrian_dir=None, translation_file=None,
-             seed: int = 0) -> Path:
+def generate(
+    mode: str,
+    languages: Sequence[str],
+    output_dir,
+    cross_probability: float = 0.5,
+    change_probability: float = 0.5,
+    repeat: float = 3.0,
+    bactrian_dir=None,
+    translation_file=None,
+    seed: int = 0,
+) -> Path:
     """Build one AFP file (``bilingual``, ``translation`` or ``crosslingual``) into ``output_dir``; returns its path."""
     if mode in ("bilingual", "crosslingual") and bactrian_dir is None:
         raise ValueError(f"--mode {mode} needs the Bactrian-X folder (--bactrian-dir)")

@@ -11,6 +11,7 @@ global batch: two ranks with batch ``b`` see exactly what one process with batch
 With ``streaming`` the streams are read in order (a shuffle buffer instead of a permutation) and a
 resumed run replays the stream up to where it stopped.
 """
+
 import itertools
 import math
 from typing import Dict, Iterator, List, Optional
@@ -43,7 +44,9 @@ class StreamOrder:
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         if epoch not in self._orders:
-            generator = torch.Generator().manual_seed(int(np.random.SeedSequence(self.seed_parts + [epoch]).generate_state(1)[0]))
+            generator = torch.Generator().manual_seed(
+                int(np.random.SeedSequence(self.seed_parts + [epoch]).generate_state(1)[0])
+            )
             if self.group_by_length:
                 from transformers.trainer_pt_utils import get_length_grouped_indices
 
@@ -57,7 +60,7 @@ class StreamOrder:
     def batch(self, k: int) -> np.ndarray:
         epoch, position = divmod(k, self.batches_per_epoch)
         order = self.epoch_order(epoch)
-        indices = order[position * self.global_batch:(position + 1) * self.global_batch]
+        indices = order[position * self.global_batch : (position + 1) * self.global_batch]
         return np.concatenate([indices, order[: self.global_batch - len(indices)]])
 
     def epochs(self, batches: int) -> float:
@@ -74,21 +77,40 @@ class ScheduledBatches(Dataset):
     that DDP and gradient accumulation take the token mean of the whole global batch.
     """
 
-    def __init__(self, streams: TrainingStreams, collator, schedule: Schedule, per_device_batch: int, world_size: int, rank: int,
-                 accumulation: int, seed: int, group_by_length: bool, per_device_pairs_batch: Optional[int] = None):
+    def __init__(
+        self,
+        streams: TrainingStreams,
+        collator,
+        schedule: Schedule,
+        per_device_batch: int,
+        world_size: int,
+        rank: int,
+        accumulation: int,
+        seed: int,
+        group_by_length: bool,
+        per_device_pairs_batch: Optional[int] = None,
+    ):
         self.streams, self.collator, self.schedule = streams, collator, schedule
         self.per_device = per_device_batches(per_device_batch, per_device_pairs_batch)
         self.world_size, self.rank, self.accumulation = world_size, rank, accumulation
         needed = schedule.streams_used()
         missing = needed - set(streams.streams)
         if missing:
-            raise ValueError(f"mode {schedule.mode!r} needs {' and '.join(sorted(missing))}, but the training data has none")
+            raise ValueError(
+                f"mode {schedule.mode!r} needs {' and '.join(sorted(missing))}, but the training data has none"
+            )
         for name in needed:
             if len(streams.streams[name]) < self.per_device[name] * world_size:
-                raise ValueError(f"the {name} stream has {len(streams.streams[name])} examples, fewer than one global batch "
-                                 f"({self.per_device[name]} per device × {world_size} processes)")
-        self.orders = {name: StreamOrder(streams.streams[name].lengths, self.per_device[name] * world_size, seed, name,
-                                         group_by_length) for name in needed}
+                raise ValueError(
+                    f"the {name} stream has {len(streams.streams[name])} examples, fewer than one global batch "
+                    f"({self.per_device[name]} per device × {world_size} processes)"
+                )
+        self.orders = {
+            name: StreamOrder(
+                streams.streams[name].lengths, self.per_device[name] * world_size, seed, name, group_by_length
+            )
+            for name in needed
+        }
         primary = TASK if TASK in needed else PAIRS  # a Trainer epoch is one pass over it, with the steps between
         self.examples_per_epoch = len(streams.streams[primary])
         steps = self.orders[primary].batches_per_epoch * schedule.period
@@ -104,10 +126,13 @@ class ScheduledBatches(Dataset):
         batch = {}
         for stream in self.schedule.streams(micro_step):
             size = self.per_device[stream]
-            mine = self.global_batch(stream, micro_step)[self.rank * size:(self.rank + 1) * size]
+            mine = self.global_batch(stream, micro_step)[self.rank * size : (self.rank + 1) * size]
             batch.update(self.collator(self.streams.streams[stream].rows(mine)))
         if TASK in self.schedule.streams(micro_step):
-            window = range(micro_step - micro_step % self.accumulation, micro_step - micro_step % self.accumulation + self.accumulation)
+            window = range(
+                micro_step - micro_step % self.accumulation,
+                micro_step - micro_step % self.accumulation + self.accumulation,
+            )
             task_steps = [m for m in window if TASK in self.schedule.streams(m)]
             tokens = sum(int(self.streams.task.num_labels[self.global_batch(TASK, m)].sum()) for m in task_steps)
             batch["num_items_in_batch"] = tokens / (len(task_steps) * self.world_size)
@@ -115,15 +140,27 @@ class ScheduledBatches(Dataset):
 
     def epochs(self, micro_steps: int) -> Dict[str, float]:
         """Passes over each stream after ``micro_steps`` global micro-steps."""
-        return {f"{stream}_epoch": round(order.epochs(self.schedule.batches_before(micro_steps, stream)), 4)
-                for stream, order in self.orders.items()}
+        return {
+            f"{stream}_epoch": round(order.epochs(self.schedule.batches_before(micro_steps, stream)), 4)
+            for stream, order in self.orders.items()
+        }
 
 
 class StreamedBatches(IterableDataset):
     """The streamed counterpart of :class:`ScheduledBatches`: batches in micro-step order, read as they are needed."""
 
-    def __init__(self, streams: TrainingStreams, collator, schedule: Schedule, per_device_batch: int, world_size: int, rank: int,
-                 accumulation: int, seed: int, per_device_pairs_batch: Optional[int] = None):
+    def __init__(
+        self,
+        streams: TrainingStreams,
+        collator,
+        schedule: Schedule,
+        per_device_batch: int,
+        world_size: int,
+        rank: int,
+        accumulation: int,
+        seed: int,
+        per_device_pairs_batch: Optional[int] = None,
+    ):
         self.streams, self.collator, self.schedule, self.seed = streams, collator, schedule, seed
         self.per_device = per_device_batches(per_device_batch, per_device_pairs_batch)
         self.world_size, self.rank, self.accumulation = world_size, rank, accumulation
@@ -144,15 +181,17 @@ class StreamedBatches(IterableDataset):
     def __iter__(self):
         readers = {stream: self._global_batches(stream) for stream in self.streams.streams}
         for start in itertools.count(0, self.accumulation):
-            window = [(m, {stream: next(readers[stream]) for stream in self.schedule.streams(m)})
-                      for m in range(start, start + self.accumulation)]
+            window = [
+                (m, {stream: next(readers[stream]) for stream in self.schedule.streams(m)})
+                for m in range(start, start + self.accumulation)
+            ]
             task_batches = [drawn[TASK] for _, drawn in window if TASK in drawn]
             tokens = sum(row["num_labels"] for rows in task_batches for row in rows)
             for m, drawn in window:
                 batch = {}
                 for stream, rows in drawn.items():
                     size = self.per_device[stream]
-                    batch.update(self.collator(rows[self.rank * size:(self.rank + 1) * size]))
+                    batch.update(self.collator(rows[self.rank * size : (self.rank + 1) * size]))
                 if TASK in drawn:
                     batch["num_items_in_batch"] = tokens / (len(task_batches) * self.world_size)
                 yield batch

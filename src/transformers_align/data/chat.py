@@ -1,9 +1,12 @@
 """Chat prompts as training and inference text: one system and one user turn, BOS left to the tokenizer."""
+
 from pathlib import Path
 
 from transformers_align.tiny import CHAT_TEMPLATE as MIDALIGN_CHAT_TEMPLATE
 
-CHAT_TEMPLATE_CHOICES = "'model' (the tokenizer's own), 'midalign' (Llama-3 format, newline after <|eot_id|>) or a Jinja file"
+CHAT_TEMPLATE_CHOICES = (
+    "'model' (the tokenizer's own), 'midalign' (Llama-3 format, newline after <|eot_id|>) or a Jinja file"
+)
 
 
 def adds_bos(tokenizer) -> bool:
@@ -23,7 +26,7 @@ def chat_prompt(tokenizer, system: str, user: str) -> str:
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     bos = tokenizer.bos_token
     if bos and text.startswith(bos) and adds_bos(tokenizer):
-        text = text[len(bos):]
+        text = text[len(bos) :]
     return text
 
 
@@ -41,6 +44,8 @@ def use_chat_template(tokenizer, choice: str = "model"):
             raise FileNotFoundError(f"--chat-template {choice!r}: not a file; use {CHAT_TEMPLATE_CHOICES}")
         tokenizer.chat_template = path.read_text(encoding="utf-8")
     if not tokenizer.chat_template:
-        raise ValueError(f"the tokenizer {tokenizer.name_or_path!r} has no chat template; pass --chat-template "
-                         f"with {CHAT_TEMPLATE_CHOICES}")
+        raise ValueError(
+            f"the tokenizer {tokenizer.name_or_path!r} has no chat template; pass --chat-template "
+            f"with {CHAT_TEMPLATE_CHOICES}"
+        )
     return tokenizer

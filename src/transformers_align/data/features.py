@@ -3,6 +3,7 @@
 The batched functions here are what ``datasets.map`` runs (see ``data.streams``); :func:`tokenize_rows`
 applies the same functions to a small list in memory.
 """
+
 import logging
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
@@ -22,8 +23,11 @@ STREAMS = (
     ("input_ids_parallel_1", "attention_mask_parallel_1", None),
     ("input_ids_negative", "attention_mask_negative", None),
 )
-PAIR_ID_FIELDS = {"text_parallel_0": "input_ids_parallel_0", "text_parallel_1": "input_ids_parallel_1",
-                  NEGATIVE_FIELD: "input_ids_negative"}
+PAIR_ID_FIELDS = {
+    "text_parallel_0": "input_ids_parallel_0",
+    "text_parallel_1": "input_ids_parallel_1",
+    NEGATIVE_FIELD: "input_ids_negative",
+}
 
 
 @dataclass
@@ -71,8 +75,11 @@ def tokenize_task_batch(batch: Dict[str, list], tokenizer, options: FeatureOptio
 def tokenize_pair_batch(batch: Dict[str, list], tokenizer, options: FeatureOptions) -> Dict[str, list]:
     """Columns ``input_ids_parallel_0/1`` (and ``input_ids_negative``), ``length`` (the longest side), ``truncated``."""
     kept = [i for i, reason in enumerate(batch.get("skipped") or [""] * len(batch["text_parallel_0"])) if not reason]
-    full = {ids_field: tokenizer([batch[text_field][i] for i in kept]).input_ids if kept else []
-            for text_field, ids_field in PAIR_ID_FIELDS.items() if text_field in batch}
+    full = {
+        ids_field: tokenizer([batch[text_field][i] for i in kept]).input_ids if kept else []
+        for text_field, ids_field in PAIR_ID_FIELDS.items()
+        if text_field in batch
+    }
     out = {ids_field: [ids[: options.pair_limit] for ids in sides] for ids_field, sides in full.items()}
     longest = [max(len(sides[row]) for sides in full.values()) for row in range(len(kept))]
     out["length"] = [min(length, options.pair_limit) for length in longest]
@@ -102,11 +109,17 @@ def tokenize_rows(tokenizer, rows: List[Dict], options: FeatureOptions) -> List[
     for row in rows:
         feature = {}
         if "text" in row:
-            task = tokenize_task_batch({name: [row.get(name, "")] for name in ("prefix", "text")} | {"append_eos": [row.get("append_eos", False)]},
-                                       tokenizer, options)
+            task = tokenize_task_batch(
+                {name: [row.get(name, "")] for name in ("prefix", "text")}
+                | {"append_eos": [row.get("append_eos", False)]},
+                tokenizer,
+                options,
+            )
             feature.update({name: task[name][0] for name in ("input_ids", "labels")} if task["input_ids"] else {})
         if "text_parallel_0" in row:
-            pairs = tokenize_pair_batch({name: [row[name]] for name in PAIR_ID_FIELDS if name in row}, tokenizer, options)
+            pairs = tokenize_pair_batch(
+                {name: [row[name]] for name in PAIR_ID_FIELDS if name in row}, tokenizer, options
+            )
             feature.update({name: pairs[name][0] for name in PAIR_ID_FIELDS.values() if name in pairs})
         if feature:
             features.append(feature)
@@ -130,8 +143,9 @@ class AlignmentCollator:
             rows = [feature for feature in features if ids_key in feature]
             if not rows:
                 continue
-            batch[ids_key], batch[mask_key] = pad_right_with_mask([f[ids_key] for f in rows], self.pad_token_id,
-                                                                  self.pad_to_multiple_of)
+            batch[ids_key], batch[mask_key] = pad_right_with_mask(
+                [f[ids_key] for f in rows], self.pad_token_id, self.pad_to_multiple_of
+            )
             if labels_key:
                 batch[labels_key] = pad_right([f[labels_key] for f in rows], IGNORE_INDEX, self.pad_to_multiple_of)
         return batch

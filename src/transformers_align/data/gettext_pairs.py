@@ -7,6 +7,7 @@ markup, format string, path or URL on either side. Pairs are deduplicated on eac
 first catalog in path order wins), so that retrieval over them has one right answer, then split into a
 seeded train/test partition.
 """
+
 import ast
 import importlib.util
 import random
@@ -52,7 +53,8 @@ def parse_po(text: str, source: str = "<po>") -> List[PoEntry]:
         where, stripped = f"{source}:{number}", line.strip()
         # An entry ends at the first blank line, comment or new msgctxt/msgid after its msgstr.
         if any(key.startswith("msgstr") for key in fields) and (
-                not stripped or stripped.startswith(("#", "msgctxt", "msgid"))):
+            not stripped or stripped.startswith(("#", "msgctxt", "msgid"))
+        ):
             plural = "msgid_plural" in fields
             msgstr = fields.get("msgstr[0]" if plural else "msgstr", "")
             entries.append(PoEntry(fields.get("msgid", ""), msgstr, "fuzzy" in flags, plural, start))
@@ -69,7 +71,9 @@ def parse_po(text: str, source: str = "<po>") -> List[PoEntry]:
             fields[current] += _unquote(stripped, where)
             continue
         keyword, _, rest = stripped.partition(" ")
-        if keyword not in ("msgctxt", "msgid", "msgid_plural", "msgstr") and not re.fullmatch(r"msgstr\[\d+\]", keyword):
+        if keyword not in ("msgctxt", "msgid", "msgid_plural", "msgstr") and not re.fullmatch(
+            r"msgstr\[\d+\]", keyword
+        ):
             raise DataFormatError(f"{where}: unknown keyword {keyword!r}")
         start = start if fields else number
         current = keyword
@@ -87,8 +91,10 @@ def catalog_files(language: str, packages: Sequence[str] = CATALOG_PACKAGES) -> 
     for package in packages:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise ModuleNotFoundError(f"the {package} package (its gettext catalogs are the parallel text) is not "
-                                      f"installed: pip install {package}")
+            raise ModuleNotFoundError(
+                f"the {package} package (its gettext catalogs are the parallel text) is not "
+                f"installed: pip install {package}"
+            )
         root = Path(list(spec.submodule_search_locations)[0])
         files.extend(sorted(root.rglob(f"locale/{language}/LC_MESSAGES/*.po")))
     return files
@@ -127,8 +133,10 @@ def gettext_pairs(languages: Sequence[str], test_size: int, seed: int = 0) -> Di
     for language in languages:
         files = catalog_files(language)
         if not files:
-            raise ValueError(f"no gettext catalog for language {language!r} in {', '.join(CATALOG_PACKAGES)} "
-                             "(use a locale folder name such as fr, de, es, pt_BR)")
+            raise ValueError(
+                f"no gettext catalog for language {language!r} in {', '.join(CATALOG_PACKAGES)} "
+                "(use a locale folder name such as fr, de, es, pt_BR)"
+            )
         splits[language] = split_pairs(sentence_pairs(files), test_size, seed)
     return splits
 
@@ -138,16 +146,24 @@ def tsv_lines(pairs: Sequence[Pair]) -> Iterator[str]:
         yield f"{english}\t{translation}\n"
 
 
-def write_pair_files(splits: Dict[str, Tuple[List[Pair], List[Pair]]], output_dir, overwrite: bool = False) -> List[Path]:
+def write_pair_files(
+    splits: Dict[str, Tuple[List[Pair], List[Pair]]], output_dir, overwrite: bool = False
+) -> List[Path]:
     """``en-<language>.train.tsv`` and ``.test.tsv`` per language (English first), written atomically.
 
     A different file already there is an error unless ``overwrite``; the same content is left as it is.
     """
     output_dir = Path(output_dir)
-    contents = {output_dir / f"en-{language}.{part}.tsv": "".join(tsv_lines(pairs))
-                for language, (train, test) in splits.items() for part, pairs in (("train", train), ("test", test))}
-    clashes = [path for path, text in contents.items()
-               if path.exists() and not overwrite and path.read_text(encoding="utf-8") != text]
+    contents = {
+        output_dir / f"en-{language}.{part}.tsv": "".join(tsv_lines(pairs))
+        for language, (train, test) in splits.items()
+        for part, pairs in (("train", train), ("test", test))
+    }
+    clashes = [
+        path
+        for path, text in contents.items()
+        if path.exists() and not overwrite and path.read_text(encoding="utf-8") != text
+    ]
     if clashes:
         raise FileExistsError(f"{clashes[0]} exists with other pairs; pass --overwrite or choose another --output-dir")
     return [write_atomic(path, text) for path, text in contents.items()]

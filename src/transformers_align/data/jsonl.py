@@ -1,4 +1,5 @@
 """JSON Lines reading with file:line errors, field checks, and atomic writing (temporary file, then rename)."""
+
 import json
 import os
 from pathlib import Path
@@ -19,8 +20,10 @@ def iter_text_lines(path) -> Iterator[Tuple[int, str]]:
             try:
                 yield line_number, raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise DataFormatError(f"{path}:{line_number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column "
-                                      f"{len(raw[:error.start].decode('utf-8', 'replace')) + 1})") from None
+                raise DataFormatError(
+                    f"{path}:{line_number}: not UTF-8 (byte 0x{raw[error.start]:02x} at column "
+                    f"{len(raw[: error.start].decode('utf-8', 'replace')) + 1})"
+                ) from None
 
 
 def iter_jsonl(path) -> Iterator[Tuple[int, dict]]:
@@ -31,7 +34,9 @@ def iter_jsonl(path) -> Iterator[Tuple[int, dict]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataFormatError(f"{path}:{line_number}: malformed JSON ({error.msg} at column {error.colno})") from None
+            raise DataFormatError(
+                f"{path}:{line_number}: malformed JSON ({error.msg} at column {error.colno})"
+            ) from None
         if not isinstance(value, dict):
             raise DataFormatError(f"{path}:{line_number}: expected a JSON object, got {type(value).__name__}")
         yield line_number, value

@@ -1,4 +1,5 @@
 """MASSIVE slot filling data: validated JSONL records, locale map, prompts, targets and mid-align training records."""
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,12 +10,45 @@ from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_f
 
 # mid-align's 2-letter -> MASSIVE locale map (its utils.py lists "id" twice; a dict keeps one).
 MASSIVE_LANG_MAP = {
-    "en": "en-US", "af": "af-ZA", "am": "am-ET", "ar": "ar-SA", "az": "az-AZ", "bn": "bn-BD", "cy": "cy-GB",
-    "da": "da-DK", "de": "de-DE", "el": "el-GR", "es": "es-ES", "fa": "fa-IR", "fi": "fi-FI", "fr": "fr-FR",
-    "he": "he-IL", "hi": "hi-IN", "hu": "hu-HU", "hy": "hy-AM", "id": "id-ID", "is": "is-IS", "it": "it-IT",
-    "ja": "ja-JP", "jv": "jv-ID", "ka": "ka-GE", "km": "km-KH", "kn": "kn-IN", "ko": "ko-KR", "lv": "lv-LV",
-    "ml": "ml-IN", "mn": "mn-MN", "pl": "pl-PL", "pt": "pt-PT", "ru": "ru-RU", "sw": "sw-KE", "th": "th-TH",
-    "tl": "tl-PH", "tr": "tr-TR", "ur": "ur-PK", "zh": "zh-CN",
+    "en": "en-US",
+    "af": "af-ZA",
+    "am": "am-ET",
+    "ar": "ar-SA",
+    "az": "az-AZ",
+    "bn": "bn-BD",
+    "cy": "cy-GB",
+    "da": "da-DK",
+    "de": "de-DE",
+    "el": "el-GR",
+    "es": "es-ES",
+    "fa": "fa-IR",
+    "fi": "fi-FI",
+    "fr": "fr-FR",
+    "he": "he-IL",
+    "hi": "hi-IN",
+    "hu": "hu-HU",
+    "hy": "hy-AM",
+    "id": "id-ID",
+    "is": "is-IS",
+    "it": "it-IT",
+    "ja": "ja-JP",
+    "jv": "jv-ID",
+    "ka": "ka-GE",
+    "km": "km-KH",
+    "kn": "kn-IN",
+    "ko": "ko-KR",
+    "lv": "lv-LV",
+    "ml": "ml-IN",
+    "mn": "mn-MN",
+    "pl": "pl-PL",
+    "pt": "pt-PT",
+    "ru": "ru-RU",
+    "sw": "sw-KE",
+    "th": "th-TH",
+    "tl": "tl-PH",
+    "tr": "tr-TR",
+    "ur": "ur-PK",
+    "zh": "zh-CN",
 }
 REQUIRED_FIELDS = ("id", "locale", "partition", "utt", "annot_utt")
 PARTITIONS = ("train", "dev", "test")
@@ -24,9 +58,11 @@ INTENT_KEY = "intent"
 NO_SLOTS = "None"
 _TASK = "Given a command from the user, a voice assistant {what} needed to carry it out. "
 SYSTEM_PROMPT_SLOTS = _TASK.format(what="extracts the entities") + (
-    'Answer "type: words" for each entity, words copied from the command, separated by "; ", or None if there is none.')
+    'Answer "type: words" for each entity, words copied from the command, separated by "; ", or None if there is none.'
+)
 SYSTEM_PROMPT_INTENT_AND_SLOTS = _TASK.format(what="finds the intent and extracts the entities") + (
-    'Answer "intent: name", then "type: words" for each entity, words copied from the command, separated by "; ".')
+    'Answer "intent: name", then "type: words" for each entity, words copied from the command, separated by "; ".'
+)
 
 _SLOT = re.compile(r"\[\s*([^\[\]:\s]+)\s*:\s*([^\[\]]*?)\s*\]")
 
@@ -57,7 +93,7 @@ def parse_annotation(annot_utt: str) -> List[Tuple[str, Optional[str]]]:
     """
     segments, position = [], 0
     for match in _SLOT.finditer(annot_utt):
-        _add_outside(segments, annot_utt[position:match.start()])
+        _add_outside(segments, annot_utt[position : match.start()])
         label, text = match.group(1), " ".join(match.group(2).split())
         if not text:
             raise ValueError(f"slot {label!r} has no words in {annot_utt!r}")
@@ -126,8 +162,10 @@ def load_massive(lang: str, partition: str, data_file=None, data_dir=None) -> Li
     records = [r for r in everything if r.locale == locale and normalize_partition(r.partition) == partition]
     if not records:
         found = sorted({(r.locale, r.partition) for r in everything})
-        raise ValueError(f"{path}: no records for locale {locale} and partition {partition}; "
-                         f"found {', '.join('/'.join(pair) for pair in found) or 'none'}")
+        raise ValueError(
+            f"{path}: no records for locale {locale} and partition {partition}; "
+            f"found {', '.join('/'.join(pair) for pair in found) or 'none'}"
+        )
     seen = {}
     for record in records:
         if record.id in seen:
@@ -162,8 +200,9 @@ def massive_prompts(records: Sequence[MassiveRecord], tokenizer, with_intent: bo
     return [chat_prompt(tokenizer, system, record.utt) for record in records]
 
 
-def training_records(records: Sequence[MassiveRecord], tokenizer, pairs: Sequence[dict] = (),
-                     with_intent: Optional[bool] = None) -> List[dict]:
+def training_records(
+    records: Sequence[MassiveRecord], tokenizer, pairs: Sequence[dict] = (), with_intent: Optional[bool] = None
+) -> List[dict]:
     """mid-align training rows: ``{"prefix": chat prompt, "text": target + end-of-turn}``.
 
     With ``pairs`` (dicts as :func:`transformers_align.data.records.load_pairs` returns them), row i also
@@ -179,8 +218,10 @@ def training_records(records: Sequence[MassiveRecord], tokenizer, pairs: Sequenc
     prompts = massive_prompts(records, tokenizer, with_intent)
     rows = []
     for index, (record, prefix) in enumerate(zip(records, prompts)):
-        row = {"prefix": prefix, "text": format_target(record.slots, record.intent if with_intent else None)
-               + tokenizer.eos_token}
+        row = {
+            "prefix": prefix,
+            "text": format_target(record.slots, record.intent if with_intent else None) + tokenizer.eos_token,
+        }
         if pairs:
             pair = pairs[index % len(pairs)]
             row.update(text_parallel_0=pair["text_parallel_0"], text_parallel_1=pair["text_parallel_1"])

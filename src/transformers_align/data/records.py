@@ -3,13 +3,21 @@
 A training file holds task examples, parallel pairs, or both in each record (mid-align's rows, AFP's
 records). :func:`iter_stream_records` reads one of the two streams out of any of them.
 """
+
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from transformers_align.data.jsonl import DataFormatError, iter_jsonl, iter_text_lines, read_json, require_fields, string_field
+from transformers_align.data.jsonl import (
+    DataFormatError,
+    iter_jsonl,
+    iter_text_lines,
+    read_json,
+    require_fields,
+    string_field,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +28,13 @@ NEGATIVE_FIELD = "text_negative"  # optional: a hard negative for side 0, next t
 AFP_FIELDS = ("sent0", "sent1", "clm_text", "clm_prompt_len")
 MAY_BE_EMPTY = ("prefix", "prompt")  # plain language modelling has no prompt
 SCHEMAS = ("task", "task+pairs", "prompt+completion", "afp", "pairs")
-SCHEMA_FIELDS = {"task": TASK_FIELDS, "task+pairs": TASK_FIELDS + PAIR_FIELDS, "prompt+completion": PROMPT_COMPLETION_FIELDS,
-                 "afp": AFP_FIELDS, "pairs": PAIR_FIELDS}
+SCHEMA_FIELDS = {
+    "task": TASK_FIELDS,
+    "task+pairs": TASK_FIELDS + PAIR_FIELDS,
+    "prompt+completion": PROMPT_COMPLETION_FIELDS,
+    "afp": AFP_FIELDS,
+    "pairs": PAIR_FIELDS,
+}
 TASK, PAIRS = "task", "pairs"  # the two streams
 
 
@@ -51,8 +64,10 @@ def detect_schema(record: dict, where: str = "a record") -> str:
         return "task+pairs" if has_pairs else "task"
     if has_pairs:
         return "pairs"
-    raise DataFormatError(f"{where}: fields {sorted(keys)} match no schema: expected {TASK_FIELDS}, {TASK_FIELDS + PAIR_FIELDS}, "
-                          f"{PROMPT_COMPLETION_FIELDS}, {PAIR_FIELDS} or AFP's {AFP_FIELDS}")
+    raise DataFormatError(
+        f"{where}: fields {sorted(keys)} match no schema: expected {TASK_FIELDS}, {TASK_FIELDS + PAIR_FIELDS}, "
+        f"{PROMPT_COMPLETION_FIELDS}, {PAIR_FIELDS} or AFP's {AFP_FIELDS}"
+    )
 
 
 def streams_of(schema: str) -> Tuple[str, ...]:
@@ -81,8 +96,9 @@ def iter_json_records(path) -> Iterator[Tuple[int, dict]]:
         yield index, record
 
 
-def iter_tsv_rows(path, columns: Sequence[str], header: bool = False,
-                  tabs_in_first: bool = False) -> Iterator[Tuple[int, List[str]]]:
+def iter_tsv_rows(
+    path, columns: Sequence[str], header: bool = False, tabs_in_first: bool = False
+) -> Iterator[Tuple[int, List[str]]]:
     """``(line number, fields)`` of a UTF-8 tab-separated file with one field per name in ``columns``.
 
     Blank lines are passed over; with ``header`` so is line 1. With ``tabs_in_first`` the first field may
@@ -95,8 +111,10 @@ def iter_tsv_rows(path, columns: Sequence[str], header: bool = False,
             continue
         fields = line.rsplit("\t", len(columns) - 1) if tabs_in_first else line.split("\t")
         if len(fields) != len(columns):
-            raise DataFormatError(f"{path}:{number}: expected {len(columns)} tab-separated columns, found {len(fields)} "
-                                  f"({'<TAB>'.join(columns)})")
+            raise DataFormatError(
+                f"{path}:{number}: expected {len(columns)} tab-separated columns, found {len(fields)} "
+                f"({'<TAB>'.join(columns)})"
+            )
         yield number, fields
 
 
@@ -124,7 +142,11 @@ def iter_stream_records(path, stream: str, schema: str = "auto") -> Iterator[Dic
         has_negative = (stream == PAIRS and NEGATIVE_FIELD in record) if has_negative is None else has_negative
         require_fields(record, SCHEMA_FIELDS[schema] + ((NEGATIVE_FIELD,) if has_negative else ()), where)
         row = _task_part(record, schema, where) if stream == TASK else _pair_part(record, schema, has_negative, where)
-        empty = [name for name, value in row.items() if isinstance(value, str) and not value.strip() and name not in MAY_BE_EMPTY]
+        empty = [
+            name
+            for name, value in row.items()
+            if isinstance(value, str) and not value.strip() and name not in MAY_BE_EMPTY
+        ]
         row.update(line=number, skipped=f"empty {empty[0]}" if empty else "")
         yield row
 
@@ -141,10 +163,16 @@ def _task_part(record: dict, schema: str, where: str) -> Dict:
         cut = _checked_prompt_length(record, where)
         return {"prefix": text[:cut], "text": text[cut:], "append_eos": True}
     if schema == "prompt+completion":
-        return {"prefix": string_field(record, "prompt", where, allow_empty=True),
-                "text": string_field(record, "completion", where, allow_empty=True), "append_eos": True}
-    return {"prefix": string_field(record, "prefix", where, allow_empty=True),
-            "text": string_field(record, "text", where, allow_empty=True), "append_eos": False}
+        return {
+            "prefix": string_field(record, "prompt", where, allow_empty=True),
+            "text": string_field(record, "completion", where, allow_empty=True),
+            "append_eos": True,
+        }
+    return {
+        "prefix": string_field(record, "prefix", where, allow_empty=True),
+        "text": string_field(record, "text", where, allow_empty=True),
+        "append_eos": False,
+    }
 
 
 def _pair_part(record: dict, schema: str, has_negative: bool, where: str) -> Dict:

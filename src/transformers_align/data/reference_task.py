@@ -11,6 +11,7 @@ it (the library's trainer skips records with an empty prompt; ``prompt_units=0``
 the completion for trainers that accept that). The reference's demo files use ``chunk_size=512,
 prompt_units=511``, a split that its training ignores.
 """
+
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -103,8 +104,13 @@ def iter_windows(documents: Iterable[str], unit: str, chunk_size: int) -> Iterat
             yield window, len(buffer)
 
 
-def window_record(window: Sequence[str], unit: str, prompt_units: int, prompt_field: str = "prompt",
-                  completion_field: str = "completion") -> dict:
+def window_record(
+    window: Sequence[str],
+    unit: str,
+    prompt_units: int,
+    prompt_field: str = "prompt",
+    completion_field: str = "completion",
+) -> dict:
     """One record from a window: the first ``prompt_units`` units are the prompt, the rest the completion."""
     joiner = " " if unit == "word" else ""
     prompt = joiner.join(window[:prompt_units])
@@ -129,10 +135,18 @@ class ReferenceTaskStats:
     stopped_at_max_chunks: bool
 
 
-def build_reference_task(paths: Sequence, language: str, chunk_size: int = 512, prompt_units: int = 1,
-                         unit: Optional[str] = None, fmt: str = "auto", text_field: str = "text",
-                         max_chunks: Optional[int] = None, prompt_field: str = "prompt",
-                         completion_field: str = "completion") -> Tuple[List[dict], ReferenceTaskStats]:
+def build_reference_task(
+    paths: Sequence,
+    language: str,
+    chunk_size: int = 512,
+    prompt_units: int = 1,
+    unit: Optional[str] = None,
+    fmt: str = "auto",
+    text_field: str = "text",
+    max_chunks: Optional[int] = None,
+    prompt_field: str = "prompt",
+    completion_field: str = "completion",
+) -> Tuple[List[dict], ReferenceTaskStats]:
     """Records and stats for the reference task of ``language`` from ``paths`` (read in the given order).
 
     ``unit`` defaults to :func:`default_unit` of ``language``. ``max_chunks`` stops after that many windows.
@@ -170,7 +184,15 @@ def build_reference_task(paths: Sequence, language: str, chunk_size: int = 512, 
             f"{', '.join(map(str, paths))}: fewer than {chunk_size} {unit}s in all, so not one window; "
             "lower --chunk-size or add text"
         )
-    stats = ReferenceTaskStats(language=language, unit=unit, chunk_size=chunk_size, prompt_units=prompt_units,
-                               files=len(paths), documents=counted["documents"], chunks=len(records),
-                               units_dropped=0 if stopped else left_over, stopped_at_max_chunks=stopped)
+    stats = ReferenceTaskStats(
+        language=language,
+        unit=unit,
+        chunk_size=chunk_size,
+        prompt_units=prompt_units,
+        files=len(paths),
+        documents=counted["documents"],
+        chunks=len(records),
+        units_dropped=0 if stopped else left_over,
+        stopped_at_max_chunks=stopped,
+    )
     return records, stats

@@ -6,6 +6,7 @@ fingerprint of the file (path, size, modification time), the tokenizer and the o
 run with the same data starts without reading or tokenizing again. With ``streaming`` nothing is
 cached: records are read, tokenized and batched as training consumes them (files larger than memory).
 """
+
 import hashlib
 import json
 import logging
@@ -80,25 +81,42 @@ class TrainingStreams:
         pairs = [{k: f[k] for k in PAIR_ID_FIELDS.values() if k in f} for f in features if "input_ids_parallel_0" in f]
         made = {}
         if task:
-            made["task"] = Stream(TASK, task, np.array([len(f["input_ids"]) for f in task]),
-                                  np.array([sum(label != -100 for label in f["labels"][1:]) for f in task]), "memory")
+            made["task"] = Stream(
+                TASK,
+                task,
+                np.array([len(f["input_ids"]) for f in task]),
+                np.array([sum(label != -100 for label in f["labels"][1:]) for f in task]),
+                "memory",
+            )
         if pairs:
-            made["pairs"] = Stream(PAIRS, pairs, np.array([max(len(v) for v in f.values()) for f in pairs]), sources="memory")
+            made["pairs"] = Stream(
+                PAIRS, pairs, np.array([max(len(v) for v in f.values()) for f in pairs]), sources="memory"
+            )
         return cls(**made, has_negatives=bool(pairs) and "input_ids_negative" in pairs[0])
 
 
-def build_streams(train_files: Sequence[str], alignment_files: Sequence[str], wanted: Sequence[str], tokenizer,
-                  options: FeatureOptions, schema: str = "auto", num_proc: Optional[int] = None, streaming: bool = False,
-                  max_samples: Optional[int] = None) -> TrainingStreams:
+def build_streams(
+    train_files: Sequence[str],
+    alignment_files: Sequence[str],
+    wanted: Sequence[str],
+    tokenizer,
+    options: FeatureOptions,
+    schema: str = "auto",
+    num_proc: Optional[int] = None,
+    streaming: bool = False,
+    max_samples: Optional[int] = None,
+) -> TrainingStreams:
     """The ``wanted`` streams (task, pairs) of ``train_files``; pairs also come from ``alignment_files``.
 
     mid-align's rows and AFP's records feed both streams; task-only files feed the task stream, pair
     files (TSV, JSON Lines with text_parallel_0/1) the pair stream. Every bad record is an error naming
     its file and line; skipped, dropped and truncated records are counted and logged.
     """
-    sources = {TASK: [(path, schema) for path in train_files if TASK in _file_streams(path, schema)],
-               PAIRS: [(path, schema) for path in train_files if PAIRS in _file_streams(path, schema)]
-               + [(path, "pairs") for path in alignment_files]}
+    sources = {
+        TASK: [(path, schema) for path in train_files if TASK in _file_streams(path, schema)],
+        PAIRS: [(path, schema) for path in train_files if PAIRS in _file_streams(path, schema)]
+        + [(path, "pairs") for path in alignment_files],
+    }
     made = {}
     for name in wanted:
         if not sources[name]:
@@ -107,8 +125,10 @@ def build_streams(train_files: Sequence[str], alignment_files: Sequence[str], wa
         made[name] = build(name, sources[name], tokenizer, options, num_proc, max_samples)
     has_negatives = PAIRS in made and "input_ids_negative" in _columns(made[PAIRS].examples)
     if has_negatives and any(not _first_has_negative(path, s) for path, s in sources[PAIRS]):
-        raise DataFormatError(f"{', '.join(p for p, s in sources[PAIRS] if not _first_has_negative(p, s))}: no "
-                              f"'{NEGATIVE_FIELD}' field, but other pair files have one: give every pair a hard negative or none")
+        raise DataFormatError(
+            f"{', '.join(p for p, s in sources[PAIRS] if not _first_has_negative(p, s))}: no "
+            f"'{NEGATIVE_FIELD}' field, but other pair files have one: give every pair a hard negative or none"
+        )
     return TrainingStreams(task=made.get(TASK), pairs=made.get(PAIRS), has_negatives=has_negatives)
 
 
@@ -165,24 +185,41 @@ def _cached(stream, sources, tokenizer, options, num_proc, max_samples) -> Strea
     tokenizer_print, parts, raws, raw_kept = _tokenizer_fingerprint(tokenizer), [], [], 0
     for index, (path, schema) in enumerate(sources):
         raw_print = _fingerprint("records", _file_signature(path), stream, schema, index)
-        raw = _unwrap_generation_error(lambda: datasets.Dataset.from_generator(
-            _records, gen_kwargs={"path": path, "stream": stream, "schema": schema, "file_index": index}, fingerprint=raw_print))
+        raw = _unwrap_generation_error(
+            lambda: datasets.Dataset.from_generator(
+                _records,
+                gen_kwargs={"path": path, "stream": stream, "schema": schema, "file_index": index},
+                fingerprint=raw_print,
+            )
+        )
         raw_kept += _log_skips(raw, path)
         raws.append((path, raw))
-        parts.append(raw.map(_tokenize(stream), batched=True, fn_kwargs={"tokenizer": tokenizer, "options": options},
-                             remove_columns=raw.column_names, num_proc=num_proc, desc=f"tokenizing {stream} ({Path(path).name})",
-                             new_fingerprint=_fingerprint(raw_print, "tokenized", tokenizer_print, vars(options))))
+        parts.append(
+            raw.map(
+                _tokenize(stream),
+                batched=True,
+                fn_kwargs={"tokenizer": tokenizer, "options": options},
+                remove_columns=raw.column_names,
+                num_proc=num_proc,
+                desc=f"tokenizing {stream} ({Path(path).name})",
+                new_fingerprint=_fingerprint(raw_print, "tokenized", tokenizer_print, vars(options)),
+            )
+        )
     examples = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     if raw_kept == 0:
         raise DataFormatError(f"{names}: every {stream} record was skipped (see the counts above): nothing to train on")
     if len(examples) == 0:
         path, line = next((path, row["line"]) for path, raw in raws for row in raw if not row["skipped"])
-        raise DataFormatError(f"{path}:{line} and every other {stream} record: the prompt "
-                              f"fills --block_size {options.block_size}, so no completion token is left to learn from")
+        raise DataFormatError(
+            f"{path}:{line} and every other {stream} record: the prompt "
+            f"fills --block_size {options.block_size}, so no completion token is left to learn from"
+        )
     _log_cuts(stream, raw_kept, examples, options)
     if max_samples:
         examples = examples.select(range(min(max_samples, len(examples))))
-    counts = examples.select_columns([c for c in ("length", "num_labels") if c in examples.column_names]).with_format("numpy")[:]
+    counts = examples.select_columns([c for c in ("length", "num_labels") if c in examples.column_names]).with_format(
+        "numpy"
+    )[:]
     examples = examples.remove_columns(["length", "truncated"] + (["num_labels"] if stream == TASK else []))
     return Stream(stream, examples, counts["length"], counts.get("num_labels"), names)
 
@@ -201,10 +238,19 @@ def _log_skips(raw, path) -> int:
 def _log_cuts(stream, kept, examples, options) -> None:
     truncated = int(np.sum(examples.select_columns(["truncated"]).with_format("numpy")[:]["truncated"]))
     if truncated:
-        logger.warning("%d %s truncated (block_size=%d, pair_max_length=%d)", truncated,
-                       "task sequences" if stream == TASK else "pairs with a sentence", options.block_size, options.pair_limit)
+        logger.warning(
+            "%d %s truncated (block_size=%d, pair_max_length=%d)",
+            truncated,
+            "task sequences" if stream == TASK else "pairs with a sentence",
+            options.block_size,
+            options.pair_limit,
+        )
     if kept > len(examples):
-        logger.warning("dropped %d task records whose prompt fills the block (block_size=%d)", kept - len(examples), options.block_size)
+        logger.warning(
+            "dropped %d task records whose prompt fills the block (block_size=%d)",
+            kept - len(examples),
+            options.block_size,
+        )
 
 
 def _columns(examples) -> List[str]:
@@ -227,8 +273,9 @@ def _streamed(stream, sources, tokenizer, options, num_proc, max_samples) -> Str
 
     examples = datasets.IterableDataset.from_generator(every_file)
     columns = list(next(_records(sources[0][0], stream, sources[0][1], 0)))
-    examples = examples.map(_tokenize(stream), batched=True, fn_kwargs={"tokenizer": tokenizer, "options": options},
-                            remove_columns=columns)
+    examples = examples.map(
+        _tokenize(stream), batched=True, fn_kwargs={"tokenizer": tokenizer, "options": options}, remove_columns=columns
+    )
     if max_samples:
         examples = examples.take(max_samples)
     return Stream(stream, examples, sources=", ".join(str(p) for p, _ in sources))

@@ -14,6 +14,7 @@ L2-normalised vectors:
 - ``uniformity`` = log mean over pairs of distinct vectors of exp(-2 ||ẑ_a - ẑ_b||²), over the 2n
   representations of both sides together (Wang & Isola; lower is more uniform).
 """
+
 import logging
 import math
 from dataclasses import asdict
@@ -62,20 +63,44 @@ def saved_run_settings(folder) -> dict:
     return {name: saved[name] for name in AlignmentSettings.names() if saved.get(name) is not None}
 
 
-def analysis_settings(model, adapter_dir=None, pooling: Optional[str] = None, skip_first: Optional[int] = None,
-                      skip_bos: Optional[bool] = None, layer: Optional[int] = None) -> AlignmentSettings:
+def analysis_settings(
+    model,
+    adapter_dir=None,
+    pooling: Optional[str] = None,
+    skip_first: Optional[int] = None,
+    skip_bos: Optional[bool] = None,
+    layer: Optional[int] = None,
+) -> AlignmentSettings:
     """What the model was trained with, with the given values on top: the run record next to ``adapter_dir``,
     else the model config (a model saved by training carries its settings there), else the defaults."""
     causal_lm = unwrap_causal_lm(model)
-    saved = {**saved_run_settings(adapter_dir), **{name: value for name, value in dict(
-        contrastive_pooling_type=pooling, contrastive_pooling_skip_first=skip_first,
-        contrastive_pooling_skip_special=skip_bos, additional_loss_layer=layer).items() if value is not None}}
+    saved = {
+        **saved_run_settings(adapter_dir),
+        **{
+            name: value
+            for name, value in dict(
+                contrastive_pooling_type=pooling,
+                contrastive_pooling_skip_first=skip_first,
+                contrastive_pooling_skip_special=skip_bos,
+                additional_loss_layer=layer,
+            ).items()
+            if value is not None
+        },
+    }
     return AlignmentSettings.from_config(causal_lm.config, **saved).resolved(num_blocks(causal_lm))
 
 
 @torch.no_grad()
-def layer_embeddings(model, tokenizer, texts: Sequence[str], settings: AlignmentSettings, batch_size: int = 16,
-                     progress: bool = True, desc: str = "encoding", every_layer: bool = True) -> torch.Tensor:
+def layer_embeddings(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    settings: AlignmentSettings,
+    batch_size: int = 16,
+    progress: bool = True,
+    desc: str = "encoding",
+    every_layer: bool = True,
+) -> torch.Tensor:
     """``(num_layers, len(texts), dim)`` float32 vectors of decoder blocks 1..N, pooled as ``settings`` say.
 
     The same early-exit pass and pooling as the alignment loss (``aligned_representation``): at layer L
@@ -84,21 +109,28 @@ def layer_embeddings(model, tokenizer, texts: Sequence[str], settings: Alignment
     right-padded here (the tokenizer is not changed).
     """
     if every_layer:
-        settings = AlignmentSettings(**{**asdict(settings), "additional_loss_layer": num_blocks(unwrap_causal_lm(model))})
+        settings = AlignmentSettings(
+            **{**asdict(settings), "additional_loss_layer": num_blocks(unwrap_causal_lm(model))}
+        )
     device = next(model.parameters()).device
     encoded = tokenizer(list(texts))["input_ids"]
     vectors = []
     for start in tqdm(range(0, len(encoded), batch_size), desc=desc, disable=not progress):
-        ids, mask = pad_right_with_mask(encoded[start:start + batch_size])
-        vectors.append(aligned_representation(model, ids.to(device), mask.to(device), settings, all_layers=every_layer).cpu())
+        ids, mask = pad_right_with_mask(encoded[start : start + batch_size])
+        vectors.append(
+            aligned_representation(model, ids.to(device), mask.to(device), settings, all_layers=every_layer).cpu()
+        )
     return torch.cat(vectors, dim=-2)
 
 
-def metrics_at_layer(model, tokenizer, pairs: Sequence[Tuple[str, str]], settings: AlignmentSettings,
-                     batch_size: int = 16) -> Dict[str, float]:
+def metrics_at_layer(
+    model, tokenizer, pairs: Sequence[Tuple[str, str]], settings: AlignmentSettings, batch_size: int = 16
+) -> Dict[str, float]:
     """:func:`layer_metrics` of ``pairs`` at the aligned layer L only (blocks above L are not run)."""
-    sides = [layer_embeddings(model, tokenizer, [p[i] for p in pairs], settings, batch_size, False, every_layer=False)
-             for i in (0, 1)]
+    sides = [
+        layer_embeddings(model, tokenizer, [p[i] for p in pairs], settings, batch_size, False, every_layer=False)
+        for i in (0, 1)
+    ]
     return layer_metrics(*sides)
 
 
@@ -106,7 +138,9 @@ def layer_metrics(side0: torch.Tensor, side1: torch.Tensor) -> Dict[str, float]:
     """The metrics of the module doc for pooled representations ``(n, dim)`` of the two sides, n >= 2."""
     n = side0.shape[0]
     if n < 2 or side1.shape != side0.shape:
-        raise ValueError(f"need two equally shaped sides with at least 2 rows, got {tuple(side0.shape)} and {tuple(side1.shape)}")
+        raise ValueError(
+            f"need two equally shaped sides with at least 2 rows, got {tuple(side0.shape)} and {tuple(side1.shape)}"
+        )
     x, y = F.normalize(side0.double(), dim=-1), F.normalize(side1.double(), dim=-1)
     similarity = x @ y.T
     truth = torch.arange(n)
@@ -122,8 +156,14 @@ def layer_metrics(side0: torch.Tensor, side1: torch.Tensor) -> Dict[str, float]:
     }
 
 
-def analyze_alignment(model, tokenizer, pairs: Sequence[Tuple[str, str]], settings: Optional[AlignmentSettings] = None,
-                      batch_size: int = 16, progress: bool = True) -> dict:
+def analyze_alignment(
+    model,
+    tokenizer,
+    pairs: Sequence[Tuple[str, str]],
+    settings: Optional[AlignmentSettings] = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict:
     """``{"settings", "layers": [{"layer": l, **metrics}, ...], "warning"}`` for decoder blocks 1..N of ``model`` (eval mode).
 
     ``settings`` (default: the model's own, see :func:`analysis_settings`) give the pooling and the layer L
@@ -137,11 +177,15 @@ def analyze_alignment(model, tokenizer, pairs: Sequence[Tuple[str, str]], settin
     warning = settings.degeneracy_warning(at_layer["cosine_true"], at_layer["cosine_random"])
     if warning:
         logger.warning(warning)
-    report_settings = {"pairs": len(pairs), "aligned_layer": settings.additional_loss_layer,
-                       "pooling": settings.contrastive_pooling_type, "skip_first": settings.contrastive_pooling_skip_first,
-                       "skip_bos": settings.contrastive_pooling_skip_special,
-                       "note": "layer l is the output of decoder block l by early exit (layer N without the final norm), "
-                               "pooled as the alignment loss pools"}
+    report_settings = {
+        "pairs": len(pairs),
+        "aligned_layer": settings.additional_loss_layer,
+        "pooling": settings.contrastive_pooling_type,
+        "skip_first": settings.contrastive_pooling_skip_first,
+        "skip_bos": settings.contrastive_pooling_skip_special,
+        "note": "layer l is the output of decoder block l by early exit (layer N without the final norm), "
+        "pooled as the alignment loss pools",
+    }
     return {"settings": report_settings, "layers": layers, "warning": warning}
 
 
@@ -153,14 +197,25 @@ def most_aligned_layer(report: dict) -> int:
 def format_table(report: dict) -> str:
     """One row per layer: retrieval both ways (%), true vs random cosine, distance and uniformity."""
     header = ["layer", "R@1 0>1", "R@1 1>0", "cos true", "cos rand", "distance", "uniform"]
-    lines = [header] + [[str(r["layer"]), f"{100 * r['retrieval_0_to_1']:.1f}", f"{100 * r['retrieval_1_to_0']:.1f}",
-                         f"{r['cosine_true']:.3f}", f"{r['cosine_random']:.3f}", f"{r['embedding_distance']:.3f}",
-                         f"{r['uniformity']:.3f}"] for r in report["layers"]]
+    lines = [header] + [
+        [
+            str(r["layer"]),
+            f"{100 * r['retrieval_0_to_1']:.1f}",
+            f"{100 * r['retrieval_1_to_0']:.1f}",
+            f"{r['cosine_true']:.3f}",
+            f"{r['cosine_random']:.3f}",
+            f"{r['embedding_distance']:.3f}",
+            f"{r['uniformity']:.3f}",
+        ]
+        for r in report["layers"]
+    ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(text) + (f"\nbest mean retrieval at layer {most_aligned_layer(report)}, aligned layer "
-                              f"{report['settings']['aligned_layer']} ({report['settings']['pairs']} pairs)")
+    return "\n".join(text) + (
+        f"\nbest mean retrieval at layer {most_aligned_layer(report)}, aligned layer "
+        f"{report['settings']['aligned_layer']} ({report['settings']['pairs']} pairs)"
+    )
 
 
 def plot(report: dict, path, baseline: Optional[dict] = None) -> Path:
@@ -169,15 +224,26 @@ def plot(report: dict, path, baseline: Optional[dict] = None) -> Path:
 
     figure = Figure(figsize=(11, 7.5), layout="constrained")
     axes = figure.subplots(2, 2)
-    panels = [("top-1 retrieval", ("retrieval_0_to_1", "retrieval_1_to_0")), ("cosine", ("cosine_true", "cosine_random")),
-              ("embedding distance (lower = closer)", ("embedding_distance",)), ("uniformity (lower = more uniform)", ("uniformity",))]
+    panels = [
+        ("top-1 retrieval", ("retrieval_0_to_1", "retrieval_1_to_0")),
+        ("cosine", ("cosine_true", "cosine_random")),
+        ("embedding distance (lower = closer)", ("embedding_distance",)),
+        ("uniformity (lower = more uniform)", ("uniformity",)),
+    ]
     for axis, (title, metrics) in zip(axes.flat, panels):
         for source, style, label in ((report, "-", ""), (baseline, "--", " (baseline)")):
             if source is None:
                 continue
             layers = [r["layer"] for r in source["layers"]]
             for color, metric in enumerate(metrics):
-                axis.plot(layers, [r[metric] for r in source["layers"]], style, color=f"C{color}", marker="o", label=metric + label)
+                axis.plot(
+                    layers,
+                    [r[metric] for r in source["layers"]],
+                    style,
+                    color=f"C{color}",
+                    marker="o",
+                    label=metric + label,
+                )
         axis.set_title(title)
         axis.set_xlabel("layer (output of decoder block)")
         axis.set_xticks([r["layer"] for r in report["layers"]])

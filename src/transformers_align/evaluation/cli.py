@@ -4,6 +4,7 @@ The convention is the training script's: ``HfArgumentParser`` over dataclasses, 
 per field with help text, and the model flag is ``--model_name_or_path`` everywhere. Earlier spellings
 (``--model``, ``--model-name``, ``--peft-model-id``, ...) are kept as aliases in each field's metadata.
 """
+
 import dataclasses
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -17,8 +18,14 @@ from transformers_align.evaluation.generation import load_model_and_tokenizer
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def option(default=dataclasses.MISSING, *, help: str, aliases: Sequence[str] = (), default_factory=dataclasses.MISSING,
-           **argparse_options):
+def option(
+    default=dataclasses.MISSING,
+    *,
+    help: str,
+    aliases: Sequence[str] = (),
+    default_factory=dataclasses.MISSING,
+    **argparse_options,
+):
     """A dataclass field for ``HfArgumentParser``: help text, old flag spellings, extra argparse options."""
     metadata = {"help": help, "aliases": list(aliases), **argparse_options}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
@@ -35,10 +42,13 @@ class EvaluationModelArguments:
     """A local causal LM (never downloaded), optionally with a PEFT adapter."""
 
     model_name_or_path: Optional[str] = option(
-        None, aliases=["--model", "--model-name", "--base-model-name"],
-        help="base model: a local folder or a model already in the Hugging Face cache (never downloaded); required")
-    peft_model_id: Optional[str] = option(None, aliases=["--peft-model-id"],
-                                          help="local folder of a PEFT adapter to put on the base model")
+        None,
+        aliases=["--model", "--model-name", "--base-model-name"],
+        help="base model: a local folder or a model already in the Hugging Face cache (never downloaded); required",
+    )
+    peft_model_id: Optional[str] = option(
+        None, aliases=["--peft-model-id"], help="local folder of a PEFT adapter to put on the base model"
+    )
     device: Optional[str] = option(None, help="torch device; None: cuda if available, else cpu")
     dtype: Optional[str] = option(None, choices=list(DTYPES), help="None: bfloat16 on GPU, float32 on CPU")
 
@@ -54,8 +64,9 @@ class GenerationArguments:
 
     batch_size: int = option(16, aliases=["--batch-size"], help="prompts per batch")
     max_new_tokens: int = option(128, aliases=["--max-new-tokens"], help="generation length limit")
-    max_examples: Optional[int] = option(None, aliases=["--max-examples"],
-                                         help="only the first N examples (quick runs)")
+    max_examples: Optional[int] = option(
+        None, aliases=["--max-examples"], help="only the first N examples (quick runs)"
+    )
 
 
 @dataclasses.dataclass
@@ -73,10 +84,14 @@ class MassiveDataArguments:
 
     lang: str = option("en", help="2-letter code from MASSIVE_LANG_MAP or a locale like zh-TW")
     partition: str = option("test", help="train, dev (or validation) or test")
-    data_dir: str = option("data_example/massive", aliases=["--data-dir"],
-                           help="folder of <locale>.jsonl files in MASSIVE's release format")
-    data_file: Optional[str] = option(None, aliases=["--data-file"],
-                                      help="one MASSIVE JSONL file (overrides --data_dir)")
+    data_dir: str = option(
+        "data_example/massive",
+        aliases=["--data-dir"],
+        help="folder of <locale>.jsonl files in MASSIVE's release format",
+    )
+    data_file: Optional[str] = option(
+        None, aliases=["--data-file"], help="one MASSIVE JSONL file (overrides --data_dir)"
+    )
 
 
 def require_model(model: EvaluationModelArguments, *_) -> None:
@@ -85,8 +100,13 @@ def require_model(model: EvaluationModelArguments, *_) -> None:
         raise ValueError("the following argument is required: --model_name_or_path (or --model / --model-name)")
 
 
-def parse_arguments(dataclass_types: Sequence[type], argv: Optional[Sequence[str]] = None, description: str = None,
-                    defaults: Optional[dict] = None, check: Optional[Callable] = None) -> Tuple:
+def parse_arguments(
+    dataclass_types: Sequence[type],
+    argv: Optional[Sequence[str]] = None,
+    description: str = None,
+    defaults: Optional[dict] = None,
+    check: Optional[Callable] = None,
+) -> Tuple:
     """Parse ``argv`` (default ``sys.argv[1:]``) into one instance per dataclass type.
 
     ``defaults`` overrides field defaults for this script (shown by ``--help``). ``check(*instances)`` and

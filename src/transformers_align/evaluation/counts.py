@@ -5,6 +5,7 @@ as wrong, never as absent from the denominator. Missing predictions are an error
 them (``--allow_missing``). Items left out on purpose (``--max_examples``, records a reader skips) are not
 in ``total``; they are counted by reason in ``skipped``.
 """
+
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, Mapping, Sequence
@@ -28,8 +29,13 @@ class EvaluationCounts:
         return self.scored + self.missing
 
     def as_json(self) -> dict:
-        return {"total": self.total, "scored": self.scored, "missing": self.missing,
-                "skipped": sum(self.skipped.values()), "skipped_by_reason": dict(self.skipped)}
+        return {
+            "total": self.total,
+            "scored": self.scored,
+            "missing": self.missing,
+            "skipped": sum(self.skipped.values()),
+            "skipped_by_reason": dict(self.skipped),
+        }
 
 
 def skipped_beyond_limit(available: int, limit) -> Dict[str, int]:
@@ -51,4 +57,5 @@ def check_missing(missing_ids: Sequence, total: int, predictions_file, allow_mis
         raise MissingPredictionsError(
             f"{predictions_file}: no prediction for {len(missing_ids)} of {total} gold item(s) "
             f"(first: {missing_ids[0]}); "
-            "pass --allow_missing to score them as wrong")
+            "pass --allow_missing to score them as wrong"
+        )

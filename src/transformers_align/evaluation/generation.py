@@ -1,4 +1,5 @@
 """Batched greedy generation for evaluation: local model (+ PEFT adapter) loading, left padding, KV cache."""
+
 import copy
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -15,8 +16,12 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model_and_tokenizer(model_name: str, peft_model_id: Optional[str] = None, device: Optional[str] = None,
-                             dtype: Optional[torch.dtype] = None):
+def load_model_and_tokenizer(
+    model_name: str,
+    peft_model_id: Optional[str] = None,
+    device: Optional[str] = None,
+    dtype: Optional[torch.dtype] = None,
+):
     """A causal LM and its tokenizer from a local folder or the local cache only (never downloads).
 
     Loaded as training loads them (``modeling.loading``: attention kernel, EOS as pad token where there is
@@ -29,8 +34,10 @@ def load_model_and_tokenizer(model_name: str, peft_model_id: Optional[str] = Non
     model = load_causal_lm(model_name, dtype, local_files_only=True)
     if peft_model_id:
         if not (Path(peft_model_id) / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"--peft_model_id {peft_model_id}: no adapter_config.json there "
-                                    "(adapters are loaded from local folders only)")
+            raise FileNotFoundError(
+                f"--peft_model_id {peft_model_id}: no adapter_config.json there "
+                "(adapters are loaded from local folders only)"
+            )
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, peft_model_id)
@@ -45,8 +52,15 @@ def _stop_token_ids(model, tokenizer) -> List[int]:
     return list(dict.fromkeys(i for i in ids if i is not None))
 
 
-def generate_greedy(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, max_new_tokens: int = 128,
-                    desc: str = "generating", sort_by_length: bool = True) -> List[str]:
+def generate_greedy(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    desc: str = "generating",
+    sort_by_length: bool = True,
+) -> List[str]:
     """Greedy continuations of ``prompts`` (text; the tokenizer adds its special tokens), in prompt order.
 
     Batches are left-padded on a copy of the tokenizer (the caller's is untouched) and decoded from the
@@ -57,8 +71,14 @@ def generate_greedy(model, tokenizer, prompts: Sequence[str], batch_size: int = 
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     tok = with_pad_token(copy.deepcopy(tokenizer))
     tok.padding_side = "left"
-    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
-                              eos_token_id=_stop_token_ids(model, tok), pad_token_id=tok.pad_token_id)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        use_cache=True,
+        eos_token_id=_stop_token_ids(model, tok),
+        pad_token_id=tok.pad_token_id,
+    )
     order = list(range(len(prompts)))
     if sort_by_length:
         lengths = [len(ids) for ids in tok(list(prompts))["input_ids"]] if prompts else []
@@ -67,11 +87,12 @@ def generate_greedy(model, tokenizer, prompts: Sequence[str], batch_size: int = 
     outputs: List[Optional[str]] = [None] * len(prompts)
     with torch.inference_mode(), tqdm(total=len(prompts), desc=desc, unit="prompt") as progress:
         for start in range(0, len(order), batch_size):
-            indices = order[start:start + batch_size]
+            indices = order[start : start + batch_size]
             batch = tok([prompts[i] for i in indices], padding=True, return_tensors="pt").to(device)
-            generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                       generation_config=config)
-            texts = tok.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+            generated = model.generate(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], generation_config=config
+            )
+            texts = tok.batch_decode(generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
             for index, text in zip(indices, texts):
                 outputs[index] = text
             progress.update(len(indices))

@@ -10,6 +10,7 @@ follows it) and the task's connector as ``fewshot_delimiter``. Run with
 ``lm_eval --include_path DIR --tasks afp_icl`` (a tag holding every exported task) and, to put
 BOS in front as the built-in evaluator does, ``--model_args ...,add_bos_token=True``.
 """
+
 from pathlib import Path
 from typing import List, Sequence
 
@@ -51,14 +52,23 @@ def task_config(name: str, task: str, dev_file: Path, test_file: Path, connector
         "doc_to_target": "label",
         "target_delimiter": "",
         "fewshot_delimiter": connector,
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                        {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+        ],
         "metadata": {"version": 1.0},
     }
 
 
-def export_tasks(data_dir, output_dir, tasks: Sequence[str], prompt_lang: str, test_langs: Sequence[str],
-                 seed: int = 0, eos_text: str = "</s>") -> List[Path]:
+def export_tasks(
+    data_dir,
+    output_dir,
+    tasks: Sequence[str],
+    prompt_lang: str,
+    test_langs: Sequence[str],
+    seed: int = 0,
+    eos_text: str = "</s>",
+) -> List[Path]:
     """Write ``data/*.jsonl`` and one YAML per (task, test language) into ``output_dir``; returns the YAML paths.
 
     ``eos_text`` is written where AFP separates demonstrations with the EOS token: use the EOS text of the
@@ -68,14 +78,20 @@ def export_tasks(data_dir, output_dir, tasks: Sequence[str], prompt_lang: str, t
     written = []
     for task in map(get_task, tasks):
         dev = task.read(data_dir / task.dev_file.format(lang=prompt_lang))
-        dev_file = write_jsonl(output_dir / "data" / f"{task.name}.{prompt_lang}.dev.seed{seed}.jsonl",
-                               _rendered(task, demonstrations(dev, len(dev), seed), prompt_lang))
+        dev_file = write_jsonl(
+            output_dir / "data" / f"{task.name}.{prompt_lang}.dev.seed{seed}.jsonl",
+            _rendered(task, demonstrations(dev, len(dev), seed), prompt_lang),
+        )
         connector = task.connector if task.connector is not None else eos_text
         for test_lang in test_langs:
             tests = task.read(data_dir / task.test_file.format(lang=test_lang))
-            test_file = write_jsonl(output_dir / "data" / f"{task.name}.{test_lang}.test.prompt-{prompt_lang}.jsonl",
-                                    _rendered(task, tests, prompt_lang))
+            test_file = write_jsonl(
+                output_dir / "data" / f"{task.name}.{test_lang}.test.prompt-{prompt_lang}.jsonl",
+                _rendered(task, tests, prompt_lang),
+            )
             name = task_name(task.name, prompt_lang, test_lang)
             config = task_config(name, task.name, dev_file, test_file, connector)
-            written.append(write_atomic(output_dir / f"{name}.yaml", yaml.safe_dump(config, allow_unicode=True, sort_keys=False)))
+            written.append(
+                write_atomic(output_dir / f"{name}.yaml", yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+            )
     return written

@@ -4,6 +4,7 @@ Only the hidden states that predict continuation tokens go through the LM head, 
 each chunk's log-probabilities are ``logit[target] - logsumexp(logits)`` in float32: no ``(batch, time,
 vocab)`` tensor is ever built (AFP's scorer built a float32 log-softmax of that size, 256k-wide for XGLM).
 """
+
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -43,7 +44,9 @@ def encode_pair(tokenizer, context: str, continuation: str) -> Request:
     if split == 0:
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         if start is None:
-            raise ValueError("the context is empty and the tokenizer has neither a BOS nor an EOS token to condition on")
+            raise ValueError(
+                "the context is empty and the tokenizer has neither a BOS nor an EOS token to condition on"
+            )
         return [start], whole
     return whole[:split], whole[split:]
 
@@ -67,14 +70,23 @@ def _window(request: Request, max_length: Optional[int]) -> Tuple[List[int], int
     tokens = list(context) + list(continuation)
     if max_length is not None and len(tokens) - 1 > max_length:
         if len(continuation) > max_length:
-            raise ValueError(f"a continuation of {len(continuation)} tokens does not fit the model's {max_length}-token window")
-        tokens = tokens[-(max_length + 1):]
+            raise ValueError(
+                f"a continuation of {len(continuation)} tokens does not fit the model's {max_length}-token window"
+            )
+        tokens = tokens[-(max_length + 1) :]
     return tokens[:-1], len(continuation)
 
 
 @torch.no_grad()
-def continuation_logprobs(model, requests: Sequence[Request], batch_size: int = 8, chunk_size: int = 512,
-                          max_length: Optional[int] = None, progress: bool = True, desc: str = "log-likelihood") -> List[float]:
+def continuation_logprobs(
+    model,
+    requests: Sequence[Request],
+    batch_size: int = 8,
+    chunk_size: int = 512,
+    max_length: Optional[int] = None,
+    progress: bool = True,
+    desc: str = "log-likelihood",
+) -> List[float]:
     """For each ``(context ids, continuation ids)``: sum over the continuation of log p(token | everything before).
 
     Requests are batched longest first, right-padded, and run through the backbone once; the LM head
@@ -88,11 +100,13 @@ def continuation_logprobs(model, requests: Sequence[Request], batch_size: int = 
     device = next(model.parameters()).device
     order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
     scores = [0.0] * len(requests)
-    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     for batch in tqdm(batches, desc=desc, disable=not progress):
         windows = [_window(requests[i], max_length) for i in batch]
         ids, mask = pad_right_with_mask([inputs for inputs, _ in windows])
-        hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[0]
+        hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[
+            0
+        ]
         rows, positions, targets, owners = [], [], [], []
         for row, (request_index, (inputs, count)) in enumerate(zip(batch, windows)):
             rows += [row] * count
@@ -103,17 +117,18 @@ def continuation_logprobs(model, requests: Sequence[Request], batch_size: int = 
         targets = torch.tensor(targets, device=device)
         token_logprobs = torch.empty(len(targets), dtype=torch.float32, device=device)
         for start in range(0, len(targets), chunk_size):
-            logits = head(selected[start:start + chunk_size]).float()
-            picked = logits.gather(1, targets[start:start + chunk_size, None]).squeeze(1)
-            token_logprobs[start:start + chunk_size] = picked - logits.logsumexp(dim=-1)
+            logits = head(selected[start : start + chunk_size]).float()
+            picked = logits.gather(1, targets[start : start + chunk_size, None]).squeeze(1)
+            token_logprobs[start : start + chunk_size] = picked - logits.logsumexp(dim=-1)
         for owner, value in zip(owners, token_logprobs.tolist()):
             scores[owner] += value
     return scores
 
 
 @torch.no_grad()
-def candidate_logprobs(model, prompts: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]],
-                       batch_size: int = 32) -> torch.Tensor:
+def candidate_logprobs(
+    model, prompts: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]], batch_size: int = 32
+) -> torch.Tensor:
     """``(len(prompts), len(candidates))`` sums of log p(candidate tokens | prompt): a fixed answer set, scored cheaply.
 
     The same numbers as :func:`continuation_logprobs` on every (prompt, candidate) request, with fewer
@@ -131,14 +146,19 @@ def candidate_logprobs(model, prompts: Sequence[Sequence[int]], candidates: Sequ
     jobs = [(row, carrier) for row in range(len(prompts)) for carrier in carriers]
     scores = torch.zeros(len(prompts), len(candidates), dtype=torch.float32)
     for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
-        inputs = [list(prompts[row]) + (list(candidates[carrier][:-1]) if carrier is not None else []) for row, carrier in chunk]
+        chunk = jobs[start : start + batch_size]
+        inputs = [
+            list(prompts[row]) + (list(candidates[carrier][:-1]) if carrier is not None else [])
+            for row, carrier in chunk
+        ]
         ids, mask = pad_right_with_mask(inputs)
-        hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[0]
+        hidden = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, return_dict=True)[
+            0
+        ]
         for position, (row, carrier) in enumerate(chunk):
             first = len(prompts[row]) - 1  # the position that predicts the first answer token
             length = len(candidates[carrier]) if carrier is not None else 1
-            logprobs = head(hidden[position, first:first + length]).float().log_softmax(dim=-1).cpu()
+            logprobs = head(hidden[position, first : first + length]).float().log_softmax(dim=-1).cpu()
             if carrier == carriers[0]:
                 for index, token in single:
                     scores[row, index] = logprobs[0, token]

@@ -1,4 +1,5 @@
 """MASSIVE scoring: BIO tags over MASSIVE's token segmentation, prediction parsing, slot F1, exact match, intent accuracy."""
+
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -75,13 +76,22 @@ def tag_spans(tokens: Sequence[str], slots: Sequence[Tuple[str, str]], locale: s
     tags, unlocated = ["O"] * len(tokens), 0
     for label, words in slots:
         span = [token.casefold() for token in segment(words, locale)]
-        start = next((i for i in range(len(tokens) - len(span) + 1)
-                      if lowered[i:i + len(span)] == span and all(tag == "O" for tag in tags[i:i + len(span)])),
-                     None) if span else None
+        start = (
+            next(
+                (
+                    i
+                    for i in range(len(tokens) - len(span) + 1)
+                    if lowered[i : i + len(span)] == span and all(tag == "O" for tag in tags[i : i + len(span)])
+                ),
+                None,
+            )
+            if span
+            else None
+        )
         if start is None:
             unlocated += 1
             continue
-        tags[start:start + len(span)] = [f"B-{label}"] + [f"I-{label}"] * (len(span) - 1)
+        tags[start : start + len(span)] = [f"B-{label}"] + [f"I-{label}"] * (len(span) - 1)
     return tags, unlocated
 
 
@@ -98,13 +108,23 @@ class MassiveScores:
     counts: EvaluationCounts
 
     def as_json(self) -> dict:
-        return {"slot_micro_f1": self.slot_micro_f1, "exact_match": self.exact_match,
-                "intent_accuracy": self.intent_accuracy, "malformed": self.malformed, "unlocated": self.unlocated,
-                "counts": self.counts.as_json()}
+        return {
+            "slot_micro_f1": self.slot_micro_f1,
+            "exact_match": self.exact_match,
+            "intent_accuracy": self.intent_accuracy,
+            "malformed": self.malformed,
+            "unlocated": self.unlocated,
+            "counts": self.counts.as_json(),
+        }
 
 
-def score_predictions(gold: Sequence[MassiveRecord], predictions: Mapping[str, str], allow_missing: bool = False,
-                      source: str = "predictions", max_examples: Optional[int] = None) -> MassiveScores:
+def score_predictions(
+    gold: Sequence[MassiveRecord],
+    predictions: Mapping[str, str],
+    allow_missing: bool = False,
+    source: str = "predictions",
+    max_examples: Optional[int] = None,
+) -> MassiveScores:
     """Score predictions (id -> generated text) against gold records matched by id.
 
     The gold data decides what is scored: when every gold record has an intent, intent accuracy is
@@ -120,8 +140,10 @@ def score_predictions(gold: Sequence[MassiveRecord], predictions: Mapping[str, s
     gold_ids = {record.id for record in gold}
     unknown = [prediction_id for prediction_id in predictions if prediction_id not in gold_ids]
     if unknown:
-        raise ValueError(f"{len(unknown)} prediction id(s) not in the gold data, e.g. {unknown[:5]}: "
-                         "check --lang, --partition and the data file")
+        raise ValueError(
+            f"{len(unknown)} prediction id(s) not in the gold data, e.g. {unknown[:5]}: "
+            "check --lang, --partition and the data file"
+        )
     skipped = skipped_beyond_limit(len(gold), max_examples)
     gold = gold[:max_examples]
     missing = [record.id for record in gold if record.id not in predictions]
@@ -159,7 +181,9 @@ def read_predictions(path, locale: Optional[str] = None) -> Dict[str, str]:
         if locale is not None and raw.get("locale", locale) != locale:
             raise DataFormatError(f"{where}: field 'locale' is {raw['locale']!r}, evaluating {locale}")
         if prediction_id in first_seen:
-            raise DataFormatError(f"{where}: duplicate id {prediction_id!r} (first on line {first_seen[prediction_id]})")
+            raise DataFormatError(
+                f"{where}: duplicate id {prediction_id!r} (first on line {first_seen[prediction_id]})"
+            )
         first_seen[prediction_id] = line_number
         predictions[prediction_id] = string_field(raw, "prediction", where, allow_empty=True)
     return predictions

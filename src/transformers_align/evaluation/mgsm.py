@@ -4,6 +4,7 @@ Only the generated answer is parsed, never the prompt, and only up to the point 
 new "Question:"; the prediction is the last number there. An answer without a number is a parse failure:
 counted and scored wrong, never read as 0.
 """
+
 import math
 import re
 from dataclasses import dataclass
@@ -55,8 +56,9 @@ def load_mgsm(path) -> List[MgsmItem]:
         for line_number, record in iter_json_records(path):
             where = f"{path}:{line_number}"
             require_fields(record, ("question", "answer_number"), where)
-            items.append(MgsmItem(string_field(record, "question", where),
-                                  _answer_value(record["answer_number"], where)))
+            items.append(
+                MgsmItem(string_field(record, "question", where), _answer_value(record["answer_number"], where))
+            )
     else:
         for line_number, (question, answer) in iter_tsv_rows(path, ("question", "answer_number"), tabs_in_first=True):
             if line_number == 1 and (question.lower(), answer.lower()) == ("question", "answer_number"):
@@ -92,8 +94,12 @@ def _plain(value: Optional[float]):
     return int(value) if value is not None and float(value).is_integer() else value
 
 
-def score_mgsm(items: Sequence[MgsmItem], generations: Sequence[str], stop_markers: Sequence[str] = STOP_MARKERS,
-               skipped: Optional[Dict[str, int]] = None) -> dict:
+def score_mgsm(
+    items: Sequence[MgsmItem],
+    generations: Sequence[str],
+    stop_markers: Sequence[str] = STOP_MARKERS,
+    skipped: Optional[Dict[str, int]] = None,
+) -> dict:
     """Accuracy of ``generations`` (answers only, prompt excluded) against ``items``, and per-item records.
 
     A generation without a number counts as a parse failure and as wrong. ``skipped`` (reason -> count of
@@ -104,24 +110,42 @@ def score_mgsm(items: Sequence[MgsmItem], generations: Sequence[str], stop_marke
     records, correct, failures = [], 0, 0
     for item, generation in zip(items, generations):
         prediction = extract_number(generation, stop_markers)
-        is_correct = prediction is not None and math.isclose(prediction, item.answer_number, rel_tol=0,
-                                                             abs_tol=1e-6)
+        is_correct = prediction is not None and math.isclose(prediction, item.answer_number, rel_tol=0, abs_tol=1e-6)
         correct += is_correct
         failures += prediction is None
-        records.append({"question": item.question, "answer_number": _plain(item.answer_number),
-                        "generation": generation, "prediction": _plain(prediction), "correct": is_correct})
-    metrics = {"accuracy": correct / len(items) if items else 0.0, "correct": correct, "parse_failures": failures,
-               "counts": EvaluationCounts(scored=len(items), skipped=dict(skipped or {})).as_json()}
+        records.append(
+            {
+                "question": item.question,
+                "answer_number": _plain(item.answer_number),
+                "generation": generation,
+                "prediction": _plain(prediction),
+                "correct": is_correct,
+            }
+        )
+    metrics = {
+        "accuracy": correct / len(items) if items else 0.0,
+        "correct": correct,
+        "parse_failures": failures,
+        "counts": EvaluationCounts(scored=len(items), skipped=dict(skipped or {})).as_json(),
+    }
     return {"metrics": metrics, "records": records}
 
 
-def evaluate_mgsm(model, tokenizer, items: Sequence[MgsmItem], batch_size: int = 8, max_new_tokens: int = 512,
-                  stop_markers: Sequence[str] = STOP_MARKERS, max_examples: Optional[int] = None) -> dict:
+def evaluate_mgsm(
+    model,
+    tokenizer,
+    items: Sequence[MgsmItem],
+    batch_size: int = 8,
+    max_new_tokens: int = 512,
+    stop_markers: Sequence[str] = STOP_MARKERS,
+    max_examples: Optional[int] = None,
+) -> dict:
     """Generate greedily for the first ``max_examples`` (default all) items (batched, left-padded, KV cache)
     and score the answers; the items left out are counted as skipped."""
     skipped = skipped_beyond_limit(len(items), max_examples)
     items = items[:max_examples]
     prompts = [build_prompt(item.question) for item in items]
-    generations = generate_greedy(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                  desc="MGSM")
+    generations = generate_greedy(
+        model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, desc="MGSM"
+    )
     return score_mgsm(items, generations, stop_markers, skipped)

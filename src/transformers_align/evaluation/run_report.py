@@ -5,6 +5,7 @@ record), on the base model (before) and with the adapter (after). The task resul
 filling (slot micro-F1, exact match, intent accuracy) by greedy generation with the adapter, in each
 language asked for: English is the trained language, the others are zero-shot transfer.
 """
+
 import re
 from pathlib import Path
 from typing import Dict, Sequence
@@ -26,9 +27,17 @@ def pair_languages(pairs_file) -> Sequence[str]:
     return (match.group(1).upper(), match.group(2).upper()) if match else ("side 0", "side 1")
 
 
-def alignment_run_report(base_model, adapter_dir, pairs_file, massive_dir="data_example/massive",
-                         task_languages: Sequence[str] = ("en", "fr"), partition: str = "test", batch_size: int = 16,
-                         max_new_tokens: int = 48, device=None) -> Dict:
+def alignment_run_report(
+    base_model,
+    adapter_dir,
+    pairs_file,
+    massive_dir="data_example/massive",
+    task_languages: Sequence[str] = ("en", "fr"),
+    partition: str = "test",
+    batch_size: int = 16,
+    max_new_tokens: int = 48,
+    device=None,
+) -> Dict:
     """The report as a dict (also written to ``adapter_dir/alignment_report.json``). Inputs are read first."""
     pairs = read_pairs(pairs_file)
     task_records = {lang: load_massive(lang, partition, data_dir=massive_dir) for lang in task_languages}
@@ -48,11 +57,17 @@ def alignment_run_report(base_model, adapter_dir, pairs_file, massive_dir="data_
         scores = score_predictions(records, {record.id: text for record, text in zip(records, predictions)})
         task[lang] = {**scores.as_json(), "examples": len(records)}
     report = {
-        "base_model": str(base_model), "adapter": str(adapter_dir), "pairs_file": str(pairs_file),
-        "languages": list(pair_languages(pairs_file)), "pairs": len(pairs), "chance": 1 / len(pairs),
-        "layer": settings.additional_loss_layer, "pooling": settings.contrastive_pooling_type,
+        "base_model": str(base_model),
+        "adapter": str(adapter_dir),
+        "pairs_file": str(pairs_file),
+        "languages": list(pair_languages(pairs_file)),
+        "pairs": len(pairs),
+        "chance": 1 / len(pairs),
+        "layer": settings.additional_loss_layer,
+        "pooling": settings.contrastive_pooling_type,
         "skip_first": settings.contrastive_pooling_skip_first,
-        "retrieval_before": before, "retrieval_after": after,
+        "retrieval_before": before,
+        "retrieval_after": after,
         "task": {"name": f"MASSIVE {partition} slot filling", "data": str(massive_dir), "scores": task},
     }
     report["aligned"] = after["retrieval_0_to_1"] >= ALIGNED_RETRIEVAL
@@ -76,10 +91,14 @@ def format_run_report(report: Dict) -> str:
     ]
     for lang, scores in report["task"]["scores"].items():
         intent = "n/a" if scores["intent_accuracy"] is None else f"{scores['intent_accuracy']:.2f}"
-        lines.append(f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, exact match {scores['exact_match']:.2f}, "
-                     f"intent accuracy {intent} ({scores['examples']} utterances)")
+        lines.append(
+            f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, exact match {scores['exact_match']:.2f}, "
+            f"intent accuracy {intent} ({scores['examples']} utterances)"
+        )
     verdict = "reached" if report["aligned"] else "did NOT reach"
-    lines.append(f"Alignment {verdict} the {ALIGNED_RETRIEVAL:.0%} held-out retrieval mark at layer {report['layer']}: "
-                 f"{source}->{target} top-1 {after['retrieval_0_to_1']:.2f} (before {before['retrieval_0_to_1']:.2f}, "
-                 f"chance {report['chance']:.3f}).")
+    lines.append(
+        f"Alignment {verdict} the {ALIGNED_RETRIEVAL:.0%} held-out retrieval mark at layer {report['layer']}: "
+        f"{source}->{target} top-1 {after['retrieval_0_to_1']:.2f} (before {before['retrieval_0_to_1']:.2f}, "
+        f"chance {report['chance']:.3f})."
+    )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """WMT-style translation evaluation from local files: prompts, BLEU and chrF (sacrebleu), optional COMET."""
+
 import importlib.util
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -50,8 +51,9 @@ def read_test_set(source_file, reference_file) -> Tuple[List[str], List[str]]:
     return sources, references
 
 
-def read_translations(path, count: int, limit: Optional[int] = None,
-                      allow_missing: bool = False) -> Tuple[List[str], EvaluationCounts]:
+def read_translations(
+    path, count: int, limit: Optional[int] = None, allow_missing: bool = False
+) -> Tuple[List[str], EvaluationCounts]:
     """The first ``limit`` (default all ``count``) predictions of a translation JSONL file (``index`` and
     ``prediction`` fields, indices in ``[0, count)``), and their counts.
 
@@ -72,8 +74,9 @@ def read_translations(path, count: int, limit: Optional[int] = None,
     kept = range(min(count, limit) if limit is not None else count)
     missing = [index for index in kept if index not in found]
     check_missing(missing, len(kept), path, allow_missing)
-    counts = EvaluationCounts(scored=len(kept) - len(missing), missing=len(missing),
-                              skipped=skipped_beyond_limit(count, limit))
+    counts = EvaluationCounts(
+        scored=len(kept) - len(missing), missing=len(missing), skipped=skipped_beyond_limit(count, limit)
+    )
     return [found.get(index, "") for index in kept], counts
 
 
@@ -84,13 +87,16 @@ def bleu_tokenizer(target_lang: str) -> Tuple[str, Optional[str]]:
         BLEU(tokenize=preferred)
     except (ImportError, RuntimeError, AssertionError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return FALLBACK_BLEU_TOKENIZER, (f"BLEU: tokenizer {preferred!r} for {target_lang} is unavailable ({reason}); "
-                                         f"using {FALLBACK_BLEU_TOKENIZER!r}. Install sacrebleu[{target_lang}] for it.")
+        return FALLBACK_BLEU_TOKENIZER, (
+            f"BLEU: tokenizer {preferred!r} for {target_lang} is unavailable ({reason}); "
+            f"using {FALLBACK_BLEU_TOKENIZER!r}. Install sacrebleu[{target_lang}] for it."
+        )
     return preferred, None
 
 
-def score_translations(hypotheses: Sequence[str], references: Sequence[str], target_lang: str,
-                       counts: Optional[EvaluationCounts] = None) -> dict:
+def score_translations(
+    hypotheses: Sequence[str], references: Sequence[str], target_lang: str, counts: Optional[EvaluationCounts] = None
+) -> dict:
     """Corpus BLEU and chrF with their sacrebleu signatures (BLEU uses :func:`bleu_tokenizer`), and ``counts``
     (default: every hypothesis scored)."""
     if len(hypotheses) != len(references):
@@ -108,8 +114,13 @@ def score_translations(hypotheses: Sequence[str], references: Sequence[str], tar
     }
 
 
-def comet_score(sources: Sequence[str], hypotheses: Sequence[str], references: Sequence[str],
-                model_path: Optional[str], batch_size: int = 16) -> Tuple[Optional[float], Optional[str]]:
+def comet_score(
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    model_path: Optional[str],
+    batch_size: int = 16,
+) -> Tuple[Optional[float], Optional[str]]:
     """COMET system score with a local checkpoint, or ``(None, reason)`` when it cannot run offline.
 
     ``model_path`` is a ``.ckpt`` file or a downloaded COMET model folder (``checkpoints/model.ckpt``

@@ -1,4 +1,5 @@
 """Read PEFT adapter directories as plain tensors and write merged ones atomically; no base model is loaded."""
+
 import hashlib
 import json
 import os
@@ -117,14 +118,14 @@ def lora_scaling(config: dict, module: str, rank: int) -> float:
     ``rank_pattern`` and ``alpha_pattern`` are resolved as PEFT resolves them, and the resolved rank must be
     the rank of the stored tensors.
     """
-    name = module[len(KEY_PREFIX):] if module.startswith(KEY_PREFIX) else module
+    name = module[len(KEY_PREFIX) :] if module.startswith(KEY_PREFIX) else module
     rank_key = _matching_pattern(config.get("rank_pattern") or {}, name)
     alpha_key = _matching_pattern(config.get("alpha_pattern") or {}, name)
     config_rank = config["rank_pattern"][rank_key] if rank_key is not None else config["r"]
     alpha = config["alpha_pattern"][alpha_key] if alpha_key is not None else config["lora_alpha"]
     if config_rank != rank:
         raise ValueError(f"module {module}: the config gives rank {config_rank} but the weights have rank {rank}")
-    return alpha / rank ** 0.5 if config.get("use_rslora") else alpha / rank
+    return alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
 
 
 def file_sha256(path: Path) -> str:
@@ -156,8 +157,11 @@ def write_adapter_dir(out, config: dict, tensors: Dict[str, torch.Tensor], repor
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        save_file({key: tensor.contiguous() for key, tensor in tensors.items()}, staging / WEIGHTS_NAME,
-                  metadata={"format": "pt"})
+        save_file(
+            {key: tensor.contiguous() for key, tensor in tensors.items()},
+            staging / WEIGHTS_NAME,
+            metadata={"format": "pt"},
+        )
         (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if out.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))

@@ -1,4 +1,5 @@
 """Check that the three adapters of an AdaMergeX merge can be combined: same base, type, targets and shapes."""
+
 from typing import Dict
 
 from transformers_align.merging.adapter_files import Adapter
@@ -7,15 +8,27 @@ SUPPORTED_TYPES = ("LORA", "IA3")
 
 # Config fields that must agree across the three adapters, per adapter type.
 SHARED_FIELDS = {
-    "LORA": ("task_type", "target_modules", "fan_in_fan_out", "layers_to_transform", "layers_pattern",
-             "layer_replication", "exclude_modules"),
+    "LORA": (
+        "task_type",
+        "target_modules",
+        "fan_in_fan_out",
+        "layers_to_transform",
+        "layers_pattern",
+        "layer_replication",
+        "exclude_modules",
+    ),
     "IA3": ("task_type", "target_modules", "feedforward_modules", "fan_in_fan_out", "exclude_modules"),
 }
 
 # Config fields that make an adapter more than plain factors or vectors: (field, value meaning "off").
 UNSUPPORTED_FEATURES = {
-    "LORA": (("use_dora", False), ("bias", "none"), ("lora_bias", False), ("modules_to_save", None),
-             ("trainable_token_indices", None)),
+    "LORA": (
+        ("use_dora", False),
+        ("bias", "none"),
+        ("lora_bias", False),
+        ("modules_to_save", None),
+        ("trainable_token_indices", None),
+    ),
     "IA3": (("modules_to_save", None),),
 }
 
@@ -64,8 +77,11 @@ def check_compatible(adapters: Dict[str, Adapter], check_base_model: bool = True
     for field in fields:
         values = {role: adapter.config.get(field) for role, adapter in adapters.items()}
         if len({repr(_normalised(field, value)) for value in values.values()}) > 1:
-            hint = " (pass --allow-base-mismatch if these name the same model)" if field == "base_model_name_or_path" \
+            hint = (
+                " (pass --allow-base-mismatch if these name the same model)"
+                if field == "base_model_name_or_path"
                 else ""
+            )
             raise AdapterMismatchError(f"the adapters differ in {field}: {_describe(adapters, values)}{hint}")
     return peft_type
 

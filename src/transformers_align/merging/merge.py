@@ -1,4 +1,5 @@
 """AdaMergeX: add the language gap of two reference-task adapters to a task adapter and save a PEFT adapter."""
+
 import math
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -6,7 +7,14 @@ from typing import Dict, Optional
 
 from transformers_align.merging import rules
 from transformers_align.merging.adapter_files import (
-    LORA_SUFFIXES, Adapter, check_output_dir, file_sha256, ia3_vectors, load_adapter, lora_factors, lora_scaling,
+    LORA_SUFFIXES,
+    Adapter,
+    check_output_dir,
+    file_sha256,
+    ia3_vectors,
+    load_adapter,
+    lora_factors,
+    lora_scaling,
     write_adapter_dir,
 )
 from transformers_align.merging.compatibility import AdapterMismatchError, check_compatible, check_same_modules
@@ -43,7 +51,9 @@ def _merge_lora(adapters: Dict[str, Adapter], t: float, method: str, rank: Optio
     }
     details = {}
     if method == "per-factor":
-        shapes = {role: {m: (tuple(a.shape), tuple(b.shape)) for m, (a, b) in fs.items()} for role, fs in factors.items()}
+        shapes = {
+            role: {m: (tuple(a.shape), tuple(b.shape)) for m, (a, b) in fs.items()} for role, fs in factors.items()
+        }
         check_same_modules(shapes, adapters, "factor shapes (lora_A, lora_B)")
         for module, scaling in scalings["task"].items():
             others = {role: scalings[role][module] for role in ROLES}
@@ -74,8 +84,14 @@ def _merge_lora(adapters: Dict[str, Adapter], t: float, method: str, rank: Optio
             }
             merged_rank = rank
         # lora_alpha = r without rsLoRA makes the scaling 1: the factors above already carry it.
-        config = dict(adapters["task"].config, r=merged_rank, lora_alpha=merged_rank, use_rslora=False,
-                      rank_pattern={}, alpha_pattern={})
+        config = dict(
+            adapters["task"].config,
+            r=merged_rank,
+            lora_alpha=merged_rank,
+            use_rslora=False,
+            rank_pattern={},
+            alpha_pattern={},
+        )
     tensors = {}
     for module, (a, b) in merged.items():
         tensors[module + LORA_SUFFIXES["A"]] = a
@@ -98,8 +114,17 @@ def _package_version() -> str:
         return "unknown"
 
 
-def merge_adapters(task, ref_target, ref_source, t: float, out, method: Optional[str] = None,
-                   rank: Optional[int] = None, check_base_model: bool = True, overwrite: bool = False) -> dict:
+def merge_adapters(
+    task,
+    ref_target,
+    ref_source,
+    t: float,
+    out,
+    method: Optional[str] = None,
+    rank: Optional[int] = None,
+    check_base_model: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """Merge three PEFT adapter directories by AdaMergeX and write the result to ``out``; return the report.
 
     ``task`` is the task adapter in the source language, ``ref_target`` and ``ref_source`` the reference-task
@@ -131,8 +156,11 @@ def merge_adapters(task, ref_target, ref_source, t: float, out, method: Optional
                 "path": str(adapter.path.resolve()),
                 "base_model_name_or_path": adapter.config.get("base_model_name_or_path"),
                 "weights_sha256": file_sha256(adapter.weights_file),
-                **({"r": adapter.config.get("r"), "lora_alpha": adapter.config.get("lora_alpha")}
-                   if peft_type == "LORA" else {}),
+                **(
+                    {"r": adapter.config.get("r"), "lora_alpha": adapter.config.get("lora_alpha")}
+                    if peft_type == "LORA"
+                    else {}
+                ),
             }
             for role, adapter in adapters.items()
         },

@@ -3,6 +3,7 @@
 Inputs come in the order (task, ref_target, ref_source) and every rule is computed in float32 or float64;
 the caller casts the result to the output dtype.
 """
+
 from typing import Dict, Sequence, Tuple
 
 import torch
@@ -32,8 +33,10 @@ def _pad_rank(a: torch.Tensor, b: torch.Tensor, rank: int) -> Tuple[torch.Tensor
     missing = rank - a.shape[0]
     if missing == 0:
         return a, b
-    return (torch.cat([a, a.new_zeros(missing, a.shape[1])], dim=0),
-            torch.cat([b, b.new_zeros(b.shape[0], missing)], dim=1))
+    return (
+        torch.cat([a, a.new_zeros(missing, a.shape[1])], dim=0),
+        torch.cat([b, b.new_zeros(b.shape[0], missing)], dim=1),
+    )
 
 
 def svd_compress(a: torch.Tensor, b: torch.Tensor, rank: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -62,8 +65,10 @@ def lora_per_factor(factors: Sequence[Factors], t: float) -> Factors:
     """
     task, target, source = factors
     return {
-        module: tuple(x_task.float() + t * (x_tgt.float() - x_src.float())
-                      for x_task, x_tgt, x_src in zip(task[module], target[module], source[module]))
+        module: tuple(
+            x_task.float() + t * (x_tgt.float() - x_src.float())
+            for x_task, x_tgt, x_src in zip(task[module], target[module], source[module])
+        )
         for module in task
     }
 

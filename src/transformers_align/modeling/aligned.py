@@ -1,4 +1,5 @@
 """The aligned causal-LM forward: task loss, layer-L alignment loss (by early exit), or both in one call."""
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -44,8 +45,15 @@ class AlignedCausalLMMixin:
         AlignmentSettings.from_config(config, **alignment_settings).write_to(config)
         config.additional_loss_layer = resolved_settings(self).additional_loss_layer
 
-    def compute_alignment_loss(self, input_ids_parallel_0, attention_mask_parallel_0, input_ids_parallel_1,
-                               attention_mask_parallel_1, input_ids_negative=None, attention_mask_negative=None):
+    def compute_alignment_loss(
+        self,
+        input_ids_parallel_0,
+        attention_mask_parallel_0,
+        input_ids_parallel_1,
+        attention_mask_parallel_1,
+        input_ids_negative=None,
+        attention_mask_negative=None,
+    ):
         """Unweighted InfoNCE between the pooled layer-L states of the two sides (and hard negatives)."""
         settings = resolved_settings(self)
         streams = [(input_ids_parallel_0, attention_mask_parallel_0), (input_ids_parallel_1, attention_mask_parallel_1)]
@@ -53,8 +61,10 @@ class AlignedCausalLMMixin:
             streams.append((input_ids_negative, attention_mask_negative))
         # One pass per side, each at its own padded length: the sides' lengths differ (French takes about twice
         # the tokens of English with SmolLM2's tokenizer), and padding one to the other's length is wasted compute.
-        sides = [aligned_representation(self, ids, torch.ones_like(ids) if mask is None else mask, settings)
-                 for ids, mask in streams]
+        sides = [
+            aligned_representation(self, ids, torch.ones_like(ids) if mask is None else mask, settings)
+            for ids, mask in streams
+        ]
         self._warn_once_if_degenerate(sides[0], sides[1], settings)
         return info_nce(
             sides[0],
@@ -85,15 +95,35 @@ class AlignedCausalLMMixin:
             return task
         # The stock forward's own backbone call (same keywords), then the head on labelled positions only.
         task = decoder_backbone(self)(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **kwargs)
-        loss = causal_lm_loss(task.last_hidden_state, labels, self.config, head=self.get_output_embeddings(),
-                              num_items_in_batch=num_items_in_batch)
-        return CausalLMOutputWithPast(loss=loss, past_key_values=task.past_key_values, hidden_states=task.hidden_states,
-                                      attentions=task.attentions)
+        loss = causal_lm_loss(
+            task.last_hidden_state,
+            labels,
+            self.config,
+            head=self.get_output_embeddings(),
+            num_items_in_batch=num_items_in_batch,
+        )
+        return CausalLMOutputWithPast(
+            loss=loss,
+            past_key_values=task.past_key_values,
+            hidden_states=task.hidden_states,
+            attentions=task.attentions,
+        )
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None,
-                input_ids_parallel_0=None, attention_mask_parallel_0=None,
-                input_ids_parallel_1=None, attention_mask_parallel_1=None,
-                input_ids_negative=None, attention_mask_negative=None, return_logits=None, num_items_in_batch=None, **kwargs):
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        labels=None,
+        input_ids_parallel_0=None,
+        attention_mask_parallel_0=None,
+        input_ids_parallel_1=None,
+        attention_mask_parallel_1=None,
+        input_ids_negative=None,
+        attention_mask_negative=None,
+        return_logits=None,
+        num_items_in_batch=None,
+        **kwargs,
+    ):
         return_dict = kwargs.pop("return_dict", None)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if (input_ids_parallel_0 is None) != (input_ids_parallel_1 is None):
@@ -104,8 +134,14 @@ class AlignedCausalLMMixin:
             task = self._task_forward(input_ids, attention_mask, labels, return_logits, num_items_in_batch, kwargs)
         alignment_loss = None
         if input_ids_parallel_0 is not None:
-            alignment_loss = self.compute_alignment_loss(input_ids_parallel_0, attention_mask_parallel_0, input_ids_parallel_1,
-                                                         attention_mask_parallel_1, input_ids_negative, attention_mask_negative)
+            alignment_loss = self.compute_alignment_loss(
+                input_ids_parallel_0,
+                attention_mask_parallel_0,
+                input_ids_parallel_1,
+                attention_mask_parallel_1,
+                input_ids_negative,
+                attention_mask_negative,
+            )
         elif not has_task:
             raise ValueError("nothing to compute: pass input_ids (task) and/or input_ids_parallel_0/1 (alignment)")
 

@@ -17,6 +17,7 @@ differences: the cross-entropy is always float32 (stock XGLM and BLOOM take it i
 so under bf16 this is the more precise one), and a batch without any labelled token gives a loss of
 0 with zero gradients (stock: NaN, from 0 / 0).
 """
+
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
@@ -58,9 +59,15 @@ def causal_lm_loss(states, labels, config, head=None, num_items_in_batch=None, c
     recompute = head is not None and torch.is_grad_enabled()
     chunk_size = chunk_size or max(1, LOGITS_PER_CHUNK // config.vocab_size)
     total = None
-    for start in range(0, max(len(targets), 1), chunk_size):  # one (empty) chunk keeps the graph when nothing is labelled
-        piece = (head, rows[start:start + chunk_size], targets[start:start + chunk_size])
-        loss = checkpoint(_summed_cross_entropy, *piece, use_reentrant=False) if recompute else _summed_cross_entropy(*piece)
+    for start in range(
+        0, max(len(targets), 1), chunk_size
+    ):  # one (empty) chunk keeps the graph when nothing is labelled
+        piece = (head, rows[start : start + chunk_size], targets[start : start + chunk_size])
+        loss = (
+            checkpoint(_summed_cross_entropy, *piece, use_reentrant=False)
+            if recompute
+            else _summed_cross_entropy(*piece)
+        )
         total = loss if total is None else total + loss
     if num_items_in_batch is None:
         return total / labelled.sum().clamp(min=1)

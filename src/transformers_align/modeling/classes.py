@@ -1,4 +1,5 @@
 """Drop-in aligned classes for the four supported architectures, and ``patch_model`` for loaded models."""
+
 from transformers import BloomForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM, XGLMForCausalLM
 
 from transformers_align.modeling.aligned import AlignedCausalLMMixin

@@ -6,6 +6,7 @@ a SentencePiece tokenizer built for what is a byte-level BPE), so the conversion
 the model's chat template. The folder is written once into a temporary sibling and renamed into place,
 so an interrupted conversion never leaves a folder that looks complete.
 """
+
 import importlib.metadata
 import importlib.util
 import json
@@ -79,6 +80,7 @@ def unpermute_rotary(weight: np.ndarray, num_heads: int) -> np.ndarray:
 
 def llama_config_values(reader) -> dict:
     """``LlamaConfig`` arguments from the GGUF metadata."""
+
     def arch(key):
         return _field(reader, f"llama.{key}")
 
@@ -140,10 +142,12 @@ def byte_level_bpe_tokenizer(reader):
     merges = [tuple(merge.split(" ", 1)) for merge in _field(reader, "tokenizer.ggml.merges")]
     core = Tokenizer(models.BPE(vocab={token: i for i, token in enumerate(tokens)}, merges=merges))
     # SmolLM2's own tokenizer.json: digits split one by one, then GPT-2's byte-level regex split.
-    core.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-    ])
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
     core.decoder = decoders.ByteLevel()
     core.post_processor = processors.ByteLevel(trim_offsets=False)
     specials = [token for token, kind in zip(tokens, token_types) if kind == CONTROL_TOKEN_TYPE]
@@ -153,17 +157,26 @@ def byte_level_bpe_tokenizer(reader):
         return tokens[_field(reader, f"tokenizer.ggml.{key}")]
 
     return PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token=token("bos_token_id"), eos_token=token("eos_token_id"),
-        unk_token=token("unknown_token_id"), pad_token=token("padding_token_id"),
+        tokenizer_object=core,
+        bos_token=token("bos_token_id"),
+        eos_token=token("eos_token_id"),
+        unk_token=token("unknown_token_id"),
+        pad_token=token("padding_token_id"),
         additional_special_tokens=[t for t in specials if t not in {token("bos_token_id"), token("eos_token_id")}],
-        chat_template=_field(reader, "tokenizer.chat_template"), padding_side="right",
-        model_max_length=_field(reader, "llama.context_length"), model_input_names=["input_ids", "attention_mask"],
+        chat_template=_field(reader, "tokenizer.chat_template"),
+        padding_side="right",
+        model_max_length=_field(reader, "llama.context_length"),
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 
 def _source_record(gguf_path: Path) -> dict:
-    return {"gguf_file": gguf_path.name, "gguf_bytes": gguf_path.stat().st_size,
-            "wheel": f"{WHEEL}=={importlib.metadata.version(WHEEL)}", "converter_version": CONVERTER_VERSION}
+    return {
+        "gguf_file": gguf_path.name,
+        "gguf_bytes": gguf_path.stat().st_size,
+        "wheel": f"{WHEEL}=={importlib.metadata.version(WHEEL)}",
+        "converter_version": CONVERTER_VERSION,
+    }
 
 
 def is_converted(output_dir: Path, gguf_path: Path) -> bool:
@@ -186,8 +199,9 @@ def write_hf_folder(gguf_path: Path, folder: Path) -> None:
     tensors = dequantized_state_dict(reader, config.num_attention_heads, config.num_key_value_heads)
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     config.save_pretrained(folder)
-    GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
-                     pad_token_id=config.pad_token_id).save_pretrained(folder)
+    GenerationConfig(
+        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+    ).save_pretrained(folder)
     byte_level_bpe_tokenizer(reader).save_pretrained(folder)
     (folder / MARKER).write_text(json.dumps(_source_record(gguf_path), indent=2), encoding="utf-8")
 

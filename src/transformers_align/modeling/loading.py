@@ -1,4 +1,5 @@
 """Loading a causal LM and its tokenizer as training and evaluation both do: dtype, attention kernel, pad token."""
+
 from typing import Union
 
 import torch
@@ -48,12 +49,18 @@ def load_tokenizer(name_or_path: str, local_files_only: bool = False):
     return with_pad_token(AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only))
 
 
-def load_causal_lm(name_or_path: str, dtype: Union[None, str, torch.dtype] = None, attn_implementation: str = "auto",
-                   local_files_only: bool = False):
+def load_causal_lm(
+    name_or_path: str,
+    dtype: Union[None, str, torch.dtype] = None,
+    attn_implementation: str = "auto",
+    local_files_only: bool = False,
+):
     """The ``*ForCausalLM`` in ``dtype`` (see :func:`resolve_dtype`) with attention kernel ``attn_implementation``."""
     dtype = resolve_dtype(dtype)
     config = AutoConfig.from_pretrained(name_or_path, local_files_only=local_files_only)
     return AutoModelForCausalLM.from_pretrained(
-        name_or_path, torch_dtype=dtype, local_files_only=local_files_only,
+        name_or_path,
+        torch_dtype=dtype,
+        local_files_only=local_files_only,
         attn_implementation=attention_implementation(attn_implementation, config, dtype),
     )

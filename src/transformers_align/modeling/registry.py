@@ -1,4 +1,5 @@
 """Where each supported architecture keeps its decoder blocks and final norm: the one place that knows."""
+
 from dataclasses import dataclass
 
 from transformers import PreTrainedModel

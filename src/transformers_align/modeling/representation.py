@@ -5,6 +5,7 @@ the backbone's own ``last_hidden_state`` is the output of block L (= stock ``hid
 forward code is copied, so a transformers upgrade touches only ``registry.py``; it works the same with
 PEFT adapters, gradient checkpointing (reentrant or not) and autocast.
 """
+
 from contextlib import contextmanager
 
 import torch
@@ -21,7 +22,9 @@ def truncated_to_layer(causal_lm, layer: int):
     layout = decoder_layout(causal_lm.config)
     total = num_blocks(causal_lm)
     if not 1 <= layer <= total:
-        raise ValueError(f"layer {layer} is out of range: this model has {total} decoder blocks, so the layer must be between 1 and {total}")
+        raise ValueError(
+            f"layer {layer} is out of range: this model has {total} decoder blocks, so the layer must be between 1 and {total}"
+        )
     backbone = decoder_backbone(causal_lm)
     blocks, final_norm = getattr(backbone, layout.blocks), getattr(backbone, layout.final_norm)
     setattr(backbone, layout.blocks, nn.ModuleList(blocks[:layer]))
@@ -50,13 +53,20 @@ def layer_hidden_states(model, input_ids, attention_mask, layer: int, all_layers
     if decoder_layout(causal_lm.config).takes_position_ids:
         extra["position_ids"] = positions_from_mask(attention_mask)
     with truncated_to_layer(causal_lm, layer) as backbone:
-        out = backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, return_dict=True,
-                       output_hidden_states=all_layers, **extra)
+        out = backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            use_cache=False,
+            return_dict=True,
+            output_hidden_states=all_layers,
+            **extra,
+        )
     return out.hidden_states[1:] if all_layers else out.last_hidden_state
 
 
-def layer_representation(model, input_ids, attention_mask, layer: int, pooling_type: str = "mean", skip_special_ids=None,
-                         skip_first: int = 0):
+def layer_representation(
+    model, input_ids, attention_mask, layer: int, pooling_type: str = "mean", skip_special_ids=None, skip_first: int = 0
+):
     """Pooled float32 ``(batch, dim)`` representation of each sentence at decoder block ``layer``.
 
     ``skip_special_ids``: token ids left out of the pooling where they open a sentence (BOS, markers);
@@ -64,7 +74,6 @@ def layer_representation(model, input_ids, attention_mask, layer: int, pooling_t
     """
     hidden = layer_hidden_states(model, input_ids, attention_mask, layer)
     return pool(hidden, pooling_mask(input_ids, attention_mask, skip_first, skip_special_ids or ()), pooling_type)
-
 
 
 def aligned_representation(model, input_ids, attention_mask, settings: AlignmentSettings, all_layers: bool = False):

@@ -1,4 +1,5 @@
 """The alignment settings: what the aligned model classes read from, and save into, the model config."""
+
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
@@ -15,44 +16,57 @@ class AlignmentSettings:
 
     additional_loss_layer: Optional[int] = field(
         default=None,
-        metadata={"help": "Decoder block whose output is aligned, 1-indexed (= hidden_states[L]). "
-                  "Default: the middle block, num_blocks // 2."},
+        metadata={
+            "help": "Decoder block whose output is aligned, 1-indexed (= hidden_states[L]). "
+            "Default: the middle block, num_blocks // 2."
+        },
     )
     contrastive_loss_temperature: float = field(default=0.1, metadata={"help": "InfoNCE temperature, > 0."})
     distance_function: str = field(
-        default="cosine", metadata={"help": "Similarity of pooled states: cosine, dot, or l2 (negative Euclidean distance)."}
+        default="cosine",
+        metadata={"help": "Similarity of pooled states: cosine, dot, or l2 (negative Euclidean distance)."},
     )
     contrastive_loss_weight: float = field(
         default=1.0, metadata={"help": "Weight of the alignment loss in `loss`; AFP's cl_weight."}
     )
     task_loss_weight: float = field(
         default=1.0,
-        metadata={"help": "Weight of the task loss when one call computes both losses (joint mode); AFP's clm_weight is 1.5."},
+        metadata={
+            "help": "Weight of the task loss when one call computes both losses (joint mode); AFP's clm_weight is 1.5."
+        },
     )
     contrastive_pooling_type: str = field(
         default="mean", metadata={"help": "Pooling over real tokens: mean, last (padding-side safe) or max."}
     )
     contrastive_pooling_skip_first: int = field(
         default=1,
-        metadata={"help": "Leading real tokens of each sentence left out of mean/max pooling, by position (after any "
-                  "skipped special tokens). Real checkpoints put a massive activation on the first token in their "
-                  "middle layers, which makes every pooled sentence alike (cosine ~0.998); 1 removes it. "
-                  "0 reproduces mid-align and AFP exactly."},
+        metadata={
+            "help": "Leading real tokens of each sentence left out of mean/max pooling, by position (after any "
+            "skipped special tokens). Real checkpoints put a massive activation on the first token in their "
+            "middle layers, which makes every pooled sentence alike (cosine ~0.998); 1 removes it. "
+            "0 reproduces mid-align and AFP exactly."
+        },
     )
     contrastive_pooling_skip_special: bool = field(
         default=False,
-        metadata={"help": "Leave the special tokens that open a sentence (BOS) out of the pooling. "
-                  "mid-align keeps them: Llama-3's BOS state is the same for every sentence."},
+        metadata={
+            "help": "Leave the special tokens that open a sentence (BOS) out of the pooling. "
+            "mid-align keeps them: Llama-3's BOS state is the same for every sentence."
+        },
     )
     unidirectional_contrastive_loss: bool = field(
-        default=False, metadata={"help": "Stop the gradient through side 1 (text_parallel_1), as mid-align's flag does."}
+        default=False,
+        metadata={"help": "Stop the gradient through side 1 (text_parallel_1), as mid-align's flag does."},
     )
     contrastive_direction: str = field(
         default="one_way",
         metadata={"help": "one_way: side 0 anchors, side 1 candidates (mid-align, AFP); symmetric: mean of both ways."},
     )
     hard_negative_weight: float = field(
-        default=0.0, metadata={"help": "Logit offset on each anchor's own hard negative (SimCSE/AFP), when hard negatives are given."}
+        default=0.0,
+        metadata={
+            "help": "Logit offset on each anchor's own hard negative (SimCSE/AFP), when hard negatives are given."
+        },
     )
     gather_negatives_across_ranks: bool = field(
         default=False, metadata={"help": "Use the pairs of all data-parallel ranks as negatives (AFP)."}
@@ -73,7 +87,9 @@ class AlignmentSettings:
             if value is not None:
                 values[name] = value
         if overrides:
-            raise TypeError(f"unknown alignment settings: {', '.join(sorted(overrides))}; known: {', '.join(cls.names())}")
+            raise TypeError(
+                f"unknown alignment settings: {', '.join(sorted(overrides))}; known: {', '.join(cls.names())}"
+            )
         return cls(**values)
 
     def resolved(self, num_blocks: int) -> "AlignmentSettings":
@@ -107,15 +123,21 @@ class AlignmentSettings:
         if not (cosine_random >= DEGENERATE_COSINE and cosine_true - cosine_random <= DEGENERATE_GAP):
             return None
         if self.contrastive_pooling_skip_first == 0 and self.contrastive_pooling_type != "last":
-            fix = ("the likely cause is a massive activation on the first token of every sentence (an attention sink of "
-                   "real checkpoints); leave it out with contrastive_pooling_skip_first=1 (--contrastive_pooling_skip_first 1)")
+            fix = (
+                "the likely cause is a massive activation on the first token of every sentence (an attention sink of "
+                "real checkpoints); leave it out with contrastive_pooling_skip_first=1 (--contrastive_pooling_skip_first 1)"
+            )
         else:
-            fix = ("the likely cause is a few dominant dimensions at this layer; try contrastive_pooling_type=last or a "
-                   "larger contrastive_pooling_skip_first, or another additional_loss_layer")
-        return (f"degenerate sentence representation at layer {self.additional_loss_layer} "
-                f"({self.contrastive_pooling_type} pooling, skip_first={self.contrastive_pooling_skip_first}): true pairs "
-                f"have cosine {cosine_true:.4f} and random pairs {cosine_random:.4f}, so the alignment loss can barely "
-                f"tell translations apart; {fix}")
+            fix = (
+                "the likely cause is a few dominant dimensions at this layer; try contrastive_pooling_type=last or a "
+                "larger contrastive_pooling_skip_first, or another additional_loss_layer"
+            )
+        return (
+            f"degenerate sentence representation at layer {self.additional_loss_layer} "
+            f"({self.contrastive_pooling_type} pooling, skip_first={self.contrastive_pooling_skip_first}): true pairs "
+            f"have cosine {cosine_true:.4f} and random pairs {cosine_random:.4f}, so the alignment loss can barely "
+            f"tell translations apart; {fix}"
+        )
 
     def write_to(self, config) -> None:
         for name, value in asdict(self).items():

@@ -3,6 +3,7 @@
 The names of mid-align's ``run_clm_lora.py`` keep working; ``AlignmentTrainingArguments`` extends the standard
 ``TrainingArguments`` with the schedule of objectives.
 """
+
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -24,11 +25,13 @@ class ModelArguments:
         default=None, metadata={"help": "Weights dtype: bfloat16, float16, float32 or auto; default float32."}
     )
     attn_implementation: str = field(
-        default="auto", metadata={"help": "eager, sdpa, flash_attention_2, or auto: flash-attn when installed on a GPU, else sdpa."}
+        default="auto",
+        metadata={"help": "eager, sdpa, flash_attention_2, or auto: flash-attn when installed on a GPU, else sdpa."},
     )
     use_lora: bool = field(default=False, metadata={"help": "Train a PEFT adapter instead of all weights."})
     lora_config: Optional[str] = field(
-        default=None, metadata={"help": "PEFT adapter config JSON (LoRA, or IA3 with \"peft_type\": \"IA3\"); needs --use_lora."}
+        default=None,
+        metadata={"help": "PEFT adapter config JSON (LoRA, or IA3 with \"peft_type\": \"IA3\"); needs --use_lora."},
     )
     load_lora_from: Optional[str] = field(default=None, metadata={"help": "Start from this trained adapter folder."})
 
@@ -54,11 +57,18 @@ class AlignmentTrainingArguments(TrainingArguments):
         default=1, metadata={"help": "alternate mode: alignment micro-steps after each task micro-step (mid-align: 1)."}
     )
     per_device_alignment_batch_size: Optional[int] = field(
-        default=None, metadata={"help": "Pairs per device in an alignment micro-batch (the InfoNCE negatives); default: "
-                                        "per_device_train_batch_size. Pairs are short, so more of them fit than task examples."}
+        default=None,
+        metadata={
+            "help": "Pairs per device in an alignment micro-batch (the InfoNCE negatives); default: "
+            "per_device_train_batch_size. Pairs are short, so more of them fit than task examples."
+        },
     )
-    alternate_training: bool = field(default=False, metadata={"help": "mid-align: alternate task and alignment micro-batches."})
-    only_train_language_modeling: bool = field(default=False, metadata={"help": "mid-align's baseline: task loss only."})
+    alternate_training: bool = field(
+        default=False, metadata={"help": "mid-align: alternate task and alignment micro-batches."}
+    )
+    only_train_language_modeling: bool = field(
+        default=False, metadata={"help": "mid-align's baseline: task loss only."}
+    )
     only_train_contrastive: bool = field(default=False, metadata={"help": "Alignment loss only."})
     contrastive_data_mode: Optional[int] = field(
         default=None,
@@ -71,7 +81,9 @@ class AlignmentTrainingArguments(TrainingArguments):
                 raise ArgumentError(f"--training_mode {self.training_mode!r}: choose one of {', '.join(MODES)}")
             return self.training_mode
         try:
-            return mode_from_reference_flags(self.alternate_training, self.only_train_language_modeling, self.only_train_contrastive)
+            return mode_from_reference_flags(
+                self.alternate_training, self.only_train_language_modeling, self.only_train_contrastive
+            )
         except ValueError as error:
             raise ArgumentError(str(error)) from None
 
@@ -88,25 +100,38 @@ class DataArguments:
     validation_file: Optional[str] = field(default=None, metadata={"help": "Validation records, comma-separated."})
     alignment_file: Optional[str] = field(
         default=None,
-        metadata={"help": "Parallel pairs (TSV, or JSON/JSONL with text_parallel_0/1 and optionally text_negative), comma-separated; "
-                          "added to the pair stream, which is sampled on its own (every pair is used once per pair epoch)."}
+        metadata={
+            "help": "Parallel pairs (TSV, or JSON/JSONL with text_parallel_0/1 and optionally text_negative), comma-separated; "
+            "added to the pair stream, which is sampled on its own (every pair is used once per pair epoch)."
+        },
     )
     data_schema: str = field(
         default="auto", metadata={"help": "task, task+pairs, afp, pairs, or auto (from the first record's fields)."}
     )
-    block_size: int = field(default=2048, metadata={"help": "Longest task sequence in tokens; longer ones are truncated."})
-    pair_max_length: Optional[int] = field(default=None, metadata={"help": "Longest pair sentence in tokens; default block_size."})
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples of each training stream."})
+    block_size: int = field(
+        default=2048, metadata={"help": "Longest task sequence in tokens; longer ones are truncated."}
+    )
+    pair_max_length: Optional[int] = field(
+        default=None, metadata={"help": "Longest pair sentence in tokens; default block_size."}
+    )
+    max_train_samples: Optional[int] = field(
+        default=None, metadata={"help": "Use only the first N examples of each training stream."}
+    )
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N validation rows."})
     patience: Optional[int] = field(
-        default=None, metadata={"help": "Early stopping after N evaluations without improvement (needs load_best_model_at_end)."}
+        default=None,
+        metadata={"help": "Early stopping after N evaluations without improvement (needs load_best_model_at_end)."},
     )
     streaming: bool = field(
         default=False,
-        metadata={"help": "Read, tokenize and batch the training files as training goes (files larger than memory); needs "
-                          "--max_steps. Without it the files are tokenized once into an on-disk cache (HF_DATASETS_CACHE)."})
+        metadata={
+            "help": "Read, tokenize and batch the training files as training goes (files larger than memory); needs "
+            "--max_steps. Without it the files are tokenized once into an on-disk cache (HF_DATASETS_CACHE)."
+        },
+    )
     preprocessing_num_workers: Optional[int] = field(
-        default=None, metadata={"help": "Processes that tokenize the data (datasets.map num_proc); default: one."})
+        default=None, metadata={"help": "Processes that tokenize the data (datasets.map num_proc); default: one."}
+    )
 
     @staticmethod
     def split(value: Optional[str]) -> List[str]:

@@ -9,6 +9,7 @@
 Light imports only: the launcher calls ``python -m transformers_align.training.checkpoints`` to check
 an output folder before any model loads.
 """
+
 import argparse
 import json
 import logging
@@ -31,18 +32,37 @@ _AUTO = ("auto", "last", "true", "True")
 # The training arguments that decide what a resumed run computes; the others (logging, saving, evaluation,
 # output paths) may change between an interrupted run and its resumption.
 TRAJECTORY_ARGUMENTS = (
-    "seed", "data_seed", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
-    "max_grad_norm", "lr_scheduler_type", "lr_scheduler_kwargs", "warmup_ratio", "warmup_steps", "optim",
-    "optim_args", "per_device_train_batch_size", "gradient_accumulation_steps", "world_size", "bf16", "fp16",
-    "group_by_length", "label_smoothing_factor",
+    "seed",
+    "data_seed",
+    "learning_rate",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "lr_scheduler_type",
+    "lr_scheduler_kwargs",
+    "warmup_ratio",
+    "warmup_steps",
+    "optim",
+    "optim_args",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "world_size",
+    "bf16",
+    "fp16",
+    "group_by_length",
+    "label_smoothing_factor",
 )
 # The globals beyond torch's weights-only set that DeepSpeed's ZeRO checkpoints name (found with
 # torch.serialization.get_unsafe_globals_in_checkpoint on checkpoints of deepspeed 0.19.8, tests/test_distributed.py).
-DEEPSPEED_GLOBALS = frozenset({
-    "deepspeed.runtime.fp16.loss_scaler.LossScaler",
-    "deepspeed.runtime.zero.config.ZeroStageEnum",
-    "deepspeed.utils.tensor_fragment.fragment_address",
-})
+DEEPSPEED_GLOBALS = frozenset(
+    {
+        "deepspeed.runtime.fp16.loss_scaler.LossScaler",
+        "deepspeed.runtime.zero.config.ZeroStageEnum",
+        "deepspeed.utils.tensor_fragment.fragment_address",
+    }
+)
 # Data arguments that only concern evaluation or are accepted and unused.
 _DATA_NOT_COMPARED = ("validation_file", "max_eval_samples", "patience", "streaming", "preprocessing_num_workers")
 
@@ -55,8 +75,9 @@ class OutputFolderError(ValueError):
 class ResumeArguments:
     resume_with_changed_arguments: bool = field(
         default=False,
-        metadata={"help": "Resume even if the checkpoint was made with other run arguments "
-                          "(seed, lr, data, model...)."},
+        metadata={
+            "help": "Resume even if the checkpoint was made with other run arguments (seed, lr, data, model...)."
+        },
     )
 
 
@@ -64,8 +85,13 @@ def run_arguments(model_args, alignment_args, data_args, mode, training_args) ->
     """Everything that describes a run, as saved beside every checkpoint and the final model."""
     training = training_args.to_dict()
     training["world_size"] = training_args.world_size
-    return {"model": asdict(model_args), "alignment": asdict(alignment_args), "data": asdict(data_args),
-            "training_mode": mode, "training": training}
+    return {
+        "model": asdict(model_args),
+        "alignment": asdict(alignment_args),
+        "data": asdict(data_args),
+        "training_mode": mode,
+        "training": training,
+    }
 
 
 def _comparable(arguments: dict) -> dict:
@@ -81,8 +107,11 @@ def _comparable(arguments: dict) -> dict:
 def changed_arguments(saved: dict, current: dict) -> list:
     """``name: saved -> current`` for every run argument that differs."""
     before, now = _comparable(saved), _comparable(current)
-    return [f"{name}: {before.get(name)!r} -> {now.get(name)!r}" for name in sorted(set(before) | set(now))
-            if before.get(name) != now.get(name)]
+    return [
+        f"{name}: {before.get(name)!r} -> {now.get(name)!r}"
+        for name in sorted(set(before) | set(now))
+        if before.get(name) != now.get(name)
+    ]
 
 
 def is_output_in_use(output_dir) -> bool:
@@ -115,8 +144,11 @@ def checkpoints_in(output_dir) -> list:
 def remove_previous_run(output_dir) -> None:
     """On overwrite: the previous run's checkpoints go, so that a later ``auto`` resume cannot pick one of them."""
     folder = Path(output_dir)
-    stale = [entry for entry in folder.iterdir() if _CHECKPOINT_NAME.match(entry.name) or entry.name == STAGING_DIR] \
-        if folder.is_dir() else []
+    stale = (
+        [entry for entry in folder.iterdir() if _CHECKPOINT_NAME.match(entry.name) or entry.name == STAGING_DIR]
+        if folder.is_dir()
+        else []
+    )
     for entry in stale:
         shutil.rmtree(entry)
     if stale:
@@ -130,8 +162,9 @@ def resolve_checkpoint(output_dir, requested) -> "str | None":
     if requested in _AUTO:
         found = checkpoints_in(output_dir)
         if not found:
-            logger.warning("--resume_from_checkpoint auto: no complete checkpoint in %s, starting from scratch",
-                           output_dir)
+            logger.warning(
+                "--resume_from_checkpoint auto: no complete checkpoint in %s, starting from scratch", output_dir
+            )
             return None
         logger.warning("--resume_from_checkpoint auto: resuming from %s", found[-1])
         return str(found[-1])
@@ -165,8 +198,10 @@ def check_deepspeed_files(checkpoint) -> None:
     for path in sorted(Path(checkpoint).glob("global_step*/*.pt")):
         unexpected = sorted(set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path))) - DEEPSPEED_GLOBALS)
         if unexpected:
-            raise OutputFolderError(f"refused to resume from {path}: DeepSpeed would unpickle it whole, and it names "
-                                    f"{', '.join(unexpected)}, which no DeepSpeed checkpoint holds")
+            raise OutputFolderError(
+                f"refused to resume from {path}: DeepSpeed would unpickle it whole, and it names "
+                f"{', '.join(unexpected)}, which no DeepSpeed checkpoint holds"
+            )
 
 
 def prepare_output(training_args, arguments: dict, resume_args=None) -> "str | None":
@@ -248,13 +283,14 @@ def reading_rng_state(checkpoint):
     except pickle.UnpicklingError as error:
         files = ", ".join(sorted(str(p) for p in Path(checkpoint).glob("rng_state*.pth")))
         detail = str(error).strip().splitlines()[-1]
-        raise OutputFolderError(f"refused to read {files}: it holds more than an RNG state ({detail}); "
-                                f"it was not made by this library, or has been tampered with") from None
+        raise OutputFolderError(
+            f"refused to read {files}: it holds more than an RNG state ({detail}); "
+            f"it was not made by this library, or has been tampered with"
+        ) from None
 
 
 def main(argv=None):
-    """The launcher's pre-check: ``python -m transformers_align.training.checkpoints DIR [--overwrite] [--resume X]``.
-    """
+    """The launcher's pre-check: ``python -m transformers_align.training.checkpoints DIR [--overwrite] [--resume X]``."""
     parser = argparse.ArgumentParser(description="Exit 2 with one line if OUTPUT_DIR may not be written by a new run.")
     parser.add_argument("output_dir")
     parser.add_argument("--overwrite", action="store_true")

@@ -5,6 +5,7 @@ torchrun on a machine without GPU, accelerate's ``PartialState`` only forms a (g
 ``use_cpu`` is set, so without it every rank trains alone with world size 1. ``cpu_when_no_accelerator``
 sets it before parsing; ``check_world_size`` stops a run whose Trainer and launcher disagree.
 """
+
 import os
 import warnings
 

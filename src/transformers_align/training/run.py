@@ -1,4 +1,5 @@
 """One training run from parsed arguments: load and align the model, read the data, train, save."""
+
 import json
 import logging
 import os
@@ -24,8 +25,9 @@ def load_tokenizer(model_args):
 
 
 def load_model(model_args, alignment_args, training_args):
-    model = loading.load_causal_lm(model_args.model_name_or_path, model_args.torch_dtype,
-                                   model_args.attn_implementation)
+    model = loading.load_causal_lm(
+        model_args.model_name_or_path, model_args.torch_dtype, model_args.attn_implementation
+    )
     model.config.use_cache = False
     patch_model(model, **alignment_args.settings())
     if model_args.use_lora:
@@ -52,8 +54,10 @@ def wrap_with_adapter(model, model_args, training_args):
     names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = values.get("target_modules") or []
     if isinstance(targets, list) and not set(targets) & names:
-        raise ValueError(f"{model_args.lora_config}: none of target_modules {targets} exists in this {model.config.model_type} "
-                         f"model; config/ has a file per architecture")
+        raise ValueError(
+            f"{model_args.lora_config}: none of target_modules {targets} exists in this {model.config.model_type} "
+            f"model; config/ has a file per architecture"
+        )
     peft_model = get_peft_model(model, config_class(**values))
     peft_model.print_trainable_parameters()
     return peft_model
@@ -69,19 +73,31 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
     if not files:
         return None
     if data_args.streaming and training_args is not None and training_args.max_steps <= 0:
-        raise ArgumentError("--streaming reads the data as training goes, so the number of steps is unknown: pass --max_steps")
+        raise ArgumentError(
+            "--streaming reads the data as training goes, so the number of steps is unknown: pass --max_steps"
+        )
     wanted = Schedule(mode).streams_used()
     options = FeatureOptions(block_size=data_args.block_size, pair_max_length=data_args.pair_max_length)
-    streams = build_streams(files, DataArguments.split(data_args.alignment_file), sorted(wanted), tokenizer, options,
-                            schema=data_args.data_schema, num_proc=data_args.preprocessing_num_workers,
-                            streaming=data_args.streaming and training_args is not None,
-                            max_samples=data_args.max_train_samples if training_args is not None else data_args.max_eval_samples)
+    streams = build_streams(
+        files,
+        DataArguments.split(data_args.alignment_file),
+        sorted(wanted),
+        tokenizer,
+        options,
+        schema=data_args.data_schema,
+        num_proc=data_args.preprocessing_num_workers,
+        streaming=data_args.streaming and training_args is not None,
+        max_samples=data_args.max_train_samples if training_args is not None else data_args.max_eval_samples,
+    )
     if training_args is None:
         return streams
     for objective, stream in STREAM_OF.items():
         if stream in wanted and stream not in streams.streams:
-            needed = ("parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), AFP records or --alignment_file"
-                      if objective == ALIGNMENT else "task examples (prefix/text, prompt/completion or AFP records)")
+            needed = (
+                "parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), AFP records or --alignment_file"
+                if objective == ALIGNMENT
+                else "task examples (prefix/text, prompt/completion or AFP records)"
+            )
             raise DataFormatError(f"{', '.join(files)}: mode {mode!r} needs {needed}, but there are none")
     return streams
 
@@ -92,10 +108,13 @@ def check_contrastive_batch(training_args, gathered):
     pairs = per_device * (training_args.world_size if gathered else 1)
     if pairs < 2:
         flag = "alignment" if training_args.per_device_alignment_batch_size else "train"
-        raise ArgumentError(f"alignment needs at least 2 pairs per contrastive batch, but --per_device_{flag}_batch_size is "
-                            f"{per_device}"
-                            + (f" on {training_args.world_size} processes" if gathered else "")
-                            + ": raise it" + ("" if gathered else " or pass --gather_negatives_across_ranks under torchrun"))
+        raise ArgumentError(
+            f"alignment needs at least 2 pairs per contrastive batch, but --per_device_{flag}_batch_size is "
+            f"{per_device}"
+            + (f" on {training_args.world_size} processes" if gathered else "")
+            + ": raise it"
+            + ("" if gathered else " or pass --gather_negatives_across_ranks under torchrun")
+        )
 
 
 def check_data_mode(training_args, mode):
@@ -103,7 +122,9 @@ def check_data_mode(training_args, mode):
     if data_mode is None:
         return
     if data_mode not in (0, 2):
-        raise ArgumentError(f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)")
+        raise ArgumentError(
+            f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)"
+        )
     if data_mode == 0 and mode != TASK:
         raise ArgumentError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
 
@@ -134,7 +155,11 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
     tokenizer = load_tokenizer(model_args)
     train_files, eval_files = DataArguments.split(data_args.train_file), DataArguments.split(data_args.validation_file)
     with training_args.main_process_first(desc="reading and tokenizing the data"):  # the others then read the cache
-        train_set = build_training_data(tokenizer, data_args, mode, train_files, training_args) if training_args.do_train else None
+        train_set = (
+            build_training_data(tokenizer, data_args, mode, train_files, training_args)
+            if training_args.do_train
+            else None
+        )
         eval_set = build_training_data(tokenizer, data_args, mode, eval_files) if training_args.do_eval else None
     model = load_model(model_args, alignment_args, training_args)  # only once the data is known to be usable
 
@@ -142,8 +167,13 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
     if data_args.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.patience))
     trainer = AlignmentTrainer(
-        model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set, tokenizer=tokenizer,
-        data_collator=AlignmentCollator(tokenizer.pad_token_id), callbacks=callbacks,
+        model=model,
+        args=training_args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        tokenizer=tokenizer,
+        data_collator=AlignmentCollator(tokenizer.pad_token_id),
+        callbacks=callbacks,
         checkpoint_files={RUN_ARGS_FILE: arguments_text},
     )
     if training_args.do_train:

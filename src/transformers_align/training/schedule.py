@@ -4,6 +4,7 @@ the schedule and the global micro-step.
 Every rank computes the same global micro-step, so all ranks run the same objective in the same step
 (no rank does task while another does alignment), and a resumed run continues the same sequence.
 """
+
 from dataclasses import dataclass
 
 from transformers_align.data.records import PAIRS
@@ -27,10 +28,14 @@ class Schedule:
         if self.mode not in MODES:
             raise ValueError(f"unknown training mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.alignment_steps_per_task_step < 1:
-            raise ValueError(f"alignment_steps_per_task_step is {self.alignment_steps_per_task_step}; it must be at least 1")
+            raise ValueError(
+                f"alignment_steps_per_task_step is {self.alignment_steps_per_task_step}; it must be at least 1"
+            )
         if self.alignment_steps_per_task_step != 1 and self.mode != "alternate":
-            raise ValueError(f"alignment_steps_per_task_step {self.alignment_steps_per_task_step} applies to the alternate "
-                             f"mode only, but the mode is {self.mode!r}")
+            raise ValueError(
+                f"alignment_steps_per_task_step {self.alignment_steps_per_task_step} applies to the alternate "
+                f"mode only, but the mode is {self.mode!r}"
+            )
 
     @property
     def period(self) -> int:
@@ -59,11 +64,15 @@ class Schedule:
         return micro_step if stream in self.streams_used() else 0
 
 
-def mode_from_reference_flags(alternate_training: bool, only_train_language_modeling: bool, only_train_contrastive: bool) -> str:
+def mode_from_reference_flags(
+    alternate_training: bool, only_train_language_modeling: bool, only_train_contrastive: bool
+) -> str:
     """The mode that mid-align's flags ask for (baseline: --only_train_language_modeling)."""
     chosen = [flag for flag in (alternate_training, only_train_language_modeling, only_train_contrastive) if flag]
     if len(chosen) > 1:
-        raise ValueError("--alternate_training, --only_train_language_modeling and --only_train_contrastive exclude each other")
+        raise ValueError(
+            "--alternate_training, --only_train_language_modeling and --only_train_contrastive exclude each other"
+        )
     if alternate_training:
         return "alternate"
     if only_train_language_modeling:
@@ -79,7 +88,12 @@ def fields_for(objectives: frozenset, hard_negatives: bool = False) -> tuple:
     if TASK in objectives:
         fields += ("input_ids", "attention_mask", "labels")
     if ALIGNMENT in objectives:
-        fields += ("input_ids_parallel_0", "attention_mask_parallel_0", "input_ids_parallel_1", "attention_mask_parallel_1")
+        fields += (
+            "input_ids_parallel_0",
+            "attention_mask_parallel_0",
+            "input_ids_parallel_1",
+            "attention_mask_parallel_1",
+        )
         if hard_negatives:
             fields += ("input_ids_negative", "attention_mask_negative")
     return fields

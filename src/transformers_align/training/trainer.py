@@ -7,15 +7,16 @@ dataloader is not handed to ``accelerator.prepare``, because it already gives ea
 (``_prepare_inputs`` moves the batch to the device). Checkpoints are the stock ones, made visible only once
 complete and read back without running code from them (``training.checkpoints``).
 """
+
 import torch
 from torch.utils.data import ConcatDataset
 from transformers import Trainer
 
 from transformers_align.data.batches import ScheduledBatches, ScheduledDataLoader, StreamedBatches
 from transformers_align.data.streams import TrainingStreams
+from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.checkpoints import reading_rng_state, staged_checkpoint
 from transformers_align.training.launch import check_world_size
-from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for
 
 _LOSS_NAMES = ("task_loss", "alignment_loss")
@@ -43,8 +44,11 @@ class _LossMeans:
         if accelerator is not None and accelerator.num_processes > 1:
             totals = accelerator.reduce(totals.to(accelerator.device), reduction="sum").cpu()
         self.reset()
-        return {f"{prefix}{name}": round(float(totals[2 * i] / totals[2 * i + 1]), 6)
-                for i, name in enumerate(_LOSS_NAMES) if totals[2 * i + 1] > 0}
+        return {
+            f"{prefix}{name}": round(float(totals[2 * i] / totals[2 * i + 1]), 6)
+            for i, name in enumerate(_LOSS_NAMES)
+            if totals[2 * i + 1] > 0
+        }
 
 
 class AlignmentTrainer(Trainer):
@@ -62,11 +66,20 @@ class AlignmentTrainer(Trainer):
     task), else the alignment loss.
     """
 
-    def __init__(self, model=None, args: AlignmentTrainingArguments = None, train_dataset=None, eval_dataset=None,
-                 checkpoint_files: dict = None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args: AlignmentTrainingArguments = None,
+        train_dataset=None,
+        eval_dataset=None,
+        checkpoint_files: dict = None,
+        **kwargs,
+    ):
         if not isinstance(args, AlignmentTrainingArguments):
-            raise TypeError(f"AlignmentTrainer needs args=AlignmentTrainingArguments(...) (it holds the training mode), "
-                            f"not {type(args).__name__}")
+            raise TypeError(
+                f"AlignmentTrainer needs args=AlignmentTrainingArguments(...) (it holds the training mode), "
+                f"not {type(args).__name__}"
+            )
         self.schedule = args.schedule()
         self.mode = self.schedule.mode
         if train_dataset is not None and not isinstance(train_dataset, TrainingStreams):
@@ -84,18 +97,30 @@ class AlignmentTrainer(Trainer):
         if self.train_dataset is None:
             raise ValueError("AlignmentTrainer: training requires a train_dataset.")
         args = self.args
-        common = dict(streams=self.train_dataset, collator=self.data_collator, schedule=self.schedule,
-                      per_device_batch=self._train_batch_size, world_size=args.world_size, rank=args.process_index,
-                      accumulation=args.gradient_accumulation_steps, seed=args.data_seed if args.data_seed is not None else args.seed,
-                      per_device_pairs_batch=args.per_device_alignment_batch_size and args.per_device_alignment_batch_size * max(1, args.n_gpu))
+        common = dict(
+            streams=self.train_dataset,
+            collator=self.data_collator,
+            schedule=self.schedule,
+            per_device_batch=self._train_batch_size,
+            world_size=args.world_size,
+            rank=args.process_index,
+            accumulation=args.gradient_accumulation_steps,
+            seed=args.data_seed if args.data_seed is not None else args.seed,
+            per_device_pairs_batch=args.per_device_alignment_batch_size
+            and args.per_device_alignment_batch_size * max(1, args.n_gpu),
+        )
         if self.train_dataset.streaming:  # read in order in this process: worker processes would each read it all
             self._scheduled = StreamedBatches(**common)
             return torch.utils.data.DataLoader(self._scheduled, batch_size=None)
         self._scheduled = ScheduledBatches(**common, group_by_length=args.group_by_length)
         workers = args.dataloader_num_workers
-        return ScheduledDataLoader(self._scheduled, num_workers=workers, pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
-                                   persistent_workers=args.dataloader_persistent_workers and workers > 0,
-                                   prefetch_factor=args.dataloader_prefetch_factor if workers else None)
+        return ScheduledDataLoader(
+            self._scheduled,
+            num_workers=workers,
+            pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
+            persistent_workers=args.dataloader_persistent_workers and workers > 0,
+            prefetch_factor=args.dataloader_prefetch_factor if workers else None,
+        )
 
     def num_examples(self, dataloader) -> int:
         if isinstance(dataloader.dataset, ScheduledBatches):
@@ -112,7 +137,11 @@ class AlignmentTrainer(Trainer):
         if not objectives:
             raise ValueError(f"mode {self.mode!r}: the batch holds neither task examples nor parallel pairs for it")
         wanted = fields_for(objectives, hard_negatives="input_ids_negative" in inputs)
-        extra = {"num_items_in_batch": inputs["num_items_in_batch"]} if TASK in objectives and "num_items_in_batch" in inputs else {}
+        extra = (
+            {"num_items_in_batch": inputs["num_items_in_batch"]}
+            if TASK in objectives and "num_items_in_batch" in inputs
+            else {}
+        )
         outputs = model(**{name: inputs[name] for name in wanted}, **extra)
         (self._train_means if model.training else self._eval_means).add(outputs)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
@@ -120,7 +149,11 @@ class AlignmentTrainer(Trainer):
     def _batch_objectives(self, inputs, minimum_pairs: int) -> frozenset:
         """The objectives this batch's streams allow in this mode (evaluation: an alignment loss needs 2 pairs)."""
         available = {TASK} if "input_ids" in inputs and self.mode != ALIGNMENT else set()
-        if "input_ids_parallel_0" in inputs and self.mode != TASK and len(inputs["input_ids_parallel_0"]) >= minimum_pairs:
+        if (
+            "input_ids_parallel_0" in inputs
+            and self.mode != TASK
+            and len(inputs["input_ids_parallel_0"]) >= minimum_pairs
+        ):
             available.add(ALIGNMENT)
         return frozenset(available)
 
@@ -130,7 +163,9 @@ class AlignmentTrainer(Trainer):
             return None, None, None
         with torch.no_grad(), self.compute_loss_context_manager():
             _, outputs = self.compute_loss(model, inputs, return_outputs=True)
-        selected = outputs.task_loss if self.mode != ALIGNMENT and outputs.task_loss is not None else outputs.alignment_loss
+        selected = (
+            outputs.task_loss if self.mode != ALIGNMENT and outputs.task_loss is not None else outputs.alignment_loss
+        )
         return selected.detach(), None, None
 
     def evaluation_loop(self, *args, **kwargs):
@@ -157,7 +192,9 @@ class AlignmentTrainer(Trainer):
         # With LoRA every trainable weight decays, so the Trainer's no-decay group is empty. DeepSpeed drops
         # empty groups, and the scheduler built for two groups then fails in torch's strict zip. Drop it here.
         optimizer = super().create_optimizer()
-        if hasattr(optimizer, "param_groups"):  # not accelerate's DummyOptim, when DeepSpeed's config brings the optimizer
+        if hasattr(
+            optimizer, "param_groups"
+        ):  # not accelerate's DummyOptim, when DeepSpeed's config brings the optimizer
             optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
         return optimizer
 

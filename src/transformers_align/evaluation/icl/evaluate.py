@@ -8,6 +8,7 @@ divided by the candidate text's length in characters (``acc_norm``); the arg-max
 prediction. As in lm-eval, the context's trailing whitespace is scored with the continuation (see
 ``loglikelihood.encode_pair``), so ``acc_norm`` equals lm-eval's on the exported tasks.
 """
+
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,21 +49,24 @@ def connector_text(task: Task, tokenizer) -> str:
     return tokenizer.eos_token or "\n"
 
 
-def build_items(task: Task, demos: Sequence[dict], tests: Sequence[dict], prompt_lang: str, connector: str) -> List[Item]:
+def build_items(
+    task: Task, demos: Sequence[dict], tests: Sequence[dict], prompt_lang: str, connector: str
+) -> List[Item]:
     """Test items whose context starts with the rendered demonstrations (AFP's few-shot prompt)."""
     prefix = "".join(render(task, demo, prompt_lang).demonstration + connector for demo in demos)
     items = [render(task, record, prompt_lang) for record in tests]
     return [Item(prefix + item.context, item.continuations, item.label) for item in items]
 
 
-def score_items(model, tokenizer, items: Sequence[Item], batch_size: int = 8, progress: bool = True,
-                desc: str = "scoring") -> List[List[float]]:
+def score_items(
+    model, tokenizer, items: Sequence[Item], batch_size: int = 8, progress: bool = True, desc: str = "scoring"
+) -> List[List[float]]:
     """Summed continuation log-probabilities, one list of candidate scores per item."""
     requests = [encode_pair(tokenizer, item.context, candidate) for item in items for candidate in item.continuations]
     flat = continuation_logprobs(model, requests, batch_size=batch_size, progress=progress, desc=desc)
     scores, start = [], 0
     for item in items:
-        scores.append(flat[start:start + len(item.continuations)])
+        scores.append(flat[start : start + len(item.continuations)])
         start += len(item.continuations)
     return scores
 
@@ -83,13 +87,25 @@ def _accuracy(items: Sequence[Item], chosen: Sequence[int]) -> float:
 
 def averages(results: Sequence[dict], metric: str = "acc") -> Dict[str, float]:
     """Mean ``metric`` per shot count (``"0-shot"``, ...) and over everything (``"all"``)."""
-    summary = {f"{k}-shot": mean(r[metric] for r in results if r["shots"] == k) for k in sorted({r["shots"] for r in results})}
+    summary = {
+        f"{k}-shot": mean(r[metric] for r in results if r["shots"] == k) for k in sorted({r["shots"] for r in results})
+    }
     summary["all"] = mean(r[metric] for r in results)
     return summary
 
 
-def evaluate_icl(model, tokenizer, data_dir, tasks: Sequence[str], shots: Sequence[int], prompt_lang: str,
-                 test_langs: Sequence[str], seed: int = 0, batch_size: int = 8, progress: bool = True) -> dict:
+def evaluate_icl(
+    model,
+    tokenizer,
+    data_dir,
+    tasks: Sequence[str],
+    shots: Sequence[int],
+    prompt_lang: str,
+    test_langs: Sequence[str],
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict:
     """Accuracy of every (task, test language, shot count); returns ``{"settings", "results", "averages"}``.
 
     Files are read from ``data_dir`` in each task's layout (see ``tasks.TASKS``); ``model`` must be in eval mode.
@@ -106,14 +122,33 @@ def evaluate_icl(model, tokenizer, data_dir, tasks: Sequence[str], shots: Sequen
             for k in shots:
                 items = build_items(task, demonstrations(dev, k, seed), tests, prompt_lang, connector)
                 scores = score_items(model, tokenizer, items, batch_size, progress, f"{task.name} {test_lang} {k}-shot")
-                results.append(asdict(ICLResult(task.name, prompt_lang, test_lang, k, len(items),
-                                                _accuracy(items, predictions(items, scores)),
-                                                _accuracy(items, predictions(items, scores, length_normalize=True)),
-                                                counts)))
-    settings = {"data_dir": str(data_dir), "tasks": list(tasks), "shots": list(shots), "prompt_lang": prompt_lang,
-                "test_langs": list(test_langs), "seed": seed}
-    return {"settings": settings, "results": results,
-            "averages": {"acc": averages(results, "acc"), "acc_norm": averages(results, "acc_norm")}}
+                results.append(
+                    asdict(
+                        ICLResult(
+                            task.name,
+                            prompt_lang,
+                            test_lang,
+                            k,
+                            len(items),
+                            _accuracy(items, predictions(items, scores)),
+                            _accuracy(items, predictions(items, scores, length_normalize=True)),
+                            counts,
+                        )
+                    )
+                )
+    settings = {
+        "data_dir": str(data_dir),
+        "tasks": list(tasks),
+        "shots": list(shots),
+        "prompt_lang": prompt_lang,
+        "test_langs": list(test_langs),
+        "seed": seed,
+    }
+    return {
+        "settings": settings,
+        "results": results,
+        "averages": {"acc": averages(results, "acc"), "acc_norm": averages(results, "acc_norm")},
+    }
 
 
 def format_table(report: dict, metric: str = "acc") -> str:

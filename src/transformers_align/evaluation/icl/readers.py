@@ -4,14 +4,23 @@ A malformed line (wrong column count, unknown label, missing field) is an error 
 and field; a record with an empty text field is skipped, and the skips are counted (into the caller's
 ``skips`` when given) and logged.
 """
+
 from typing import List, Optional, Sequence
 
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
 from transformers_align.data.records import SkipCounter, iter_tsv_rows
 
 XNLI_LABELS = ("entailment", "neutral", "contradiction")
-XSTORYCLOZE_COLUMNS = ("InputStoryid", "InputSentence1", "InputSentence2", "InputSentence3", "InputSentence4",
-                       "RandomFifthSentenceQuiz1", "RandomFifthSentenceQuiz2", "AnswerRightEnding")
+XSTORYCLOZE_COLUMNS = (
+    "InputStoryid",
+    "InputSentence1",
+    "InputSentence2",
+    "InputSentence3",
+    "InputSentence4",
+    "RandomFifthSentenceQuiz1",
+    "RandomFifthSentenceQuiz2",
+    "AnswerRightEnding",
+)
 
 
 def _label(value, allowed: Sequence, where: str, field: str) -> int:
@@ -43,8 +52,11 @@ def read_xnli(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     for line_number, (premise, hypothesis, label) in iter_tsv_rows(path, ("premise", "hypothesis", "label")):
         if line_number == 1 and label == "label":
             continue  # an optional header line
-        record = {"premise": premise, "hypothesis": hypothesis,
-                  "label": _label(label, XNLI_LABELS, f"{path}:{line_number}", "label")}
+        record = {
+            "premise": premise,
+            "hypothesis": hypothesis,
+            "label": _label(label, XNLI_LABELS, f"{path}:{line_number}", "label"),
+        }
         if _keep(record, ("premise", "hypothesis"), skips):
             records.append(record)
     return _finish(path, records, skips)
@@ -56,9 +68,14 @@ def read_pawsx(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     The gold index follows AFP's candidate order (Yes, No): label 1 -> 0, label 0 -> 1.
     """
     records, skips = [], skips if skips is not None else SkipCounter()
-    for line_number, (_, sentence1, sentence2, label) in iter_tsv_rows(path, ("id", "sentence1", "sentence2", "label"), header=True):
-        record = {"sentence1": sentence1, "sentence2": sentence2,
-                  "label": _label(label, ("1", "0"), f"{path}:{line_number}", "label")}
+    for line_number, (_, sentence1, sentence2, label) in iter_tsv_rows(
+        path, ("id", "sentence1", "sentence2", "label"), header=True
+    ):
+        record = {
+            "sentence1": sentence1,
+            "sentence2": sentence2,
+            "label": _label(label, ("1", "0"), f"{path}:{line_number}", "label"),
+        }
         if _keep(record, ("sentence1", "sentence2"), skips):
             records.append(record)
     return _finish(path, records, skips)
@@ -70,7 +87,11 @@ def read_xstorycloze(path, skips: Optional[SkipCounter] = None) -> List[dict]:
     records, skips = [], skips if skips is not None else SkipCounter()
     for line_number, fields in iter_tsv_rows(path, XSTORYCLOZE_COLUMNS, header=True):
         record = {f"sentence{i}": fields[i] for i in range(1, 5)}
-        record.update(ending1=fields[5], ending2=fields[6], label=_label(fields[7], ("1", "2"), f"{path}:{line_number}", "AnswerRightEnding"))
+        record.update(
+            ending1=fields[5],
+            ending2=fields[6],
+            label=_label(fields[7], ("1", "2"), f"{path}:{line_number}", "AnswerRightEnding"),
+        )
         if _keep(record, [f"sentence{i}" for i in range(1, 5)] + ["ending1", "ending2"], skips):
             records.append(record)
     return _finish(path, records, skips)
@@ -100,16 +121,21 @@ def read_xwinograd(path, skips: Optional[SkipCounter] = None) -> List[dict]:
         if "sentence" in raw:
             sentence = string_field(raw, "sentence", where)
             if sentence.count("_") != 1:
-                raise DataFormatError(f"{where}: field 'sentence' must hold exactly one '_' (the blank), found {sentence.count('_')}")
+                raise DataFormatError(
+                    f"{where}: field 'sentence' must hold exactly one '_' (the blank), found {sentence.count('_')}"
+                )
             part1, part2 = sentence.split("_")
         else:
             require_fields(raw, ("sentence_part1", "sentence_part2"), where)
             part1 = string_field(raw, "sentence_part1", where, allow_empty=True)
             part2 = string_field(raw, "sentence_part2", where, allow_empty=True)
-        record = {"sentence_part1": part1, "sentence_part2": part2,
-                  "option1": string_field(raw, "option1", where, allow_empty=True),
-                  "option2": string_field(raw, "option2", where, allow_empty=True),
-                  "label": _label(raw["answer"], (1, 2), where, "answer")}
+        record = {
+            "sentence_part1": part1,
+            "sentence_part2": part2,
+            "option1": string_field(raw, "option1", where, allow_empty=True),
+            "option2": string_field(raw, "option2", where, allow_empty=True),
+            "label": _label(raw["answer"], (1, 2), where, "answer"),
+        }
         if _keep(record, ("option1", "option2"), skips):
             records.append(record)
     return _finish(path, records, skips)

@@ -14,6 +14,7 @@ exactly as AFP's whole-sequence score does (the shared prefix cancels). Differen
 - Prompt languages other than en/zh/ar (where a template is language-specific) fall back to the
   English wording with a warning, where AFP raises ``KeyError``.
 """
+
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
@@ -57,15 +58,21 @@ class Item:
 
 XNLI_TEMPLATES = {
     "en": "Premise: {premise}\nHypothesis: {hypothesis}\nQuestion: What is the relationship between premise and "
-          "hypothesis, entailment, neutral, or contradiction?\nAnswer: {choice}",
+    "hypothesis, entailment, neutral, or contradiction?\nAnswer: {choice}",
     "zh": "前提：{premise}\n假设：{hypothesis}\n问题: 前提和假设之间是什么关系，蕴涵，中立，还是矛盾？\n回答：{choice}",
     "ar": "شرط مسبق: {premise}\nالافتراض: {hypothesis}\nالسؤال: ما هي العلاقة بين الفرضية والافتراضات؟ الحاجة محايدة. أم التناقض؟\nالإجابة: {choice}",
 }
-XNLI_LABEL_WORDS = {"en": ["entailment", "neutral", "contradiction"], "zh": ["蕴涵", "中立", "矛盾"],
-                    "ar": ["الحاجة", "محايدة", "التناقض"]}
+XNLI_LABEL_WORDS = {
+    "en": ["entailment", "neutral", "contradiction"],
+    "zh": ["蕴涵", "中立", "矛盾"],
+    "ar": ["الحاجة", "محايدة", "التناقض"],
+}
 
-PAWSX_TEMPLATES = {"en": "{sentence1}, right? {choice}, {sentence2}", "zh": "{sentence1}，对吗？ {choice}，{sentence2}",
-                   "ar": "{sentence1}, أليس كذلك؟ {choice}, {sentence2}"}
+PAWSX_TEMPLATES = {
+    "en": "{sentence1}, right? {choice}, {sentence2}",
+    "zh": "{sentence1}，对吗？ {choice}，{sentence2}",
+    "ar": "{sentence1}, أليس كذلك؟ {choice}, {sentence2}",
+}
 PAWSX_CHOICES = {"en": ["Yes", "No"], "zh": ["对", "不对"], "ar": ["نعم", "لا"]}
 
 XCOPA_TEMPLATES = {lang: "{question}: {premise} {conjunction} {choice}" for lang in ("en", "zh", "ar")}
@@ -86,21 +93,56 @@ def _xcopa_fields(record: dict, language: str) -> dict:
 
 
 TASKS = {
-    "xnli": Task("xnli", "xnli/{lang}/dev.tsv", "xnli/{lang}/test.tsv", readers.read_xnli, XNLI_TEMPLATES,
-                 lambda r, _: {"premise": r["premise"], "hypothesis": r["hypothesis"]},
-                 lambda r, lang: XNLI_LABEL_WORDS[lang], "\n\n"),
-    "pawsx": Task("pawsx", "pawsx/{lang}/dev_2k.tsv", "pawsx/{lang}/test_2k.tsv", readers.read_pawsx, PAWSX_TEMPLATES,
-                  lambda r, _: {"sentence1": r["sentence1"], "sentence2": r["sentence2"]},
-                  lambda r, lang: PAWSX_CHOICES[lang], None),
-    "xcopa": Task("xcopa", "xcopa/{lang}/val.{lang}.jsonl", "xcopa/{lang}/test.{lang}.jsonl", readers.read_xcopa,
-                  XCOPA_TEMPLATES, _xcopa_fields, lambda r, _: [r["choice1"], r["choice2"]], None),
-    "xstorycloze": Task("xstorycloze", "xstorycloze/{lang}/spring2016.val.{lang}.tsv.split_20_80_train.tsv",
-                        "xstorycloze/{lang}/spring2016.val.{lang}.tsv.split_20_80_eval.tsv", readers.read_xstorycloze,
-                        {ANY_LANGUAGE: "{story}{choice}"}, _story, lambda r, _: [r["ending1"], r["ending2"]], None),
-    "xwinograd": Task("xwinograd", "xwinograd/{lang}/dev.jsonl", "xwinograd/{lang}/test.jsonl", readers.read_xwinograd,
-                      {ANY_LANGUAGE: "{sentence_part1}{choice}{sentence_part2}"},
-                      lambda r, _: {"sentence_part1": r["sentence_part1"], "sentence_part2": r["sentence_part2"]},
-                      lambda r, _: [r["option1"], r["option2"]], None),
+    "xnli": Task(
+        "xnli",
+        "xnli/{lang}/dev.tsv",
+        "xnli/{lang}/test.tsv",
+        readers.read_xnli,
+        XNLI_TEMPLATES,
+        lambda r, _: {"premise": r["premise"], "hypothesis": r["hypothesis"]},
+        lambda r, lang: XNLI_LABEL_WORDS[lang],
+        "\n\n",
+    ),
+    "pawsx": Task(
+        "pawsx",
+        "pawsx/{lang}/dev_2k.tsv",
+        "pawsx/{lang}/test_2k.tsv",
+        readers.read_pawsx,
+        PAWSX_TEMPLATES,
+        lambda r, _: {"sentence1": r["sentence1"], "sentence2": r["sentence2"]},
+        lambda r, lang: PAWSX_CHOICES[lang],
+        None,
+    ),
+    "xcopa": Task(
+        "xcopa",
+        "xcopa/{lang}/val.{lang}.jsonl",
+        "xcopa/{lang}/test.{lang}.jsonl",
+        readers.read_xcopa,
+        XCOPA_TEMPLATES,
+        _xcopa_fields,
+        lambda r, _: [r["choice1"], r["choice2"]],
+        None,
+    ),
+    "xstorycloze": Task(
+        "xstorycloze",
+        "xstorycloze/{lang}/spring2016.val.{lang}.tsv.split_20_80_train.tsv",
+        "xstorycloze/{lang}/spring2016.val.{lang}.tsv.split_20_80_eval.tsv",
+        readers.read_xstorycloze,
+        {ANY_LANGUAGE: "{story}{choice}"},
+        _story,
+        lambda r, _: [r["ending1"], r["ending2"]],
+        None,
+    ),
+    "xwinograd": Task(
+        "xwinograd",
+        "xwinograd/{lang}/dev.jsonl",
+        "xwinograd/{lang}/test.jsonl",
+        readers.read_xwinograd,
+        {ANY_LANGUAGE: "{sentence_part1}{choice}{sentence_part2}"},
+        lambda r, _: {"sentence_part1": r["sentence_part1"], "sentence_part2": r["sentence_part2"]},
+        lambda r, _: [r["option1"], r["option2"]],
+        None,
+    ),
 }
 
 
@@ -116,7 +158,9 @@ def template_language(task: Task, language: str) -> str:
         return language
     if ANY_LANGUAGE in task.templates:
         return ANY_LANGUAGE
-    logger.warning_once(f"{task.name} has no {language!r} prompt (only {', '.join(task.templates)}): using the English one")
+    logger.warning_once(
+        f"{task.name} has no {language!r} prompt (only {', '.join(task.templates)}): using the English one"
+    )
     return "en"
 
 
@@ -125,5 +169,8 @@ def render(task: Task, record: dict, language: str) -> Item:
     language = template_language(task, language)
     before, after = task.templates[language].split("{choice}")
     fields = task.fields(record, language)
-    return Item(before.format_map(fields), [choice + after.format_map(fields) for choice in task.choices(record, language)],
-                record["label"])
+    return Item(
+        before.format_map(fields),
+        [choice + after.format_map(fields) for choice in task.choices(record, language)],
+        record["label"],
+    )

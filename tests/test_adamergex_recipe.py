@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 
 from transformers_align.tiny import build_tiny_model
 
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_adamergex.sh"
 SMALL = dict(

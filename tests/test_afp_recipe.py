@@ -5,7 +5,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from transformers_align.data.features import FeatureOptions, read_rows, tokenize_rows
+
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,6 +14,8 @@ from test_training import run_training, write_rows
 
 from transformers_align.training.checkpoints import DEEPSPEED_GLOBALS, check_deepspeed_files
 
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -30,6 +30,8 @@ NOISE = (
     "Traceback",
 )
 
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):

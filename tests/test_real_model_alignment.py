@@ -14,6 +14,8 @@ from transformers_align.evaluation.alignment_analysis import analysis_settings, 
 from transformers_align.losses import pooled_cosines
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, patch_model
 
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+
 BATCH = 8
 
 

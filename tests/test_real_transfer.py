@@ -12,6 +12,8 @@ from tools.experiments import cldr_task
 from tools.experiments.real_transfer import RealTransferConfig
 from transformers_align.evaluation.loglikelihood import continuation_logprobs
 
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+
 LANGUAGES = ("fr", "de", "es")
 
 

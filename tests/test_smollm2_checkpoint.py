@@ -25,6 +25,8 @@ FRENCH = (
     "leurs amis. Le soir, leurs parents ont préparé le dîner et tout le monde a parlé de la journée."
 )
 
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+
 
 def test_tensors_equal_gguf_dequantization(smollm2_dir):
     import gguf

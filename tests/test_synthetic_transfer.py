@@ -12,6 +12,8 @@ from scripts import run_transfer_experiment
 from tools.experiments import languages
 from tools.experiments.synthetic_transfer import ExperimentConfig, build_data, majority_accuracy, pretrain
 
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+
 FULL = languages.Meaning(agent=3, action=7, patient=5, place=2, time=4)
 
 

@@ -168,11 +168,12 @@ class AlignmentTrainer(Trainer):
         )
         return selected.detach(), None, None
 
-    def evaluation_loop(self, *args, **kwargs):
+    def evaluation_loop(
+        self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix="eval"
+    ):
         self._eval_means.reset()
-        output = super().evaluation_loop(*args, **kwargs)
-        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
-        output.metrics.update(self._eval_means.read(self.accelerator, prefix=f"{prefix}_"))
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        output.metrics.update(self._eval_means.read(self.accelerator, prefix=f"{metric_key_prefix}_"))
         return output
 
     def _load_rng_state(self, checkpoint):

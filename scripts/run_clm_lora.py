@@ -18,16 +18,19 @@ from transformers_align.training.launch import LaunchError, argv_with_cpu_defaul
 from transformers_align.training.run import configure_logging, train
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """(model, alignment, data, training, resume) arguments, from the command line or one JSON file."""
     parser = HfArgumentParser(
         (ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments, ResumeArguments)
     )
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 1 and argv[0].endswith(".json"):
-        arguments = parser.parse_dict(cpu_when_no_accelerator(read_json(argv[0])))
-    else:
-        arguments = parser.parse_args_into_dataclasses(argv_with_cpu_default(argv))
-    model_args, alignment_args, data_args, training_args, resume_args = arguments
+        return parser.parse_dict(cpu_when_no_accelerator(read_json(argv[0])))
+    return parser.parse_args_into_dataclasses(argv_with_cpu_default(argv))
+
+
+def main(argv=None):
+    model_args, alignment_args, data_args, training_args, resume_args = parse_args(argv)
     configure_logging(training_args)
     try:
         train(model_args, alignment_args, data_args, training_args, resume_args)

@@ -17,6 +17,7 @@ from scripts import (
     generate_sup_data,
     merge_adapters,
     report_alignment_run,
+    run_clm_lora,
     run_inference_eval_wmt23,
     run_inference_massive,
     run_real_transfer_experiment,
@@ -558,6 +559,7 @@ MODEL_SCRIPTS = [
     (analyze_alignment, ["--pairs", "p.tsv"], lambda parsed: parsed[0].model_name_or_path),
     (report_alignment_run, ["--adapter", "A", "--pairs", "p.tsv"], lambda parsed: parsed.model_name_or_path),
     (run_real_transfer_experiment, [], lambda parsed: parsed.model_name_or_path),
+    (run_clm_lora, ["--train_file", "t.json", "--output_dir", "o"], lambda parsed: parsed[0].model_name_or_path),
 ]
 
 

@@ -19,7 +19,12 @@ class ArgumentError(ValueError):
 
 @dataclass
 class ModelArguments:
-    model_name_or_path: str = field(metadata={"help": "Local model folder (or hub id where a hub is reachable)."})
+    model_name_or_path: str = field(
+        metadata={
+            "help": "Local model folder (or hub id where a hub is reachable).",
+            "aliases": ["--model", "--model-name"],
+        }
+    )
     tokenizer_name: Optional[str] = field(default=None, metadata={"help": "Tokenizer folder; default: the model's."})
     torch_dtype: Optional[str] = field(
         default=None, metadata={"help": "Weights dtype: bfloat16, float16, float32 or auto; default float32."}

@@ -175,7 +175,8 @@ def machine(device):
         if cpuinfo.exists()
         else []
     )
-    return f"{names[0] if names else platform.machine()} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} threads, no GPU"
+    cpu = names[0] if names else platform.machine()
+    return f"{cpu} CPU ({os.cpu_count()} cores), {torch.get_num_threads()} threads, no GPU"
 
 
 def _ratio_rows(medians, memory, cuda):
@@ -219,14 +220,17 @@ def report(args, model, device, medians, memory, agreement, load):
     cfg = model.config
     layer, cuda = cfg.additional_loss_layer, device.type == "cuda"
     half = args.batch_size // 2
+    parameters = sum(p.numel() for p in model.parameters())
     lines = [
         f"date: {datetime.date.today().isoformat()}; machine: {machine(device)}; torch {torch.__version__}; "
         f"load average (1 min) {load[0]:.1f} before timing, {load[1]:.1f} after",
-        f"model: Llama, hidden {cfg.hidden_size}, intermediate {cfg.intermediate_size}, {cfg.num_hidden_layers} blocks, "
-        f"{cfg.num_attention_heads} heads ({cfg.num_key_value_heads} kv), vocab {cfg.vocab_size}, "
-        f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, {args.dtype}, attention {cfg._attn_implementation}",
-        f"tokens per step: {args.batch_size * args.seq_len} (task {args.batch_size} x {args.seq_len}; alignment {half} pairs, "
-        f"2 x {half} x {args.seq_len}); medians of {args.repeats} runs after {args.warmup} warm-up runs each",
+        f"model: Llama, hidden {cfg.hidden_size}, intermediate {cfg.intermediate_size}, "
+        f"{cfg.num_hidden_layers} blocks, {cfg.num_attention_heads} heads ({cfg.num_key_value_heads} kv), "
+        f"vocab {cfg.vocab_size}, {parameters / 1e6:.1f}M parameters, {args.dtype}, "
+        f"attention {cfg._attn_implementation}",
+        f"tokens per step: {args.batch_size * args.seq_len} (task {args.batch_size} x {args.seq_len}; "
+        f"alignment {half} pairs, 2 x {half} x {args.seq_len}); "
+        f"medians of {args.repeats} runs after {args.warmup} warm-up runs each",
         f"both alignment losses agree: |early exit - full forward| = {agreement:.1e}",
         "",
         "| step | wall ms | x task | CPU ms | x task | peak MiB (tensors)"

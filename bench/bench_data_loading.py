@@ -35,7 +35,8 @@ def sentence(rng, low, high):
 
 
 def write_afp_file(path: Path, records: int, seed: int = 0) -> None:
-    """AFP's record shape (sent0, sent1, clm_text, clm_prompt_len), lengths varying like scripts.generate_sup_data's output."""
+    """AFP's record shape (sent0, sent1, clm_text, clm_prompt_len), lengths varying like
+    scripts.generate_sup_data's output."""
     rng = random.Random(seed)
     tmp = path.with_suffix(".partial")
     with tmp.open("w", encoding="utf-8") as handle:
@@ -143,7 +144,8 @@ def main(argv=None):
         print(f"{start}: {results[start]}", flush=True)
     print(
         " ".join(
-            f"{start}: time_to_first_step_s={r['time_to_first_step_s']} cpu_s={r['cpu_s']} peak_rss_mib={r['peak_rss_mib']}"
+            f"{start}: time_to_first_step_s={r['time_to_first_step_s']} cpu_s={r['cpu_s']} "
+            f"peak_rss_mib={r['peak_rss_mib']}"
             for start, r in results.items()
         )
     )

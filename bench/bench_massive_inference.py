@@ -1,4 +1,5 @@
-"""Benchmark MASSIVE inference throughput (utterances/s) of the tiny default model on CPU: batched against one at a time.
+"""Benchmark MASSIVE inference throughput (utterances/s) of the tiny default model on CPU: batched
+against one at a time.
 
 Run from the repository root: ``python bench/bench_massive_inference.py [--batch-sizes 1 16 32]``. The
 prompts are the test utterances of data_example/massive (all shipped locales) in the training chat

@@ -325,21 +325,24 @@ def memory_ratio_at(shape, activation_bytes, tokens, labelled):
 def report(args, shapes, device, rounds, memory, load):
     peaks, memory_tokens, memory_labelled = memory
     per_second, activation_bytes = {}, torch.finfo(getattr(torch, args.dtype)).bits // 8
+    now = datetime.datetime.now(datetime.timezone.utc)
     lines = [
-        f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine(device)}; torch {torch.__version__}; "
+        f"date: {now:%Y-%m-%d %H:%M} UTC; machine: {machine(device)}; torch {torch.__version__}; "
         f"load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after",
-        f"throughput shape: hidden {shapes[0].hidden}, {shapes[0].layers} blocks, vocabulary {shapes[0].vocab} (LM head "
-        f"{100 * shapes[0].lm_head_flop_share(TYPICAL_CONTEXT):.1f}% of the FLOPs; Llama-3-8B "
-        f"{100 * LLAMA3_8B.lm_head_flop_share(TYPICAL_CONTEXT):.1f}%), {args.dtype}, LoRA r 8, batch {args.batch_size}, "
-        f"{args.steps_per_epoch} task + {args.steps_per_epoch} alignment steps timed an epoch of {POOL_BATCHES} + {POOL_BATCHES}, "
-        f"{args.epochs} epochs after 2 warm-up steps; "
+        f"throughput shape: hidden {shapes[0].hidden}, {shapes[0].layers} blocks, vocabulary {shapes[0].vocab} "
+        f"(LM head {100 * shapes[0].lm_head_flop_share(TYPICAL_CONTEXT):.1f}% of the FLOPs; Llama-3-8B "
+        f"{100 * LLAMA3_8B.lm_head_flop_share(TYPICAL_CONTEXT):.1f}%), {args.dtype}, LoRA r 8, "
+        f"batch {args.batch_size}, {args.steps_per_epoch} task + {args.steps_per_epoch} alignment steps "
+        f"timed an epoch of {POOL_BATCHES} + {POOL_BATCHES}, {args.epochs} epochs after 2 warm-up steps; "
         f"library gradient checkpointing {'on' if args.checkpointing else 'off'}",
-        f"memory shape: hidden {shapes[1].hidden}, {shapes[1].layers} blocks, vocabulary {shapes[1].vocab} (float32 logits "
-        f"{shapes[1].logits_per_checkpoint(activation_bytes):.2f}x the checkpointed "
-        f"activations; Llama-3-8B in bf16 {LLAMA3_8B.logits_per_checkpoint(2):.2f}x), task batch {args.memory_batch_size} "
+        f"memory shape: hidden {shapes[1].hidden}, {shapes[1].layers} blocks, vocabulary {shapes[1].vocab} "
+        f"(float32 logits {shapes[1].logits_per_checkpoint(activation_bytes):.2f}x the checkpointed "
+        f"activations; Llama-3-8B in bf16 {LLAMA3_8B.logits_per_checkpoint(2):.2f}x), "
+        f"task batch {args.memory_batch_size} "
         f"({memory_tokens} positions, {memory_labelled} labelled)",
         "",
-        "| configuration | real tokens/s | labelled tokens/s | real tokens/s (CPU time) | padding | task-step peak MiB |",
+        "| configuration | real tokens/s | labelled tokens/s | "
+        "real tokens/s (CPU time) | padding | task-step peak MiB |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for config in CONFIGS:

@@ -29,7 +29,8 @@ def main(argv=None):
         sys.exit(f"build_parallel_pairs: {error}")
     for language, (train, test) in splits.items():
         print(
-            f"en-{language}: {len(train)} train, {len(test)} test pairs from the {' and '.join(CATALOG_PACKAGES)} catalogs"
+            f"en-{language}: {len(train)} train, {len(test)} test pairs "
+            f"from the {' and '.join(CATALOG_PACKAGES)} catalogs"
         )
     print("\n".join(str(path) for path in paths))
     return splits

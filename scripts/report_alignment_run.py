@@ -1,4 +1,5 @@
-"""Report of an alignment run: held-out retrieval at layer L before/after with chance level, and the MASSIVE task result.
+"""Report of an alignment run: held-out retrieval at layer L before/after with chance level, and the
+MASSIVE task result.
 
 Prints a short report and writes alignment_report.json into the adapter folder.
 """

@@ -35,7 +35,8 @@ def _seed():
 
 @pytest.fixture(autouse=True)
 def datasets_cache(tmp_path_factory, monkeypatch):
-    """Tokenized training data is cached in a temporary folder (shared by the session), not the user's HF_DATASETS_CACHE."""
+    """Tokenized training data is cached in a temporary folder (shared by the session), not the user's
+    HF_DATASETS_CACHE."""
     import datasets
 
     folder = tmp_path_factory.getbasetemp() / "datasets_cache"

@@ -1,4 +1,5 @@
-"""scripts/train_adamergex.sh end to end on the embedded default, LoRA and IA3: data, adapters, merge wiring, metrics."""
+"""scripts/train_adamergex.sh end to end on the embedded default, LoRA and IA3: data, adapters, merge
+wiring, metrics."""
 
 import json
 import os

@@ -73,7 +73,8 @@ def test_training_loss_and_gradients_equal_the_stock_forward(model_type, variant
 
 
 class _LargestVocabularyTensor(TorchDispatchMode):
-    """The most elements of any new tensor (not a view, like the head weight's transpose) whose last dimension is the vocabulary."""
+    """The most elements of any new tensor (not a view, like the head weight's transpose) whose last
+    dimension is the vocabulary."""
 
     def __init__(self, vocab_size):
         super().__init__()

@@ -144,7 +144,8 @@ def test_every_other_bad_input_through_main(weightless_model, tmp_path, capsys, 
 
 
 def test_tsv_rows_name_file_line_and_columns(tmp_path):
-    """The one TSV reader (pairs, ICL sets, MGSM): header and blank lines pass, a bad line names file, line and columns."""
+    """The one TSV reader (pairs, ICL sets, MGSM): header and blank lines pass, a bad line names file,
+    line and columns."""
     from transformers_align.data.jsonl import DataFormatError
     from transformers_align.data.records import iter_tsv_rows
 

@@ -1,4 +1,5 @@
-"""Two streams, one schedule: every pair used, rank shards, length grouping, the on-disk cache, hard negatives, streaming."""
+"""Two streams, one schedule: every pair used, rank shards, length grouping, the on-disk cache, hard
+negatives, streaming."""
 
 import json
 import math

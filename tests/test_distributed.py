@@ -1,5 +1,5 @@
-"""Data parallelism on CPU: gathered negatives under DDP (2 gloo processes), the Trainer under torchrun equal to one process
-on the global batch, and DeepSpeed ZeRO-2."""
+"""Data parallelism on CPU: gathered negatives under DDP (2 gloo processes), the Trainer under torchrun
+equal to one process on the global batch, and DeepSpeed ZeRO-2."""
 
 import json
 import os

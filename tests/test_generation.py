@@ -1,4 +1,5 @@
-"""Batched greedy generation (left padding equals one at a time) and MASSIVE inference + evaluation end to end on the tiny model."""
+"""Batched greedy generation (left padding equals one at a time) and MASSIVE inference + evaluation end
+to end on the tiny model."""
 
 import json
 from pathlib import Path

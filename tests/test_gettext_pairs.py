@@ -1,4 +1,5 @@
-"""EN↔X pairs from gettext catalogs: the .po reader and filter on hand-made catalogs, and the real django/sphinx ones."""
+"""EN↔X pairs from gettext catalogs: the .po reader and filter on hand-made catalogs, and the real
+django/sphinx ones."""
 
 import pytest
 

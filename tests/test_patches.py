@@ -66,7 +66,8 @@ def test_shared_imports_are_left_out_and_all_is_extended():
 
 @pytest.fixture(scope="module")
 def forked(tmp_path_factory):
-    """The four model packages of the installed v4.43.4, patched, imported as ``transformers.models.<type>_forkview``."""
+    """The four model packages of the installed v4.43.4, patched, imported as
+    ``transformers.models.<type>_forkview``."""
     assert transformers.__version__ == "4.43.4"
     root = tmp_path_factory.mktemp("transformers")
     models = Path(transformers.__file__).parent / "models"

@@ -1,4 +1,5 @@
-"""Synthetic transfer experiment: the two languages (determinism, disjoint words, word order, translations) and a quick run."""
+"""Synthetic transfer experiment: the two languages (determinism, disjoint words, word order,
+translations) and a quick run."""
 
 import json
 import random

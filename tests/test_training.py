@@ -210,7 +210,8 @@ def test_gradient_accumulation_equals_the_doubled_batch(tiny_model_dir, tmp_path
         return [(h["task_loss"], None) for h in trainer.state.log_history if "loss" in h]
 
     assert_same_run(tmp_path / "accumulated", tmp_path / "doubled", losses(accumulated), losses(doubled))
-    # step 1 against the stock model (LoRA starts as the identity): summed token cross-entropy over all labels / their count
+    # step 1 against the stock model (LoRA starts as the identity): summed token cross-entropy over all
+    # labels / their count
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

@@ -1,4 +1,5 @@
-"""WMT-style evaluation: BLEU tokenizer choice, hand-computed BLEU, file format errors, COMET skipping, script end to end."""
+"""WMT-style evaluation: BLEU tokenizer choice, hand-computed BLEU, file format errors, COMET skipping,
+script end to end."""
 
 import importlib.util
 import json

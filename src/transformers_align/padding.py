@@ -12,7 +12,8 @@ Row = Union[Sequence[int], torch.Tensor]  # token ids (or mask values) of one se
 def pad_right(rows: Sequence[Row], value: int = 0, multiple_of: Optional[int] = None) -> torch.Tensor:
     """``(len(rows), length)``: the rows left-aligned, ``value`` after each.
 
-    Lists become int64; tensors keep their dtype and device. ``length`` is the longest row, rounded up to ``multiple_of`` when given (tensor-core friendly shapes).
+    Lists become int64; tensors keep their dtype and device. ``length`` is the longest row, rounded up
+    to ``multiple_of`` when given (tensor-core friendly shapes).
     """
     tensors = [row if isinstance(row, torch.Tensor) else torch.as_tensor(row, dtype=torch.long) for row in rows]
     padded = pad_sequence(tensors, batch_first=True, padding_value=value)

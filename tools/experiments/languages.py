@@ -1,8 +1,8 @@
 """Two artificial languages from one grammar: shared meanings, disjoint word forms, different word orders.
 
 A meaning fills semantic slots from a shared concept inventory: an agent and a distinct patient (both
-entities), an action, and optionally a place and a time; ``Grammar`` says how likely each meaning is. Language A renders it SVO with an article
-before each entity, a preposition before the place and the time last:
+entities), an action, and optionally a place and a time; ``Grammar`` says how likely each meaning is.
+Language A renders it SVO with an article before each entity, a preposition before the place and the time last:
 ``art AGENT ACTION art PATIENT (prep PLACE)? TIME?``. Language B renders it SOV with an object marker,
 a postposition after the place and the time first: ``TIME? AGENT (PLACE post)? PATIENT obj ACTION``.
 Every word form is a generated syllable string; A's and B's use disjoint consonants, so none is shared.

@@ -1,4 +1,5 @@
-"""Transfer on a real checkpoint: train the CLDR continent task in English with LoRA, test it zero-shot in other languages.
+"""Transfer on a real checkpoint: train the CLDR continent task in English with LoRA, test it zero-shot
+in other languages.
 
 SmolLM2-135M-Instruct (English-centric) gets LoRA adapters and is fine-tuned on English prompts of
 ``experiments.cldr_task`` only, three ways from the same weights, seed and data order: ``baseline``
@@ -120,7 +121,8 @@ def _slice_key(entity: cldr_task.Entity, seed: int) -> str:
 
 
 def training_rows(data: TransferData, config: RealTransferConfig) -> List[Dict]:
-    """steps x batch rows: English task row i (cycling over the training entities) with pair i (cycling over the pairs)."""
+    """steps x batch rows: English task row i (cycling over the training entities) with pair i (cycling
+    over the pairs)."""
     count = config.steps * config.batch_size
     return [
         {

@@ -113,15 +113,19 @@ def markdown_table(result: dict) -> str:
         )
         lines.append("| " + " | ".join(cells) + " |")
     config = result["config"]
+    retrieval_pairs = result["retrieval_pairs"].values()
     notes = (
-        f"\nAccuracy (%) on {len(result['test_entities'])} held-out entities per language (chance {_percent(result['chance'])}, "
+        f"\nAccuracy (%) on {len(result['test_entities'])} held-out entities per language "
+        f"(chance {_percent(result['chance'])}, "
         f"most frequent training continent per kind {_percent(result['majority_by_kind'])}); non-English languages are "
-        f"zero-shot. Mean ± sd over seeds {', '.join(map(str, config['seeds']))}; gain = accuracy minus the baseline's of the "
-        f"same seed, averaged over the non-English languages. R@1: top-1 EN→X retrieval among "
-        f"{min(result['retrieval_pairs'].values())}–{max(result['retrieval_pairs'].values())} held-out gettext pairs, "
+        f"zero-shot. Mean ± sd over seeds {', '.join(map(str, config['seeds']))}; "
+        f"gain = accuracy minus the baseline's of the same seed, averaged over the non-English languages. "
+        f"R@1: top-1 EN→X retrieval among "
+        f"{min(retrieval_pairs)}–{max(retrieval_pairs)} held-out gettext pairs, "
         f"{config['pooling']}-pooled output of block {layer} of {result['num_layers']} (the aligned one). "
-        f"LoRA r {config['lora_rank']}, {config['steps']} task steps of {config['batch_size']}, lr {config['learning_rate']}, "
-        f"temperature {config['temperature']}, {result['training_pairs']} training pairs; {result['torch_threads']} torch "
+        f"LoRA r {config['lora_rank']}, {config['steps']} task steps of {config['batch_size']}, "
+        f"lr {config['learning_rate']}, temperature {config['temperature']}, "
+        f"{result['training_pairs']} training pairs; {result['torch_threads']} torch "
         f"thread(s), {result['timings'].get('total_s', '–')} s in all"
         f"{'' if result.get('finished', True) else ' (unfinished run: only the models listed)'}."
     )

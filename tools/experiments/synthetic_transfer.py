@@ -215,7 +215,8 @@ def pretrain(data: ExperimentData, tokenizer, config: ExperimentConfig, progress
 def finetune(
     pretrained, data: ExperimentData, tokenizer, variant: str, config: ExperimentConfig, progress: bool = True
 ):
-    """A copy of ``pretrained`` fine-tuned on the language-A task as ``variant`` does it (full, or LoRA if ``lora_rank``)."""
+    """A copy of ``pretrained`` fine-tuned on the language-A task as ``variant`` does it (full, or LoRA
+    if ``lora_rank``)."""
     set_seed(config.seed)
     model = copy.deepcopy(pretrained)
     if config.lora_rank:

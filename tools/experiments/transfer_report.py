@@ -30,7 +30,8 @@ def markdown_table(result: dict) -> str:
     config = result["config"]
     notes = (
         f"\nAccuracy (%) on {result['test_questions']} held-out questions per language (chance "
-        f"{_percent(result['chance'])}, most frequent training answer {_percent(result['majority'])}); B is zero-shot. R@1 Ln: top-1 A->B retrieval (%) among "
+        f"{_percent(result['chance'])}, most frequent training answer {_percent(result['majority'])}); "
+        f"B is zero-shot. R@1 Ln: top-1 A->B retrieval (%) among "
         f"{result['retrieval_pairs']} held-out pairs, mean-pooled output of block n; * = aligned layer "
         f"(temperature {config['temperature']}, {config['parallel_pairs']} pairs). Seed {config['seed']}, "
         f"{result['torch_threads']} torch thread(s), {result['timings']['total_s']} s."

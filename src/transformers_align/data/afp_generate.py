@@ -43,7 +43,8 @@ def bilingual_file_name(languages, cross_probability, repeat) -> str:
 
 
 def crosslingual_file_name(languages, cross_probability, change_probability, repeat) -> str:
-    return f"AFP.{'_'.join(languages)}.X{_number(cross_probability)}.C{_number(change_probability)}.R{_number(repeat)}.json"
+    cross, change = _number(cross_probability), _number(change_probability)
+    return f"AFP.{'_'.join(languages)}.X{cross}.C{change}.R{_number(repeat)}.json"
 
 
 def translation_file_name(languages, change_probability, repeat) -> str:

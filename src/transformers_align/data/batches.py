@@ -4,7 +4,8 @@ Everything is a pure function of the global micro-step ``m``, so every rank agre
 computes and a resumed run continues exactly. Each stream runs its own epochs: epoch ``e`` of a stream
 is a permutation of all its examples drawn from ``(seed, stream, e)`` (length-grouped on request, with
 transformers' ``get_length_grouped_indices``), cut into global batches of the stream's per-device batch ×
-``world_size`` (``per_device_batch``; the pair stream's may differ: ``per_device_pairs_batch``); the last batch of an epoch is completed from the start of the same permutation, so every
+``world_size`` (``per_device_batch``; the pair stream's may differ: ``per_device_pairs_batch``); the
+last batch of an epoch is completed from the start of the same permutation, so every
 batch is full and every example is used once per epoch. Rank ``r`` takes the ``r``-th slice of each
 global batch: two ranks with batch ``b`` see exactly what one process with batch ``2b`` sees.
 

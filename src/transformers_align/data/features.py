@@ -44,7 +44,8 @@ class FeatureOptions:
 
 
 def tokenize_task_batch(batch: Dict[str, list], tokenizer, options: FeatureOptions) -> Dict[str, list]:
-    """Columns ``input_ids``, ``labels`` (prompt -100), ``num_labels``, ``length``, ``truncated`` for the kept task records.
+    """Columns ``input_ids``, ``labels`` (prompt -100), ``num_labels``, ``length``, ``truncated`` for the
+    kept task records.
 
     The prompt and the completion are tokenized separately and concatenated, so the -100 mask covers
     exactly the prompt tokens (no merge across the boundary can shift it). Records whose prompt fills

@@ -43,7 +43,8 @@ def iter_jsonl(path) -> Iterator[Tuple[int, dict]]:
 
 
 def read_json(path):
-    """The value of a whole-file JSON document; malformed JSON or a non-UTF-8 byte is an error naming the file and line."""
+    """The value of a whole-file JSON document; malformed JSON or a non-UTF-8 byte is an error naming the
+    file and line."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path}: no such file")
@@ -79,7 +80,8 @@ def string_field(record: dict, field: str, where: str, allow_empty: bool = False
 
 
 def write_atomic(path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so readers never see half a file."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so readers
+    never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

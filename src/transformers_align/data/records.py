@@ -53,7 +53,8 @@ class SkipCounter:
 
 
 def detect_schema(record: dict, where: str = "a record") -> str:
-    """The schema a record follows, from its fields: task, task+pairs (mid-align mode 2), prompt+completion, afp, or pairs."""
+    """The schema a record follows, from its fields: task, task+pairs (mid-align mode 2),
+    prompt+completion, afp, or pairs."""
     keys = set(record)
     if set(AFP_FIELDS) <= keys:
         return "afp"
@@ -127,7 +128,8 @@ def file_schema(path, schema: str = "auto") -> str:
 
 
 def iter_stream_records(path, stream: str, schema: str = "auto") -> Iterator[Dict]:
-    """The ``stream`` part of every record of one file, validated, with its ``line`` and a ``skipped`` reason ("" if kept).
+    """The ``stream`` part of every record of one file, validated, with its ``line`` and a ``skipped``
+    reason ("" if kept).
 
     Task records: ``prefix``, ``text``, ``append_eos`` (AFP's and {prompt, completion} records carry no
     end marker; mid-align's text ends in <|eot_id|>). Pair records: ``text_parallel_0/1`` and, when
@@ -200,7 +202,8 @@ def load_records(paths: Sequence, required: Sequence[str], skips: SkipCounter) -
 
 
 def load_pairs(paths: Sequence, skips: Optional[SkipCounter] = None) -> List[Dict]:
-    """Parallel pairs (with ``text_negative`` where the file has it) from TSV or JSON/JSONL files; empty ones are skipped."""
+    """Parallel pairs (with ``text_negative`` where the file has it) from TSV or JSON/JSONL files; empty
+    ones are skipped."""
     skips = skips if skips is not None else SkipCounter()
     pairs = []
     for path in paths:
@@ -217,6 +220,7 @@ def _checked_prompt_length(record: dict, where: str) -> int:
     value = record["clm_prompt_len"]
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= len(record["clm_text"]):
         raise DataFormatError(
-            f"{where}: field 'clm_prompt_len' must be an integer between 0 and len(clm_text)={len(record['clm_text'])}, got {value!r}"
+            f"{where}: field 'clm_prompt_len' must be an integer between 0 and "
+            f"len(clm_text)={len(record['clm_text'])}, got {value!r}"
         )
     return value

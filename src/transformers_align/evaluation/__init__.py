@@ -1,1 +1,2 @@
-"""Evaluation: batched greedy generation, MASSIVE slot filling, WMT translation, in-context learning and MGSM scoring."""
+"""Evaluation: batched greedy generation, MASSIVE slot filling, WMT translation, in-context learning
+and MGSM scoring."""

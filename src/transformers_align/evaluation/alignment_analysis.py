@@ -164,7 +164,8 @@ def analyze_alignment(
     batch_size: int = 16,
     progress: bool = True,
 ) -> dict:
-    """``{"settings", "layers": [{"layer": l, **metrics}, ...], "warning"}`` for decoder blocks 1..N of ``model`` (eval mode).
+    """``{"settings", "layers": [{"layer": l, **metrics}, ...], "warning"}`` for decoder blocks 1..N of
+    ``model`` (eval mode).
 
     ``settings`` (default: the model's own, see :func:`analysis_settings`) give the pooling and the layer L
     reported as ``aligned_layer``; ``warning`` says when the vectors at L are degenerate (else None).

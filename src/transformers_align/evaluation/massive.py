@@ -1,4 +1,5 @@
-"""MASSIVE scoring: BIO tags over MASSIVE's token segmentation, prediction parsing, slot F1, exact match, intent accuracy."""
+"""MASSIVE scoring: BIO tags over MASSIVE's token segmentation, prediction parsing, slot F1, exact
+match, intent accuracy."""
 
 import re
 from dataclasses import dataclass, field

@@ -82,9 +82,10 @@ def format_run_report(report: Dict) -> str:
     lines = [
         f"Held-out {source}-{target} pairs: {report['pairs']} ({report['pairs_file']}); layer {report['layer']}, "
         f"{report['pooling']} pooling, first {report['skip_first']} token(s) left out",
-        f"  top-1 retrieval {source}->{target}: {before['retrieval_0_to_1']:.2f} before -> {after['retrieval_0_to_1']:.2f} "
-        f"after (chance {report['chance']:.3f})",
-        f"  top-1 retrieval {target}->{source}: {before['retrieval_1_to_0']:.2f} before -> {after['retrieval_1_to_0']:.2f} after",
+        f"  top-1 retrieval {source}->{target}: {before['retrieval_0_to_1']:.2f} before -> "
+        f"{after['retrieval_0_to_1']:.2f} after (chance {report['chance']:.3f})",
+        f"  top-1 retrieval {target}->{source}: {before['retrieval_1_to_0']:.2f} before -> "
+        f"{after['retrieval_1_to_0']:.2f} after",
         f"  cosine true/random pairs: {before['cosine_true']:.3f}/{before['cosine_random']:.3f} before -> "
         f"{after['cosine_true']:.3f}/{after['cosine_random']:.3f} after",
         f"{report['task']['name']} with the adapter ({report['task']['data']}):",

@@ -6,9 +6,9 @@ vocabulary`` float32 logits and their gradient (34 GB at Llama-3-8B's 128,256 to
 2,048). Here only the final hidden states whose next token has a label go through the head, a
 chunk at a time (by default as many positions as keep one chunk's float32 logits within 256 MiB: 523
 at a 128k vocabulary, the whole batch at a small one), and each chunk's cross-entropy is taken in
-float32 as soon as its logits exist. With gradients on, every chunk is checkpointed: backward recomputes one chunk's logits
-at a time, so at most one chunk of logits (and its gradient) is ever alive. The head is called as a
-module, so tied embeddings, a bias or a LoRA adapter on it work unchanged.
+float32 as soon as its logits exist. With gradients on, every chunk is checkpointed: backward
+recomputes one chunk's logits at a time, so at most one chunk of logits (and its gradient) is ever
+alive. The head is called as a module, so tied embeddings, a bias or a LoRA adapter on it work unchanged.
 
 The loss is the stock one: position ``t`` predicts ``labels[t + 1]``, ``-100`` is ignored, and the sum
 of token cross-entropies is divided by the number of labelled tokens (or by ``num_items_in_batch``

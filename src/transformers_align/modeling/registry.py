@@ -45,7 +45,8 @@ def unwrap_causal_lm(model):
 
 
 def decoder_backbone(causal_lm):
-    """The decoder of a supported ``*ForCausalLM`` without its LM head (``model`` in Llama, ``transformer`` in BLOOM)."""
+    """The decoder of a supported ``*ForCausalLM`` without its LM head (``model`` in Llama,
+    ``transformer`` in BLOOM)."""
     return getattr(causal_lm, decoder_layout(causal_lm.config).backbone)
 
 

@@ -23,7 +23,8 @@ def truncated_to_layer(causal_lm, layer: int):
     total = num_blocks(causal_lm)
     if not 1 <= layer <= total:
         raise ValueError(
-            f"layer {layer} is out of range: this model has {total} decoder blocks, so the layer must be between 1 and {total}"
+            f"layer {layer} is out of range: this model has {total} decoder blocks, "
+            f"so the layer must be between 1 and {total}"
         )
     backbone = decoder_backbone(causal_lm)
     blocks, final_norm = getattr(backbone, layout.blocks), getattr(backbone, layout.final_norm)

@@ -125,7 +125,8 @@ class AlignmentSettings:
         if self.contrastive_pooling_skip_first == 0 and self.contrastive_pooling_type != "last":
             fix = (
                 "the likely cause is a massive activation on the first token of every sentence (an attention sink of "
-                "real checkpoints); leave it out with contrastive_pooling_skip_first=1 (--contrastive_pooling_skip_first 1)"
+                "real checkpoints); leave it out with contrastive_pooling_skip_first=1 "
+                "(--contrastive_pooling_skip_first 1)"
             )
         else:
             fix = (

@@ -106,8 +106,9 @@ class DataArguments:
     alignment_file: Optional[str] = field(
         default=None,
         metadata={
-            "help": "Parallel pairs (TSV, or JSON/JSONL with text_parallel_0/1 and optionally text_negative), comma-separated; "
-            "added to the pair stream, which is sampled on its own (every pair is used once per pair epoch)."
+            "help": "Parallel pairs (TSV, or JSON/JSONL with text_parallel_0/1 and optionally text_negative), "
+            "comma-separated; added to the pair stream, which is sampled on its own "
+            "(every pair is used once per pair epoch)."
         },
     )
     data_schema: str = field(

@@ -290,7 +290,8 @@ def reading_rng_state(checkpoint):
 
 
 def main(argv=None):
-    """The launcher's pre-check: ``python -m transformers_align.training.checkpoints DIR [--overwrite] [--resume X]``."""
+    """The launcher's pre-check:
+    ``python -m transformers_align.training.checkpoints DIR [--overwrite] [--resume X]``."""
     parser = argparse.ArgumentParser(description="Exit 2 with one line if OUTPUT_DIR may not be written by a new run.")
     parser.add_argument("output_dir")
     parser.add_argument("--overwrite", action="store_true")

@@ -94,7 +94,8 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
     for objective, stream in STREAM_OF.items():
         if stream in wanted and stream not in streams.streams:
             needed = (
-                "parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), AFP records or --alignment_file"
+                "parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), "
+                "AFP records or --alignment_file"
                 if objective == ALIGNMENT
                 else "task examples (prefix/text, prompt/completion or AFP records)"
             )

@@ -1,4 +1,5 @@
-"""``AlignmentTrainer``: a stock ``transformers.Trainer`` whose micro-steps compute the task loss, the alignment loss, or both.
+"""``AlignmentTrainer``: a stock ``transformers.Trainer`` whose micro-steps compute the task loss, the
+alignment loss, or both.
 
 The training data is two streams (task examples, parallel pairs; ``data.streams``) and the train
 dataloader yields, per global micro-step, the batch the schedule picks (``data.batches``); ``compute_loss``

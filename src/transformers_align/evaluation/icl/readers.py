@@ -47,7 +47,8 @@ def _finish(path, records: List[dict], skips: SkipCounter) -> List[dict]:
 
 
 def read_xnli(path, skips: Optional[SkipCounter] = None) -> List[dict]:
-    """XNLI as AFP reads it: ``premise<TAB>hypothesis<TAB>label`` without header (label: entailment/neutral/contradiction)."""
+    """XNLI as AFP reads it: ``premise<TAB>hypothesis<TAB>label`` without header
+    (label: entailment/neutral/contradiction)."""
     records, skips = [], skips if skips is not None else SkipCounter()
     for line_number, (premise, hypothesis, label) in iter_tsv_rows(path, ("premise", "hypothesis", "label")):
         if line_number == 1 and label == "label":

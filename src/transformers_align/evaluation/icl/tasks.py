@@ -60,7 +60,8 @@ XNLI_TEMPLATES = {
     "en": "Premise: {premise}\nHypothesis: {hypothesis}\nQuestion: What is the relationship between premise and "
     "hypothesis, entailment, neutral, or contradiction?\nAnswer: {choice}",
     "zh": "前提：{premise}\n假设：{hypothesis}\n问题: 前提和假设之间是什么关系，蕴涵，中立，还是矛盾？\n回答：{choice}",
-    "ar": "شرط مسبق: {premise}\nالافتراض: {hypothesis}\nالسؤال: ما هي العلاقة بين الفرضية والافتراضات؟ الحاجة محايدة. أم التناقض؟\nالإجابة: {choice}",
+    "ar": "شرط مسبق: {premise}\nالافتراض: {hypothesis}\n"
+    "السؤال: ما هي العلاقة بين الفرضية والافتراضات؟ الحاجة محايدة. أم التناقض؟\nالإجابة: {choice}",
 }
 XNLI_LABEL_WORDS = {
     "en": ["entailment", "neutral", "contradiction"],

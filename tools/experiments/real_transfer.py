@@ -28,6 +28,7 @@ from transformers_align.evaluation.alignment_analysis import analysis_settings, 
 from transformers_align.evaluation.loglikelihood import candidate_logprobs
 from transformers_align.modeling import patch_model
 from transformers_align.training.arguments import AlignmentTrainingArguments
+from transformers_align.training.launch import silence_library_noise
 from transformers_align.training.trainer import AlignmentTrainer
 
 VARIANTS = {"baseline": "task", "alternate": "alternate", "joint": "joint"}  # variant -> AlignmentTrainer mode
@@ -231,6 +232,7 @@ def run_experiment(
     ``on_update`` gets the result so far after each evaluated model (``"finished"`` is False until the end),
     so that a long run interrupted midway still leaves the variants it finished.
     """
+    silence_library_noise()  # no DeepSpeed import (and its accelerator warning) when DeepSpeed is not used
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:

@@ -120,7 +120,12 @@ def test_trainer_alternates_micro_batches_and_logs_true_means(tiny_model_dir, tm
         assert entry["loss"] == pytest.approx((entry["task_loss"] + entry["alignment_loss"]) / 2, rel=1e-3)
     from peft import AutoPeftModelForCausalLM
 
-    assert AutoPeftModelForCausalLM.from_pretrained(tmp_path / "out") is not None
+    loaded = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "out").state_dict()
+    trained = {name: value for name, value in trainer.model.state_dict().items() if "lora_" in name}
+    assert trained and all(torch.equal(loaded[name], value) for name, value in trained.items())
+    # The schedule travels with the saved training arguments (AlignmentTrainingArguments), not only in the run record.
+    saved_args = torch.load(tmp_path / "out/training_args.bin", weights_only=False)  # written by this test's run
+    assert isinstance(saved_args, AlignmentTrainingArguments) and saved_args.schedule().mode == "alternate"
     saved = json.loads((tmp_path / "out/alignment_run_args.json").read_text())
     assert saved["training_mode"] == "alternate" and saved["alignment"]["additional_loss_layer"] == 2
 

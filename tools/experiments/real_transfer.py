@@ -53,8 +53,8 @@ class RealTransferConfig:
     lora_rank: int = 8
     lora_targets: Tuple[str, ...] = LORA_TARGETS
     alignment_layer: Optional[int] = None  # default: the middle block
-    temperature: float = 0.1
-    pooling: str = "last"  # set explicitly: mean pooling is degenerate on SmolLM2 (first-token massive activations)
+    temperature: float = 0.05  # the default run's (issue 10)
+    pooling: str = "mean"  # the library's: mean without the first token (contrastive_pooling_skip_first=1)
     num_layers: Optional[int] = None  # keep only the first n blocks (the quick slice)
     threads: int = 1
     eval_batch_size: int = 32

@@ -25,7 +25,9 @@ def parse_args(argv=None):
         "--model-name",
         help="Hugging Face folder (default: SmolLM2 from scripts.prepare_smollm2)",
     )
-    parser.add_argument("--pooling", help="sentence pooling of the alignment loss and retrieval (default mean, first token left out)")
+    parser.add_argument(
+        "--pooling", help="sentence pooling of the alignment loss and retrieval (default mean, first token left out)"
+    )
     parser.add_argument("--alignment-layer", type=int, help="decoder block to align (default: the middle one)")
     parser.add_argument("--temperature", type=float, help="InfoNCE temperature (default 0.05)")
     parser.add_argument("--steps", type=int, help="task batches per variant (default 32)")

@@ -58,6 +58,24 @@ def cases(folder):
             r"alignment needs at least 2 pairs per contrastive batch, but --per_device_train_batch_size is 1",
         ),
         (
+            "one pair per alignment batch",
+            "rows.json",
+            ["--per_device_alignment_batch_size", "1"],
+            r"alignment needs at least 2 pairs per contrastive batch, but --per_device_alignment_batch_size is 1",
+        ),
+        (
+            "no alignment step per task step",
+            "rows.json",
+            ["--alignment_steps_per_task_step", "0"],
+            r"--alignment_steps_per_task_step is 0; it must be at least 1",
+        ),
+        (
+            "alignment steps per task step outside alternate mode",
+            "rows.json",
+            ["--training_mode", "joint", "--alignment_steps_per_task_step", "2"],
+            r"--alignment_steps_per_task_step 2 applies to the alternate mode only, but the mode is 'joint'",
+        ),
+        (
             "bad pairs file",
             "rows.json",
             ["--alignment_file", str(folder / "pairs.tsv")],

@@ -1,11 +1,14 @@
 """Alignment on a real checkpoint (SmolLM2-135M-Instruct, real EN-FR pairs): the default pooling is not degenerate,
 the reference pooling is (and says so), and a few alignment steps bring InfoNCE below ln(batch)."""
 
+import json
 import logging
 import math
+import subprocess
 
 import pytest
 import torch
+from test_distributed import REPO, cpu_env
 from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -13,6 +16,7 @@ from transformers_align.data.gettext_pairs import gettext_pairs
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
 from transformers_align.losses import pooled_cosines
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, patch_model
+from transformers_align.modeling.gguf_checkpoint import CACHE_NAME
 
 pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
 
@@ -101,13 +105,6 @@ def test_training_warns_once_when_the_pooling_is_degenerate(smollm2_dir, pairs, 
 def test_the_default_run_trains_smollm2_on_real_pairs_and_reports(smollm2_dir, tmp_path):
     # `bash scripts/train_with_alignment.sh` with no variables, as a user runs it, cut to 5 optimizer steps: the
     # converted SmolLM2 (its cache pointed at this session's conversion), real EN-FR pairs, the embedded MASSIVE rows.
-    import json
-    import subprocess
-
-    from test_distributed import REPO, cpu_env
-
-    from transformers_align.modeling.gguf_checkpoint import CACHE_NAME
-
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / CACHE_NAME).symlink_to(smollm2_dir)
     out, data = tmp_path / "out", tmp_path / "data"

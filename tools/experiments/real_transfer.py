@@ -29,6 +29,7 @@ from transformers_align.evaluation.loglikelihood import candidate_logprobs
 from transformers_align.modeling import patch_model
 from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.launch import silence_library_noise
+from transformers_align.training.schedule import Schedule
 from transformers_align.training.trainer import AlignmentTrainer
 
 VARIANTS = {"baseline": "task", "alternate": "alternate", "joint": "joint"}  # variant -> AlignmentTrainer mode
@@ -152,7 +153,7 @@ def finetune(base, tokenizer, features, variant: str, config: RealTransferConfig
         ),
     )
     mode = VARIANTS[variant]
-    steps = config.steps * (2 if mode == "alternate" else 1)
+    steps = config.steps * Schedule(mode).period  # the task sees config.steps batches in every variant
     with tempfile.TemporaryDirectory() as output_dir:
         args = AlignmentTrainingArguments(
             output_dir=output_dir,

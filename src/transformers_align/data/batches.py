@@ -34,6 +34,11 @@ def per_device_batches(per_device_batch: int, per_device_pairs_batch: Optional[i
     return {TASK: per_device_batch, PAIRS: per_device_pairs_batch or per_device_batch}
 
 
+def rank_share(global_batch, rank: int, per_device: int):
+    """Rank ``rank``'s slice of a global batch: two ranks of ``b`` see what one process of ``2b`` sees."""
+    return global_batch[rank * per_device : (rank + 1) * per_device]
+
+
 class StreamOrder:
     """Which examples the ``k``-th global batch of one stream holds."""
 
@@ -126,8 +131,7 @@ class ScheduledBatches(Dataset):
     def __getitem__(self, micro_step: int) -> Dict[str, torch.Tensor]:
         batch = {}
         for stream in self.schedule.streams(micro_step):
-            size = self.per_device[stream]
-            mine = self.global_batch(stream, micro_step)[self.rank * size : (self.rank + 1) * size]
+            mine = rank_share(self.global_batch(stream, micro_step), self.rank, self.per_device[stream])
             batch.update(self.collator(self.streams.streams[stream].rows(mine)))
         if TASK in self.schedule.streams(micro_step):
             window = range(
@@ -191,8 +195,7 @@ class StreamedBatches(IterableDataset):
             for m, drawn in window:
                 batch = {}
                 for stream, rows in drawn.items():
-                    size = self.per_device[stream]
-                    batch.update(self.collator(rows[self.rank * size : (self.rank + 1) * size]))
+                    batch.update(self.collator(rank_share(rows, self.rank, self.per_device[stream])))
                 if TASK in drawn:
                     batch["num_items_in_batch"] = tokens / (len(task_batches) * self.world_size)
                 yield batch

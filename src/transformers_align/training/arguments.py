@@ -92,6 +92,11 @@ class AlignmentTrainingArguments(TrainingArguments):
         except ValueError as error:
             raise ArgumentError(str(error)) from None
 
+    @property
+    def alignment_batch_size(self) -> int:
+        """Pairs per device in an alignment micro-step: ``per_device_alignment_batch_size``, else the task batch."""
+        return self.per_device_alignment_batch_size or self.per_device_train_batch_size
+
     def schedule(self) -> Schedule:
         try:
             return Schedule(self.resolved_mode(), self.alignment_steps_per_task_step)

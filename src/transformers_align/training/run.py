@@ -105,13 +105,12 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
 
 def check_contrastive_batch(training_args, gathered):
     """An InfoNCE batch of one pair has no negative: refuse per-device batches that make one."""
-    per_device = training_args.per_device_alignment_batch_size or training_args.per_device_train_batch_size
-    pairs = per_device * (training_args.world_size if gathered else 1)
+    pairs = training_args.alignment_batch_size * (training_args.world_size if gathered else 1)
     if pairs < 2:
         flag = "alignment" if training_args.per_device_alignment_batch_size else "train"
         raise ArgumentError(
             f"alignment needs at least 2 pairs per contrastive batch, but --per_device_{flag}_batch_size is "
-            f"{per_device}"
+            f"{training_args.alignment_batch_size}"
             + (f" on {training_args.world_size} processes" if gathered else "")
             + ": raise it"
             + ("" if gathered else " or pass --gather_negatives_across_ranks under torchrun")

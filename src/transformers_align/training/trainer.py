@@ -107,8 +107,7 @@ class AlignmentTrainer(Trainer):
             rank=args.process_index,
             accumulation=args.gradient_accumulation_steps,
             seed=args.data_seed if args.data_seed is not None else args.seed,
-            per_device_pairs_batch=args.per_device_alignment_batch_size
-            and args.per_device_alignment_batch_size * max(1, args.n_gpu),
+            per_device_pairs_batch=args.alignment_batch_size * max(1, args.n_gpu),  # as _train_batch_size
         )
         if self.train_dataset.streaming:  # read in order in this process: worker processes would each read it all
             self._scheduled = StreamedBatches(**common)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json
 from transformers_align.evaluation.alignment_analysis import (
     analysis_settings,
@@ -17,13 +18,7 @@ from transformers_align.evaluation.alignment_analysis import (
     plot,
     read_pairs,
 )
-from transformers_align.evaluation.cli import (
-    EvaluationModelArguments,
-    exit_on_user_error,
-    option,
-    parse_arguments,
-    require_model,
-)
+from transformers_align.evaluation.arguments import EvaluationModelArguments, require_model
 from transformers_align.losses import POOLING_TYPES
 
 

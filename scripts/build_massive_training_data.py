@@ -4,10 +4,10 @@
 from dataclasses import dataclass
 from typing import List, Optional
 
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_jsonl
 from transformers_align.data.massive import normalize_partition, read_massive_jsonl, training_records
 from transformers_align.data.records import SkipCounter, load_pairs
-from transformers_align.evaluation.cli import exit_on_user_error, option, parse_arguments
 
 
 @dataclass

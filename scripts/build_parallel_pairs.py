@@ -3,27 +3,26 @@
 Writes OUTPUT_DIR/en-X.train.tsv and en-X.test.tsv: two tab-separated columns, English (side 0) first.
 """
 
-import argparse
 import sys
+from dataclasses import dataclass
 
+from transformers_align.cli import comma_list, option, parse_arguments
 from transformers_align.data.gettext_pairs import CATALOG_PACKAGES, gettext_pairs, write_pair_files
 
 
+@dataclass
+class PairArguments:
+    output_dir: str = option(aliases=["--output-dir"], help="folder for the en-X.train.tsv and en-X.test.tsv files")
+    languages: str = option("fr,de,es", help="comma-separated locale folder names (fr, de, es, pt_BR, ...)")
+    seed: int = option(0, help="seed of the train/test split")
+    test_size: int = option(100, aliases=["--test-size"], help="held-out pairs per language")
+    overwrite: bool = option(False, help="replace pair files that differ")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--languages",
-        default="fr,de,es",
-        help="comma-separated locale folder names (fr, de, es, pt_BR, ...); default fr,de,es",
-    )
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
-    parser.add_argument("--test-size", type=int, default=100, help="held-out pairs per language")
-    parser.add_argument("--overwrite", action="store_true", help="replace pair files that differ")
-    args = parser.parse_args(argv)
-    languages = [code.strip() for code in args.languages.split(",") if code.strip()]
+    (args,) = parse_arguments((PairArguments,), argv, __doc__)
     try:
-        splits = gettext_pairs(languages, args.test_size, args.seed)
+        splits = gettext_pairs(comma_list(args.languages), args.test_size, args.seed)
         paths = write_pair_files(splits, args.output_dir, args.overwrite)
     except (ValueError, FileExistsError, ModuleNotFoundError) as error:
         sys.exit(f"build_parallel_pairs: {error}")

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import List, Optional
 
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json
 from transformers_align.data.reference_task import FORMATS, UNITS, build_reference_task
-from transformers_align.evaluation.cli import exit_on_user_error, option, parse_arguments
 
 
 @dataclass

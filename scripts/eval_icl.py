@@ -3,15 +3,9 @@
 from dataclasses import dataclass
 from typing import List, Optional
 
+from transformers_align.cli import comma_list, exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json
-from transformers_align.evaluation.cli import (
-    EvaluationModelArguments,
-    comma_list,
-    exit_on_user_error,
-    option,
-    parse_arguments,
-    require_model,
-)
+from transformers_align.evaluation.arguments import EvaluationModelArguments, require_model
 from transformers_align.evaluation.icl import TASKS, evaluate_icl, format_table
 
 

@@ -4,9 +4,10 @@ intent accuracy (when the gold data has intents), and the counts scored, missing
 from dataclasses import dataclass
 from typing import Optional
 
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json
 from transformers_align.data.massive import load_massive, resolve_locale
-from transformers_align.evaluation.cli import MassiveDataArguments, exit_on_user_error, option, parse_arguments
+from transformers_align.evaluation.arguments import MassiveDataArguments
 from transformers_align.evaluation.massive import read_predictions, score_predictions
 
 

@@ -6,15 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json, write_jsonl
-from transformers_align.evaluation.cli import (
-    EvaluationModelArguments,
-    GenerationArguments,
-    exit_on_user_error,
-    option,
-    parse_arguments,
-    require_model,
-)
+from transformers_align.evaluation.arguments import EvaluationModelArguments, GenerationArguments, require_model
 from transformers_align.evaluation.mgsm import evaluate_mgsm, load_mgsm
 
 

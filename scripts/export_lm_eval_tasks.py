@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import List
 
-from transformers_align.evaluation.cli import comma_list, exit_on_user_error, option, parse_arguments
+from transformers_align.cli import comma_list, exit_on_user_error, option, parse_arguments
 from transformers_align.evaluation.icl import TASKS
 from transformers_align.evaluation.lm_eval_export import TAG, export_tasks
 

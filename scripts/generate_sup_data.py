@@ -4,8 +4,8 @@ import logging
 from dataclasses import dataclass
 from typing import List, Optional
 
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.afp_generate import generate, merge_files
-from transformers_align.evaluation.cli import exit_on_user_error, option, parse_arguments
 
 MODES = ["bilingual", "translation", "crosslingual", "merge"]
 

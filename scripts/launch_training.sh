@@ -30,7 +30,7 @@ prepare_recipe() {
   if [ "$MODEL_PATH" = tiny ]; then
     TINY=1
     MODEL_PATH="${TINY_MODEL_DIR:-./outputs/tiny-${TINY_MODEL_TYPE:-llama}}"
-    python -m scripts.make_tiny_model --output-dir "$MODEL_PATH" --model-type "${TINY_MODEL_TYPE:-llama}" >/dev/null
+    python -m scripts.make_tiny_model --output_dir "$MODEL_PATH" --model_type "${TINY_MODEL_TYPE:-llama}" >/dev/null
   fi
   local gpus bf16_ok
   read -r gpus bf16_ok < <(python -c "import torch; c = torch.cuda.is_available(); \
@@ -75,19 +75,19 @@ print(torch.cuda.device_count() if c else 0, int(c and torch.cuda.is_bf16_suppor
        "DeepSpeed ${DEEPSPEED_CONFIG:-off}, gradient checkpointing $GRADIENT_CHECKPOINTING"
 }
 
-output_flags() {  # OVERWRITE and RESUME as CHECK_FLAGS (the folder pre-check) and RUN_FLAGS (run_clm_lora)
-  CHECK_FLAGS=() RUN_FLAGS=()
+output_flags() {  # OVERWRITE and RESUME as run_clm_lora's flags, RUN_FLAGS (the folder pre-check takes them too)
+  RUN_FLAGS=()
   case "${OVERWRITE:-0}" in
-    1) CHECK_FLAGS+=(--overwrite); RUN_FLAGS+=(--overwrite_output_dir True) ;;
+    1) RUN_FLAGS+=(--overwrite_output_dir True) ;;
     0) ;;
     *) echo "OVERWRITE=$OVERWRITE: expected 1 or 0" >&2; exit 2 ;;
   esac
-  if [ -n "${RESUME:-}" ]; then CHECK_FLAGS+=(--resume "$RESUME"); RUN_FLAGS+=(--resume_from_checkpoint "$RESUME"); fi
+  if [ -n "${RESUME:-}" ]; then RUN_FLAGS+=(--resume_from_checkpoint "$RESUME"); fi
 }
 
 check_output_dir() {  # one line and exit 2 if a new run may not write into folder $1
   output_flags
-  python -m transformers_align.training.checkpoints "$1" "${CHECK_FLAGS[@]}" || exit 2
+  python -m scripts.check_output_dir --output_dir "$1" "${RUN_FLAGS[@]}" || exit 2
 }
 
 launch_run() {  # output folder, then run_clm_lora arguments: one training run, refused if it would mix outputs

@@ -1,16 +1,20 @@
 """Build the embedded default model: a random tiny model of a supported type and a byte-level tokenizer, offline."""
 
-import argparse
+from dataclasses import dataclass
 
+from transformers_align.cli import option, parse_arguments
 from transformers_align.tiny import TINY_ARCHITECTURES, build_tiny_model
 
 
+@dataclass
+class TinyModelArguments:
+    output_dir: str = option(aliases=["--output-dir"], help="folder to write the model and tokenizer to")
+    model_type: str = option("llama", aliases=["--model-type"], choices=sorted(TINY_ARCHITECTURES), help="architecture")
+    seed: int = option(0, help="seed of the random weights")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output-dir", required=True, help="Folder to write the model and tokenizer to.")
-    parser.add_argument("--model-type", default="llama", choices=sorted(TINY_ARCHITECTURES))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    (args,) = parse_arguments((TinyModelArguments,), argv, __doc__)
     print(build_tiny_model(args.output_dir, args.model_type, args.seed))
 
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from transformers_align.evaluation.cli import exit_on_user_error, option, parse_arguments
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.merging import IA3_METHODS, LORA_METHODS, merge_adapters
 
 

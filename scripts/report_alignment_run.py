@@ -4,31 +4,35 @@ MASSIVE task result.
 Prints a short report and writes alignment_report.json into the adapter folder.
 """
 
-import argparse
 import sys
+from dataclasses import dataclass
+from typing import Optional
 
+from transformers_align.cli import comma_list, option, parse_arguments
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation.run_report import alignment_run_report, format_run_report
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--model_name_or_path",
-        "--model",
-        "--model-name",
-        required=True,
-        help="the base model folder the adapter was trained on",
+@dataclass
+class RunReportArguments:
+    model_name_or_path: str = option(
+        aliases=["--model", "--model-name"], help="the base model folder the adapter was trained on"
     )
-    parser.add_argument("--adapter", required=True, help="the OUTDIR of the LoRA training run")
-    parser.add_argument("--pairs", required=True, help="held-out pairs TSV, side 0 first (e.g. en-fr.test.tsv)")
-    parser.add_argument("--massive-dir", default="data_example/massive", help="folder of MASSIVE <locale>.jsonl files")
-    parser.add_argument("--task-languages", default="en,fr", help="MASSIVE languages to score (default en,fr)")
-    parser.add_argument("--partition", default="test")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--device", help="torch device (default cuda if available, else cpu)")
-    return parser.parse_args(argv)
+    adapter: str = option(help="the OUTDIR of the LoRA training run")
+    pairs: str = option(help="held-out pairs TSV, side 0 first (e.g. en-fr.test.tsv)")
+    massive_dir: str = option(
+        "data_example/massive", aliases=["--massive-dir"], help="folder of MASSIVE <locale>.jsonl files"
+    )
+    task_languages: str = option("en,fr", aliases=["--task-languages"], help="comma-separated MASSIVE languages")
+    partition: str = option("test", help="MASSIVE partition to score")
+    batch_size: int = option(16, aliases=["--batch-size"], help="prompts per generation batch")
+    max_new_tokens: int = option(48, aliases=["--max-new-tokens"], help="generation length limit")
+    device: Optional[str] = option(None, help="torch device; None: cuda if available, else cpu")
+
+
+def parse_args(argv=None):
+    (args,) = parse_arguments((RunReportArguments,), argv, __doc__)
+    return args
 
 
 def main(argv=None):
@@ -39,7 +43,7 @@ def main(argv=None):
             args.adapter,
             args.pairs,
             args.massive_dir,
-            args.task_languages.split(","),
+            comma_list(args.task_languages),
             args.partition,
             args.batch_size,
             args.max_new_tokens,

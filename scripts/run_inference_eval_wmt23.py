@@ -4,15 +4,13 @@ available, COMET."""
 from dataclasses import dataclass
 from typing import Optional
 
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.chat import chat_prompt
 from transformers_align.data.jsonl import write_json, write_jsonl
-from transformers_align.evaluation.cli import (
+from transformers_align.evaluation.arguments import (
     ChatTemplateArguments,
     EvaluationModelArguments,
     GenerationArguments,
-    exit_on_user_error,
-    option,
-    parse_arguments,
     require_model,
 )
 from transformers_align.evaluation.counts import EvaluationCounts, skipped_beyond_limit

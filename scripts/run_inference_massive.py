@@ -4,16 +4,14 @@
 from dataclasses import dataclass
 from typing import Optional
 
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_jsonl
 from transformers_align.data.massive import has_intents, load_massive, massive_prompts
-from transformers_align.evaluation.cli import (
+from transformers_align.evaluation.arguments import (
     ChatTemplateArguments,
     EvaluationModelArguments,
     GenerationArguments,
     MassiveDataArguments,
-    exit_on_user_error,
-    option,
-    parse_arguments,
     require_model,
 )
 from transformers_align.evaluation.generation import generate_greedy

@@ -1,88 +1,97 @@
 """Cross-lingual transfer on SmolLM2-135M-Instruct: the CLDR continent task trained in English with LoRA (baseline,
 alternate, joint), tested zero-shot in other languages; prints and saves the results table and plot."""
 
-import argparse
+import dataclasses
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 from tools.experiments.real_transfer import RealTransferConfig, run_experiment
 from tools.experiments.real_transfer_report import combine_runs, markdown_table, save_results
+from transformers_align.cli import comma_list, option, parse_arguments
 from transformers_align.data.jsonl import read_json, write_json
+
+DEFAULTS = RealTransferConfig()
+
+
+@dataclass
+class RealTransferArguments:
+    """Unset options keep the experiment's configuration (``RealTransferConfig``, or its quick slice)."""
+
+    seeds: str = option("0", help="comma-separated training seeds")
+    languages: Optional[str] = option(
+        None, help=f"comma-separated zero-shot languages (default {','.join(DEFAULTS.languages)}; also ru)"
+    )
+    output_dir: str = option(
+        "outputs/real_transfer", aliases=["--output-dir"], help="gets results.json, results.md and transfer.png"
+    )
+    quick: bool = option(False, help="a small slice (few entities and steps), for smoke tests")
+    model_name_or_path: Optional[str] = option(
+        None,
+        aliases=["--model-path", "--model", "--model-name"],
+        help="Hugging Face folder (default: SmolLM2 from scripts.prepare_smollm2)",
+    )
+    pooling: Optional[str] = option(
+        None, help=f"sentence pooling of the alignment loss and retrieval (default {DEFAULTS.pooling})"
+    )
+    alignment_layer: Optional[int] = option(
+        None, aliases=["--alignment-layer"], help="decoder block to align (default: the middle one)"
+    )
+    temperature: Optional[float] = option(None, help=f"InfoNCE temperature (default {DEFAULTS.temperature})")
+    steps: Optional[int] = option(None, help=f"task batches per variant (default {DEFAULTS.steps})")
+    learning_rate: Optional[float] = option(
+        None, aliases=["--learning-rate"], help=f"LoRA learning rate (default {DEFAULTS.learning_rate})"
+    )
+    lora_rank: Optional[int] = option(None, aliases=["--lora-rank"], help=f"LoRA rank (default {DEFAULTS.lora_rank})")
+    lora_targets: Optional[str] = option(
+        None, aliases=["--lora-targets"], help="comma-separated module names (default: every linear of the blocks)"
+    )
+    threads: Optional[int] = option(None, help=f"torch threads (default {DEFAULTS.threads})")
+    no_progress: bool = option(False, aliases=["--no-progress"], help="no progress bars")
+    combine: Optional[List[str]] = option(
+        None, metavar="DIR", help="instead of running: merge the results.json of runs that differ only in their seeds"
+    )
+
+    def config(self) -> RealTransferConfig:
+        """The experiment's configuration with the options given here."""
+        config = RealTransferConfig.quick() if self.quick else RealTransferConfig()
+        try:
+            config.seeds = tuple(int(seed) for seed in comma_list(self.seeds))
+        except ValueError:
+            raise ValueError(f"--seeds must be comma-separated integers, got {self.seeds!r}") from None
+        overrides = {
+            "languages": self.languages and tuple(comma_list(self.languages)),
+            "model_path": self.model_name_or_path,
+            "pooling": self.pooling,
+            "alignment_layer": self.alignment_layer,
+            "temperature": self.temperature,
+            "steps": self.steps,
+            "learning_rate": self.learning_rate,
+            "lora_rank": self.lora_rank,
+            "lora_targets": self.lora_targets and tuple(comma_list(self.lora_targets)),
+            "threads": self.threads,
+        }
+        return dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
-    parser.add_argument("--languages", help="comma-separated zero-shot languages (default fr,de,es; also ru)")
-    parser.add_argument(
-        "--output-dir", default="outputs/real_transfer", help="gets results.json, results.md and transfer.png"
-    )
-    parser.add_argument("--quick", action="store_true", help="a small slice (few entities and steps), for smoke tests")
-    parser.add_argument(
-        "--model_name_or_path",
-        "--model-path",
-        "--model",
-        "--model-name",
-        help="Hugging Face folder (default: SmolLM2 from scripts.prepare_smollm2)",
-    )
-    parser.add_argument(
-        "--pooling", help="sentence pooling of the alignment loss and retrieval (default mean, first token left out)"
-    )
-    parser.add_argument("--alignment-layer", type=int, help="decoder block to align (default: the middle one)")
-    parser.add_argument("--temperature", type=float, help="InfoNCE temperature (default 0.05)")
-    parser.add_argument("--steps", type=int, help="task batches per variant (default 32)")
-    parser.add_argument("--learning-rate", type=float, help="LoRA learning rate (default 1e-3)")
-    parser.add_argument("--lora-rank", type=int, help="LoRA rank (default 8)")
-    parser.add_argument(
-        "--lora-targets", help="comma-separated module names (default: every linear layer of the blocks)"
-    )
-    parser.add_argument("--threads", type=int, help="torch threads (default 1)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--combine",
-        nargs="+",
-        metavar="DIR",
-        help="instead of running: merge the results.json of runs that differ only in their seeds",
-    )
-    return parser.parse_args(argv)
-
-
-def _codes(text):
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    (args,) = parse_arguments((RealTransferArguments,), argv, __doc__)
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.combine:
         return _report(_combined(args.combine), args.output_dir)
-    config = RealTransferConfig.quick() if args.quick else RealTransferConfig()
-    try:
-        config.seeds = tuple(int(seed) for seed in _codes(args.seeds))
-    except ValueError:
-        sys.exit(f"run_real_transfer_experiment: --seeds must be comma-separated integers, got {args.seeds!r}")
-    overrides = {
-        "languages": args.languages and _codes(args.languages),
-        "model_path": args.model_name_or_path,
-        "pooling": args.pooling,
-        "alignment_layer": args.alignment_layer,
-        "temperature": args.temperature,
-        "steps": args.steps,
-        "learning_rate": args.learning_rate,
-        "lora_rank": args.lora_rank,
-        "lora_targets": args.lora_targets and _codes(args.lora_targets),
-        "threads": args.threads,
-    }
-    for name, value in overrides.items():
-        if value is not None:
-            setattr(config, name, value)
     try:
         # results.json is rewritten after each model, so an interrupted run keeps what it finished.
         result = run_experiment(
-            config,
+            args.config(),
             progress=not args.no_progress,
             on_update=lambda partial: write_json(Path(args.output_dir) / "results.json", partial),
         )
-    except ValueError as error:  # an unsupported language, layer or pooling, before any training
+    except ValueError as error:  # bad seeds, an unsupported language, layer or pooling, before any training
         sys.exit(f"run_real_transfer_experiment: {error}")
     return _report(result, args.output_dir)
 

@@ -1,39 +1,52 @@
 """Controlled cross-lingual transfer experiment on two artificial languages: prints and saves the results table."""
 
-import argparse
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
 
 from tools.experiments.synthetic_transfer import ExperimentConfig, run_experiment
 from tools.experiments.transfer_report import markdown_table, save_results
+from transformers_align.cli import option, parse_arguments
+
+DEFAULTS = ExperimentConfig()
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seed", type=int, default=0, help="seeds the languages, the data, the model and training")
-    parser.add_argument(
-        "--output-dir", default="outputs/transfer", help="gets results.json, results.md and retrieval.png"
+@dataclass
+class TransferArguments:
+    """Unset options keep the experiment's configuration (``ExperimentConfig``, or its quick sizes)."""
+
+    seed: int = option(0, help="seeds the languages, the data, the model and training")
+    output_dir: str = option(
+        "outputs/transfer", aliases=["--output-dir"], help="gets results.json, results.md and retrieval.png"
     )
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (well under a minute), for smoke tests")
-    parser.add_argument("--alignment-layer", type=int, help="decoder block to align (default: the middle one)")
-    parser.add_argument("--temperature", type=float, help="InfoNCE temperature (default 0.1)")
-    parser.add_argument("--parallel-pairs", type=int, help="number of A-B pairs for the alignment loss")
-    parser.add_argument("--lora-rank", type=int, help="LoRA rank; 0 (default) fine-tunes the whole model")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    quick: bool = option(False, help="tiny sizes (well under a minute), for smoke tests")
+    alignment_layer: Optional[int] = option(
+        None, aliases=["--alignment-layer"], help="decoder block to align (default: the middle one)"
+    )
+    temperature: Optional[float] = option(None, help=f"InfoNCE temperature (default {DEFAULTS.temperature})")
+    parallel_pairs: Optional[int] = option(
+        None, aliases=["--parallel-pairs"], help=f"A-B pairs for the alignment loss (default {DEFAULTS.parallel_pairs})"
+    )
+    lora_rank: Optional[int] = option(
+        None, aliases=["--lora-rank"], help="LoRA rank; 0 (the default) fine-tunes the whole model"
+    )
+    no_progress: bool = option(False, aliases=["--no-progress"], help="no progress bars")
+
+    def config(self) -> ExperimentConfig:
+        """The experiment's configuration with the options given here."""
+        config = ExperimentConfig.quick(self.seed) if self.quick else ExperimentConfig(seed=self.seed)
+        overrides = {
+            "alignment_layer": self.alignment_layer,
+            "temperature": self.temperature,
+            "parallel_pairs": self.parallel_pairs,
+            "lora_rank": self.lora_rank,
+        }
+        return dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    config = ExperimentConfig.quick(args.seed) if args.quick else ExperimentConfig(seed=args.seed)
-    overrides = {
-        "alignment_layer": args.alignment_layer,
-        "temperature": args.temperature,
-        "parallel_pairs": args.parallel_pairs,
-        "lora_rank": args.lora_rank,
-    }
-    for name, value in overrides.items():
-        if value is not None:
-            setattr(config, name, value)
-    result = run_experiment(config, progress=not args.no_progress)
+    (args,) = parse_arguments((TransferArguments,), argv, __doc__)
+    result = run_experiment(args.config(), progress=not args.no_progress)
     print(markdown_table(result))
     for path in save_results(result, args.output_dir).values():
         print(path)

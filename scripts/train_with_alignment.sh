@@ -46,7 +46,7 @@ source scripts/launch_training.sh
 prepare_recipe
 
 if [ -n "$DEFAULT_RUN" ]; then
-  python -m scripts.build_parallel_pairs --languages fr --output-dir "$DATA_DIR" --seed 0 --test-size 100 --overwrite
+  python -m scripts.build_parallel_pairs --languages fr --output_dir "$DATA_DIR" --seed 0 --test_size 100 --overwrite
   python -m scripts.build_massive_training_data --massive_files data_example/massive/en-US.jsonl --partition train \
     --tokenizer_name "$MODEL_PATH" --output "$DATA_DIR/massive_en_train.jsonl"
   TRAIN_FILES="$DATA_DIR/massive_en_train.jsonl" ALIGNMENT_FILE="$DATA_DIR/en-fr.train.tsv"
@@ -66,5 +66,5 @@ launch_training \
 
 if [ -n "$DEFAULT_RUN" ]; then
   python -m scripts.report_alignment_run --model_name_or_path "$MODEL_PATH" --adapter "$OUTDIR" \
-    --pairs "$DATA_DIR/en-fr.test.tsv" --task-languages en,fr
+    --pairs "$DATA_DIR/en-fr.test.tsv" --task_languages en,fr
 fi

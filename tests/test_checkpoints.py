@@ -14,6 +14,7 @@ from test_training import REPO, run_training, write_rows
 from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from scripts import check_output_dir as check_output_dir_script
 from transformers_align.tiny import build_tiny_model
 from transformers_align.training.checkpoints import (
     RUN_ARGS_FILE,
@@ -241,3 +242,21 @@ def test_best_model_selection_sees_the_published_checkpoints(model_dir, tmp_path
     for checkpoint in checkpoints_in(out):  # what a resumed run would read
         assert json.loads((checkpoint / "trainer_state.json").read_text())["best_model_checkpoint"] == best
     assert not (out / STAGING_DIR).exists()
+
+
+@pytest.mark.parametrize(
+    "run_flags,allowed",
+    [([], False), (["--overwrite_output_dir", "True"], True), (["--resume_from_checkpoint", "auto"], True)],
+)
+def test_the_folder_pre_check_takes_the_run_flags_the_launcher_passes(tmp_path, run_flags, allowed, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "adapter_model.safetensors").write_bytes(b"an earlier run")
+    if allowed:
+        check_output_dir_script.main(["--output_dir", str(out), *run_flags])
+    else:
+        with pytest.raises(SystemExit) as exit_info:
+            check_output_dir_script.main(["--output_dir", str(out), *run_flags])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.startswith(f"error: output folder {out} is not empty")
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_model.safetensors"]

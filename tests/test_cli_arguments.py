@@ -1,7 +1,10 @@
-"""One CLI convention: every evaluation/data script parses dataclasses, --model_name_or_path everywhere, and
+"""One CLI convention: every script parses dataclasses, --model_name_or_path everywhere, and
 every earlier flag spelling still parses to the same arguments."""
 
+import argparse
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,7 @@ from scripts import (
     run_inference_massive,
     run_real_transfer_experiment,
 )
-from transformers_align.evaluation.cli import comma_list
+from transformers_align.cli import comma_list
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 GENERATION_OLD = [
@@ -584,3 +587,32 @@ def test_scripts_never_import_scripts():
             )
             importing += [f"{path.name}: {name}" for name in names if name == "scripts" or name.startswith("scripts.")]
     assert importing == []
+
+
+SCRIPT_MODULES = sorted(path.stem for path in SCRIPTS.glob("*.py") if path.stem != "__init__")
+
+
+@pytest.mark.parametrize("name", SCRIPT_MODULES)
+def test_every_script_flag_is_snake_case_with_help_and_other_spellings_are_aliases(name, monkeypatch, capsys):
+    parsers = []
+    monkeypatch.setattr(argparse.ArgumentParser, "print_help", lambda parser, *_: parsers.append(parser))
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"scripts.{name}").main(["--help"])
+    assert exit_info.value.code in (0, None) and len(parsers) == 1
+    for action in parsers[0]._actions:
+        if action.dest == "help":
+            continue
+        canonical = action.option_strings[0]  # what --help shows first; the rest are earlier spellings
+        assert re.fullmatch(r"--[a-z0-9_]+", canonical), f"{name}: {canonical}"
+        assert action.help, f"{name}: {canonical} has no help"
+
+
+def test_no_script_or_library_module_parses_with_bare_argparse():
+    roots = [SCRIPTS, SCRIPTS.parent / "src" / "transformers_align", SCRIPTS.parent / "tools"]
+    users = [
+        str(path.relative_to(SCRIPTS.parent))
+        for root in roots
+        for path in sorted(root.rglob("*.py"))
+        if re.search(r"^\s*import argparse|^\s*from argparse ", path.read_text(encoding="utf-8"), re.M)
+    ]
+    assert users == []

@@ -6,17 +6,14 @@
 - Resuming checks that the checkpoint was made with the same run arguments (seed, learning rate,
   data, model, alignment settings, ...), and reads its RNG state without running code from it.
 
-Light imports only: the launcher calls ``python -m transformers_align.training.checkpoints`` to check
-an output folder before any model loads.
+``scripts.check_output_dir`` runs the folder check alone, before the launcher touches the folder.
 """
 
-import argparse
 import json
 import logging
 import os
 import re
 import shutil
-import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -287,22 +284,3 @@ def reading_rng_state(checkpoint):
             f"refused to read {files}: it holds more than an RNG state ({detail}); "
             f"it was not made by this library, or has been tampered with"
         ) from None
-
-
-def main(argv=None):
-    """The launcher's pre-check:
-    ``python -m transformers_align.training.checkpoints DIR [--overwrite] [--resume X]``."""
-    parser = argparse.ArgumentParser(description="Exit 2 with one line if OUTPUT_DIR may not be written by a new run.")
-    parser.add_argument("output_dir")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--resume", default=None)
-    args = parser.parse_args(argv)
-    try:
-        check_output_dir(args.output_dir, args.overwrite, args.resume)
-    except OutputFolderError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,40 +1,15 @@
-"""What the evaluation and data scripts share on the command line: argument dataclasses, parsing, user errors.
-
-The convention is the training script's: ``HfArgumentParser`` over dataclasses, one ``--snake_case`` flag
-per field with help text, and the model flag is ``--model_name_or_path`` everywhere. Earlier spellings
-(``--model``, ``--model-name``, ``--peft-model-id``, ...) are kept as aliases in each field's metadata.
-"""
+"""Argument groups the evaluation scripts share: the model to load, generation, prompt format, MASSIVE data."""
 
 import dataclasses
-from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Optional
 
 import torch
-from transformers import HfArgumentParser
 
+from transformers_align.cli import option
 from transformers_align.data.chat import CHAT_TEMPLATE_CHOICES, use_chat_template
-from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation.generation import load_model_and_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def option(
-    default=dataclasses.MISSING,
-    *,
-    help: str,
-    aliases: Sequence[str] = (),
-    default_factory=dataclasses.MISSING,
-    **argparse_options,
-):
-    """A dataclass field for ``HfArgumentParser``: help text, old flag spellings, extra argparse options."""
-    metadata = {"help": help, "aliases": list(aliases), **argparse_options}
-    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
-
-
-def comma_list(values: Union[str, Iterable[str]]) -> List[str]:
-    """``"a,b"`` or ``["a,b", "c"]`` (the flag given comma- or space-separated) as ``["a", "b", "c"]``."""
-    parts = [values] if isinstance(values, str) else list(values)
-    return [item.strip() for part in parts for item in part.split(",") if item.strip()]
 
 
 @dataclasses.dataclass
@@ -98,36 +73,3 @@ def require_model(model: EvaluationModelArguments, *_) -> None:
     """A ``check`` for :func:`parse_arguments`: the script needs ``--model_name_or_path``."""
     if not model.model_name_or_path:
         raise ValueError("the following argument is required: --model_name_or_path (or --model / --model-name)")
-
-
-def parse_arguments(
-    dataclass_types: Sequence[type],
-    argv: Optional[Sequence[str]] = None,
-    description: str = None,
-    defaults: Optional[dict] = None,
-    check: Optional[Callable] = None,
-) -> Tuple:
-    """Parse ``argv`` (default ``sys.argv[1:]``) into one instance per dataclass type.
-
-    ``defaults`` overrides field defaults for this script (shown by ``--help``). ``check(*instances)`` and
-    the dataclasses' ``__post_init__`` may raise ValueError: that is a usage error (one line, exit 2).
-    """
-    parser = HfArgumentParser(dataclass_types, description=description)
-    if defaults:
-        parser.set_defaults(**defaults)
-    try:
-        parsed = parser.parse_args_into_dataclasses(args=argv)
-        if check is not None:
-            check(*parsed)
-    except ValueError as error:
-        parser.error(str(error))
-    return tuple(parsed)
-
-
-def exit_on_user_error(main: Callable):
-    """Run a script's ``main`` from the command line: a user's mistake (a malformed or missing file,
-    missing predictions) exits non-zero with its one-line message instead of a traceback."""
-    try:
-        return main()
-    except (DataFormatError, FileNotFoundError) as error:
-        raise SystemExit(f"error: {error}") from None

@@ -1,0 +1,32 @@
+"""Exit 2 with one line if a new training run may not write into OUTPUT_DIR (the launcher's pre-check).
+
+It takes run_clm_lora's own flags, so the launcher passes the same ones to both, and it runs before the
+launcher creates the folder or appends to its train.log.
+"""
+
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from transformers_align.cli import option, parse_arguments
+from transformers_align.training.checkpoints import OutputFolderError, check_output_dir
+
+
+@dataclass
+class OutputFolderArguments:
+    output_dir: str = option(help="the run's output folder")
+    overwrite_output_dir: bool = option(False, help="the run will overwrite the folder")
+    resume_from_checkpoint: Optional[str] = option(None, help="the run will resume from this checkpoint (or auto)")
+
+
+def main(argv=None):
+    (args,) = parse_arguments((OutputFolderArguments,), argv, __doc__)
+    try:
+        check_output_dir(args.output_dir, args.overwrite_output_dir, args.resume_from_checkpoint)
+    except OutputFolderError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from transformers.utils import logging
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(__name__)  # transformers' style: the fork view inlines this module into its files
 
 POOLING_TYPES = ("mean", "last", "max")
 SIMILARITY_FUNCTIONS = ("cosine", "dot", "l2")

@@ -12,19 +12,18 @@ give no contrastive pair (AFP's rule), also counted. Translation TSV: a line wit
 an error naming the file and line; blank lines are ignored, lines with an empty side skipped and counted.
 """
 
+import logging
 import math
 import random
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from transformers.utils import logging
-
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, read_json, write_jsonl
 from transformers_align.data.languages import language_name
 from transformers_align.data.records import iter_tsv_rows
 
-logger = logging.get_logger(__name__)
+logger = logging.getLogger(__name__)
 
 CIT_TEMPLATE = "{instruction} {input} Answer in {tgt_lang}: {output}"
 CIT_TEMPLATE_NO_INPUT = "{instruction} Answer in {tgt_lang}: {output}"

@@ -13,7 +13,7 @@ from transformers_align.modeling.registry import decoder_backbone, resolved_sett
 from transformers_align.modeling.representation import aligned_representation
 from transformers_align.modeling.settings import AlignmentSettings
 
-logger = logging.get_logger(__name__)
+logger = logging.get_logger(__name__)  # transformers' style: the fork view inlines this module into its files
 
 
 @dataclass

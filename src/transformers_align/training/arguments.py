@@ -9,6 +9,7 @@ from typing import List, Optional
 
 from transformers import TrainingArguments
 
+from transformers_align.data.features import FeatureOptions
 from transformers_align.modeling.settings import AlignmentSettings
 from transformers_align.training.schedule import MODES, Schedule, mode_from_reference_flags
 
@@ -120,7 +121,8 @@ class DataArguments:
         default="auto", metadata={"help": "task, task+pairs, afp, pairs, or auto (from the first record's fields)."}
     )
     block_size: int = field(
-        default=2048, metadata={"help": "Longest task sequence in tokens; longer ones are truncated."}
+        default=FeatureOptions.block_size,
+        metadata={"help": "Longest task sequence in tokens; longer ones are truncated."},
     )
     pair_max_length: Optional[int] = field(
         default=None, metadata={"help": "Longest pair sentence in tokens; default block_size."}

@@ -15,15 +15,14 @@ exactly as AFP's whole-sequence score does (the shared prefix cancels). Differen
   English wording with a warning, where AFP raises ``KeyError``.
 """
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
-from transformers.utils import logging
-
 from transformers_align.evaluation.icl import readers
 
-logger = logging.get_logger(__name__)
+logger = logging.getLogger(__name__)
 
 ANY_LANGUAGE = "*"
 _NO_SPACE_AFTER = re.compile(r"[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef\uac00-\ud7af]$")

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
-from transformers_align.data.chat import chat_prompt
 from transformers_align.data.jsonl import write_json, write_jsonl
 from transformers_align.evaluation.arguments import (
     ChatTemplateArguments,
@@ -13,14 +12,12 @@ from transformers_align.evaluation.arguments import (
     GenerationArguments,
     require_model,
 )
-from transformers_align.evaluation.counts import EvaluationCounts, skipped_beyond_limit
-from transformers_align.evaluation.generation import generate_greedy
 from transformers_align.evaluation.wmt import (
-    comet_score,
+    evaluate_translations,
+    format_metrics,
     read_test_set,
     read_translations,
-    score_translations,
-    translation_system_prompt,
+    translate,
     wmt_files,
 )
 
@@ -87,36 +84,23 @@ def main(argv=None):
         hypotheses, counts = read_translations(output_file, len(sources), generation.max_examples, args.allow_missing)
     else:
         model, tokenizer = model_args.load()
-        tokenizer = template.apply(tokenizer)
-        system = translation_system_prompt(args.source_lang, args.lang)
-        prompts = [chat_prompt(tokenizer, system, source) for source in sources[: generation.max_examples]]
-        hypotheses = generate_greedy(
-            model, tokenizer, prompts, generation.batch_size, generation.max_new_tokens, desc=f"WMT {pair}"
+        records, counts = translate(
+            model,
+            template.apply(tokenizer),
+            sources,
+            references,
+            args.source_lang,
+            args.lang,
+            generation.batch_size,
+            generation.max_new_tokens,
+            generation.max_examples,
         )
-        skipped = skipped_beyond_limit(len(sources), generation.max_examples)
-        counts = EvaluationCounts(scored=len(hypotheses), skipped=skipped)
-        write_jsonl(
-            output_file,
-            [
-                {"index": i, "source": s, "reference": r, "prompt": p, "prediction": h}
-                for i, (s, r, p, h) in enumerate(zip(sources, references, prompts, hypotheses))
-            ],
-        )
-        print(f"wrote {len(hypotheses)} translations to {output_file}")
-    sources, references = sources[: counts.total], references[: counts.total]
-    metrics = score_translations(hypotheses, references, args.lang, counts)
-    metrics["comet"], metrics["comet_note"] = comet_score(
-        sources, hypotheses, references, args.comet_model, args.comet_batch_size
+        hypotheses = [record["prediction"] for record in records]
+        print(f"wrote {len(records)} translations to {write_jsonl(output_file, records)}")
+    metrics = evaluate_translations(
+        sources, hypotheses, references, args.lang, counts, args.comet_model, args.comet_batch_size
     )
-    for note in (metrics["bleu_tokenizer_note"], metrics["comet_note"]):
-        if note:
-            print(note)
-    print(
-        f"{pair}: BLEU {metrics['bleu']:.2f} ({metrics['bleu_signature']}), chrF {metrics['chrf']:.2f}, "
-        f"COMET {'skipped' if metrics['comet'] is None else round(metrics['comet'], 4)}; "
-        f"scored {counts.scored} of {counts.total} segment(s), {counts.missing} missing (scored as empty), "
-        f"{sum(counts.skipped.values())} skipped"
-    )
+    print(format_metrics(pair, metrics))
     write_json(args.metrics_file or f"wmt_{pair}_metrics.json", metrics)
     return metrics
 

@@ -96,7 +96,7 @@ def test_comet_is_skipped_with_a_message(monkeypatch, tmp_path):
     monkeypatch.setattr(wmt.importlib.util, "find_spec", lambda name: object())
     assert comet_score(["a"], ["b"], ["c"], None) == (
         None,
-        "COMET skipped: no local model given (--comet-model PATH to a COMET checkpoint)",
+        "COMET skipped: no local model given (--comet_model PATH to a COMET checkpoint)",
     )
     assert "no checkpoint at" in comet_score(["a"], ["b"], ["c"], str(tmp_path))[1]
 

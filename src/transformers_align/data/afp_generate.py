@@ -306,7 +306,7 @@ def generate(
 ) -> Path:
     """Build one AFP file (``bilingual``, ``translation`` or ``crosslingual``) into ``output_dir``; returns its path."""
     if mode in ("bilingual", "crosslingual") and bactrian_dir is None:
-        raise ValueError(f"--mode {mode} needs the Bactrian-X folder (--bactrian-dir)")
+        raise ValueError(f"--mode {mode} needs the Bactrian-X folder (--bactrian_dir)")
     if mode == "bilingual":
         records, _ = build_bilingual(bactrian_dir, languages, cross_probability, repeat, seed)
         name = bilingual_file_name(languages, cross_probability, repeat)
@@ -315,7 +315,7 @@ def generate(
         name = crosslingual_file_name(languages, cross_probability, change_probability, repeat)
     elif mode == "translation":
         if translation_file is None:
-            raise ValueError("--mode translation needs the parallel TSV (--translation-file)")
+            raise ValueError("--mode translation needs the parallel TSV (--translation_file)")
         records, _ = build_translation(translation_file, languages, change_probability, repeat, seed)
         name = translation_file_name(languages, change_probability, repeat)
     else:

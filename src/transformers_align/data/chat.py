@@ -31,7 +31,7 @@ def chat_prompt(tokenizer, system: str, user: str) -> str:
 
 
 def use_chat_template(tokenizer, choice: str = "model"):
-    """Set the tokenizer's chat template from a ``--chat-template`` value; returns the tokenizer.
+    """Set the tokenizer's chat template from a ``--chat_template`` value; returns the tokenizer.
 
     ``model`` keeps the tokenizer's own template, ``midalign`` uses mid-align's training format (Llama-3
     headers, "\\n" after every <|eot_id|>, no BOS in the text), anything else is read as a Jinja file.
@@ -41,11 +41,11 @@ def use_chat_template(tokenizer, choice: str = "model"):
     elif choice != "model":
         path = Path(choice)
         if not path.is_file():
-            raise FileNotFoundError(f"--chat-template {choice!r}: not a file; use {CHAT_TEMPLATE_CHOICES}")
+            raise FileNotFoundError(f"--chat_template {choice!r}: not a file; use {CHAT_TEMPLATE_CHOICES}")
         tokenizer.chat_template = path.read_text(encoding="utf-8")
     if not tokenizer.chat_template:
         raise ValueError(
-            f"the tokenizer {tokenizer.name_or_path!r} has no chat template; pass --chat-template "
+            f"the tokenizer {tokenizer.name_or_path!r} has no chat template; pass --chat_template "
             f"with {CHAT_TEMPLATE_CHOICES}"
         )
     return tokenizer

@@ -165,5 +165,5 @@ def write_pair_files(
         if path.exists() and not overwrite and path.read_text(encoding="utf-8") != text
     ]
     if clashes:
-        raise FileExistsError(f"{clashes[0]} exists with other pairs; pass --overwrite or choose another --output-dir")
+        raise FileExistsError(f"{clashes[0]} exists with other pairs; pass --overwrite or choose another --output_dir")
     return [write_atomic(path, text) for path, text in contents.items()]

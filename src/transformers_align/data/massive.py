@@ -151,7 +151,7 @@ def massive_file(lang: str, data_file=None, data_dir=None) -> Path:
         return Path(data_file)
     if data_dir:
         return Path(data_dir) / f"{resolve_locale(lang)}.jsonl"
-    raise ValueError("give a MASSIVE JSONL file (--data-file) or the folder of <locale>.jsonl files (--data-dir)")
+    raise ValueError("give a MASSIVE JSONL file (--data_file) or the folder of <locale>.jsonl files (--data_dir)")
 
 
 def load_massive(lang: str, partition: str, data_file=None, data_dir=None) -> List[MassiveRecord]:

@@ -182,7 +182,7 @@ def build_reference_task(
     if not records:
         raise ValueError(
             f"{', '.join(map(str, paths))}: fewer than {chunk_size} {unit}s in all, so not one window; "
-            "lower --chunk-size or add text"
+            "lower --chunk_size or add text"
         )
     stats = ReferenceTaskStats(
         language=language,

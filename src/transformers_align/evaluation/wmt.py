@@ -6,9 +6,11 @@ from typing import List, Optional, Sequence, Tuple
 
 from sacrebleu.metrics import BLEU, CHRF
 
+from transformers_align.data.chat import chat_prompt
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
 from transformers_align.data.languages import language_name
 from transformers_align.evaluation.counts import EvaluationCounts, check_missing, skipped_beyond_limit
+from transformers_align.evaluation.generation import generate_greedy
 
 # sacrebleu tokenizers for targets written without spaces between words; the rest use 13a.
 # The MeCab ones need extra packages (sacrebleu[ja] / sacrebleu[ko]); without them "char" is used.
@@ -129,7 +131,7 @@ def comet_score(
     if importlib.util.find_spec("comet") is None:
         return None, "COMET skipped: the 'comet' package (pip install unbabel-comet) is not installed"
     if not model_path:
-        return None, "COMET skipped: no local model given (--comet-model PATH to a COMET checkpoint)"
+        return None, "COMET skipped: no local model given (--comet_model PATH to a COMET checkpoint)"
     path = Path(model_path)
     checkpoint = path / "checkpoints" / "model.ckpt" if path.is_dir() else path
     if not checkpoint.is_file():
@@ -141,3 +143,58 @@ def comet_score(
     data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references)]
     output = model.predict(data, batch_size=batch_size, gpus=1 if torch.cuda.is_available() else 0)
     return float(output.system_score), None
+
+
+def translate(
+    model,
+    tokenizer,
+    sources: Sequence[str],
+    references: Sequence[str],
+    source_lang: str,
+    target_lang: str,
+    batch_size: int,
+    max_new_tokens: int,
+    max_examples: Optional[int] = None,
+) -> Tuple[List[dict], EvaluationCounts]:
+    """Greedy translations of the first ``max_examples`` sources (all by default) as output records
+    (index, source, reference, prompt, prediction), and the counts."""
+    system = translation_system_prompt(source_lang, target_lang)
+    prompts = [chat_prompt(tokenizer, system, source) for source in sources[:max_examples]]
+    hypotheses = generate_greedy(
+        model, tokenizer, prompts, batch_size, max_new_tokens, desc=f"WMT {source_lang}-{target_lang}"
+    )
+    records = [
+        {"index": i, "source": s, "reference": r, "prompt": p, "prediction": h}
+        for i, (s, r, p, h) in enumerate(zip(sources, references, prompts, hypotheses))
+    ]
+    return records, EvaluationCounts(scored=len(hypotheses), skipped=skipped_beyond_limit(len(sources), max_examples))
+
+
+def evaluate_translations(
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    target_lang: str,
+    counts: EvaluationCounts,
+    comet_model: Optional[str] = None,
+    comet_batch_size: int = 16,
+) -> dict:
+    """:func:`score_translations` over the first ``counts.total`` segments, with ``comet`` and ``comet_note``."""
+    sources, references = sources[: counts.total], references[: counts.total]
+    metrics = score_translations(hypotheses, references, target_lang, counts)
+    metrics["comet"], metrics["comet_note"] = comet_score(
+        sources, hypotheses, references, comet_model, comet_batch_size
+    )
+    return metrics
+
+
+def format_metrics(pair: str, metrics: dict) -> str:
+    """The notes (if any) and one summary line, for the console."""
+    counts = metrics["counts"]
+    comet = "skipped" if metrics["comet"] is None else round(metrics["comet"], 4)
+    summary = (
+        f"{pair}: BLEU {metrics['bleu']:.2f} ({metrics['bleu_signature']}), chrF {metrics['chrf']:.2f}, "
+        f"COMET {comet}; scored {counts['scored']} of {counts['total']} segment(s), "
+        f"{counts['missing']} missing (scored as empty), {counts['skipped']} skipped"
+    )
+    return "\n".join([note for note in (metrics["bleu_tokenizer_note"], metrics["comet_note"]) if note] + [summary])

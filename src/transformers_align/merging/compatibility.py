@@ -78,7 +78,7 @@ def check_compatible(adapters: Dict[str, Adapter], check_base_model: bool = True
         values = {role: adapter.config.get(field) for role, adapter in adapters.items()}
         if len({repr(_normalised(field, value)) for value in values.values()}) > 1:
             hint = (
-                " (pass --allow-base-mismatch if these name the same model)"
+                " (pass --allow_base_mismatch if these name the same model)"
                 if field == "base_model_name_or_path"
                 else ""
             )

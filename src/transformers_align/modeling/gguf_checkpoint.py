@@ -218,7 +218,7 @@ def prepare_smollm2(output_dir=None) -> Path:
         return output_dir
     stale = (output_dir / MARKER).is_file()
     if output_dir.exists() and not stale and any(output_dir.iterdir()):
-        raise FileExistsError(f"{output_dir} exists and is not a SmolLM2 conversion; choose another --output-dir")
+        raise FileExistsError(f"{output_dir} exists and is not a SmolLM2 conversion; choose another --output_dir")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     umask = os.umask(0)

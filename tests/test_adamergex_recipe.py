@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.support import REPO
 from transformers_align.tiny import build_tiny_model
 
 pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_adamergex.sh"
 SMALL = dict(
     MODEL_PATH="tiny",

@@ -1,11 +1,11 @@
 """AFP data generation: templates, schema, file names, determinism, counted skips and input errors."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from scripts import generate_sup_data
+from tests.support import REPO
 from transformers_align.data.afp_generate import (
     build_bilingual,
     build_crosslingual,
@@ -18,7 +18,7 @@ from transformers_align.data.afp_generate import (
 )
 from transformers_align.data.jsonl import DataFormatError
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data_example" / "afp"
+SAMPLES = REPO / "data_example" / "afp"
 BACTRIAN = SAMPLES / "bactrian"
 
 

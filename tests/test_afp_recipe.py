@@ -3,15 +3,13 @@
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
+from tests.support import REPO
 from transformers_align.data.features import FeatureOptions, read_rows, tokenize_rows
 
 pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_afp_records_mask_the_prompt_by_characters_and_end_with_eos(tmp_path, tokenizer):

@@ -2,14 +2,13 @@
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import SENTENCES_A, SENTENCES_B, make_model
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import analyze_alignment
+from tests.support import REPO
+from tests.support.models import SENTENCES_A, SENTENCES_B, make_model
 from transformers_align.evaluation.alignment_analysis import (
     analysis_settings,
     layer_embeddings,
@@ -20,7 +19,9 @@ from transformers_align.losses import info_nce, pool
 from transformers_align.modeling import AlignLlamaForCausalLM, layer_hidden_states
 from transformers_align.tiny import build_tiny_model
 
-PAIRS = Path(__file__).resolve().parents[1] / "data_example" / "afp" / "en-zh.tsv"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
+
+PAIRS = REPO / "data_example" / "afp" / "en-zh.tsv"
 
 
 def unit(v):

@@ -1,9 +1,10 @@
 """The benchmark scripts run on CPU with tiny shapes, so they cannot rot between GPU sessions."""
 
 import importlib.util
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.support import REPO
+
+BENCH = REPO / "bench"
 
 
 def test_gpu_throughput_benchmark_runs_with_tiny_shapes(monkeypatch):

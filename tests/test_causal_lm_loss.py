@@ -3,11 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode, make_model
 from peft import LoraConfig, get_peft_model
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from tests.support.models import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode, make_model
 from transformers_align import patch_model
 from transformers_align.modeling import unwrap_causal_lm
 from transformers_align.modeling.causal_lm_loss import causal_lm_loss

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_training import REPO, run_training, write_rows
 from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from tests.support import REPO
+from tests.support.training import run_training, write_rows
 from transformers_align.tiny import build_tiny_model
 from transformers_align.training.checkpoints import (
     RUN_ARGS_FILE,
@@ -29,7 +30,7 @@ SIX_STEPS = ["--alternate_training", "--max_steps", "6", "--save_strategy", "ste
 
 KILL_AT_STEP_6 = """
 import os, signal, sys
-sys.path.insert(0, {tests!r})
+sys.path.insert(0, {repo!r})
 from transformers_align.training.trainer import AlignmentTrainer
 save_rng_state = AlignmentTrainer._save_rng_state
 
@@ -39,7 +40,7 @@ def killed_mid_save(self, output_dir):  # the adapter and optimizer are written,
     save_rng_state(self, output_dir)
 
 AlignmentTrainer._save_rng_state = killed_mid_save
-from test_training import run_training
+from tests.support.training import run_training
 run_training(*sys.argv[1:4], *sys.argv[4:])
 """
 
@@ -73,7 +74,7 @@ def test_kill_during_a_checkpoint_write_leaves_nothing_auto_picks_and_resume_is_
     command = [
         sys.executable,
         "-c",
-        KILL_AT_STEP_6.format(tests=str(REPO / "tests")),
+        KILL_AT_STEP_6.format(repo=str(REPO)),
         str(model_dir),
         str(data),
         str(out),

@@ -2,7 +2,6 @@
 every earlier flag spelling still parses to the same arguments."""
 
 import ast
-from pathlib import Path
 
 import pytest
 
@@ -22,9 +21,10 @@ from scripts import (
     run_inference_massive,
     run_real_transfer_experiment,
 )
+from tests.support import REPO
 from transformers_align.evaluation.cli import comma_list
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPTS = REPO / "scripts"
 GENERATION_OLD = [
     "--peft-model-id",
     "A",

@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from test_training import REPO, write_rows
+
+from tests.support import REPO
+from tests.support.training import write_rows
 
 
 @pytest.fixture(scope="module")

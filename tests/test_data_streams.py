@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from test_training import run_training, write_rows
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tests.support.training import run_training, write_rows
 from transformers_align.data import streams as streams_module
 from transformers_align.data.batches import ScheduledBatches
 from transformers_align.data.features import AlignmentCollator, FeatureOptions

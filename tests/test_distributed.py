@@ -3,33 +3,19 @@ equal to one process on the global batch, and DeepSpeed ZeRO-2."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from test_training import run_training, write_rows
 
+from tests.support import REPO
+from tests.support.processes import cpu_env, free_port
+from tests.support.training import assert_same_run, run_training, write_lora_config, write_rows
 from transformers_align.training.checkpoints import DEEPSPEED_GLOBALS, check_deepspeed_files
 
 pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return str(sock.getsockname()[1])
-
-
-def cpu_env(**extra):
-    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=free_port())
-    env.update(extra)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "tests"), str(REPO), env.get("PYTHONPATH", "")])
-    return env
 
 
 def test_gathered_negatives_under_ddp_equal_one_process_on_the_global_batch(tmp_path):
@@ -97,30 +83,9 @@ def tiny_dir(tmp_path):
     return build_tiny_model(tmp_path / "tiny")
 
 
-def write_lora_config(path):
-    config = json.loads((REPO / "config/lora_config.json").read_text())
-    path.write_text(json.dumps(dict(config, lora_dropout=0.0)))  # dropout would draw different masks per rank
-    return path
-
-
 def logged(output_dir):
     history = json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]
     return [(h.get("task_loss"), h.get("alignment_loss")) for h in history if "loss" in h]
-
-
-def assert_same_run(output_a, output_b, losses_a, losses_b):
-    assert len(losses_a) == len(losses_b) > 0
-    for (task_a, align_a), (task_b, align_b) in zip(losses_a, losses_b):
-        assert (task_a is None) == (task_b is None) and (align_a is None) == (align_b is None)
-        assert task_a is None or task_a == pytest.approx(task_b, abs=1e-5)
-        assert align_a is None or align_a == pytest.approx(align_b, abs=1e-5)
-    from safetensors.torch import load_file
-
-    a, b = (
-        load_file(Path(output_a) / "adapter_model.safetensors"),
-        load_file(Path(output_b) / "adapter_model.safetensors"),
-    )
-    assert a.keys() == b.keys() and max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
 
 
 @pytest.mark.parametrize("gathered", [True, False])

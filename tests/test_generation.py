@@ -2,28 +2,19 @@
 to end on the tiny model."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from scripts import eval_massive, run_inference_massive
+from tests.support import REPO
 from transformers_align.evaluation.counts import MissingPredictionsError
 from transformers_align.evaluation.generation import generate_greedy, load_model_and_tokenizer
 from transformers_align.tiny import build_tiny_model
 
-MASSIVE_SAMPLE = Path(__file__).resolve().parents[1] / "data_example" / "massive"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
+
+MASSIVE_SAMPLE = REPO / "data_example" / "massive"
 PROMPTS = ["wake me up at five am", "明天早上七点叫我", "hi", "Какая погода завтра в Москве?", "play queen"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: the tiny model gains nothing from two, and on a busy 2-core machine two are far slower."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,13 @@
 """ICL evaluation: AFP's templates, the XNLI fix, readers, cross-lingual demonstrations, the script end to end."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_model
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import eval_icl
+from tests.support import REPO
+from tests.support.models import make_model
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation.icl import evaluate as icl_evaluate
 from transformers_align.evaluation.icl import get_task, render
@@ -22,7 +21,9 @@ from transformers_align.evaluation.icl.evaluate import (
 from transformers_align.evaluation.icl.readers import read_xnli, read_xwinograd
 from transformers_align.tiny import build_tiny_model
 
-DATA = Path(__file__).resolve().parents[1] / "data_example" / "icl"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
+
+DATA = REPO / "data_example" / "icl"
 
 
 def read(task, lang, split):

@@ -11,7 +11,9 @@ import subprocess
 
 import pytest
 from safetensors.torch import load_file
-from test_distributed import REPO, cpu_env, free_port
+
+from tests.support import REPO
+from tests.support.processes import cpu_env, free_port
 
 PREFIX = "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n\n"
 PAIRS = [

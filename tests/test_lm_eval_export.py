@@ -5,14 +5,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_model
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import export_lm_eval_tasks
+from tests.support import REPO
+from tests.support.models import make_model
 from transformers_align.evaluation.icl import get_task, render
 from transformers_align.evaluation.icl.evaluate import build_items, demonstrations, evaluate_icl, score_items
 
-DATA = Path(__file__).resolve().parents[1] / "data_example" / "icl"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
+
+DATA = REPO / "data_example" / "icl"
 
 
 def rows(path):

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from conftest import ARCHITECTURES
 from transformers import AutoModelForCausalLM
 
+from tests.support.models import ARCHITECTURES
 from transformers_align.modeling.loading import attention_implementation, resolve_dtype
 from transformers_align.tiny import tiny_config
 

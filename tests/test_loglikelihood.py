@@ -4,10 +4,11 @@ import copy
 
 import pytest
 import torch
-from conftest import make_model
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
+from tests.support.models import make_model
 from transformers_align.evaluation.loglikelihood import candidate_logprobs, continuation_logprobs, encode_pair
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
 
 TEXTS = [
     ("Premise: it rains.\nAnswer: ", "neutral"),

@@ -6,10 +6,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support import REPO
 from transformers_align.data.chat import chat_prompt
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.data.massive import (
@@ -34,7 +34,6 @@ from transformers_align.evaluation.massive import (
 )
 from transformers_align.tiny import byte_level_tokenizer
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data_example" / "massive"
 
 

@@ -13,10 +13,10 @@ from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
+from tests.support import REPO
 from transformers_align.merging import AdapterMismatchError, adapter_files, merge_adapters
 from transformers_align.tiny import build_tiny_model
 
-REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["q_proj", "v_proj", "down_proj"]
 PREFIX = "base_model.model."
 

@@ -1,11 +1,11 @@
 """MGSM evaluator: number extraction, scoring with parse failures, file loading, and a run on the tiny model."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from scripts import eval_mgsm
+from tests.support import REPO
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation import mgsm
 from transformers_align.evaluation.mgsm import (
@@ -18,7 +18,6 @@ from transformers_align.evaluation.mgsm import (
 )
 from transformers_align.tiny import build_tiny_model
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "data_example" / "adamergex"
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from conftest import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode, make_model
 
+from tests.support.models import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode, make_model
 from transformers_align import (
     AlignBloomForCausalLM,
     AlignLlamaForCausalLM,

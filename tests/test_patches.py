@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode
 
+from tests.support import REPO
+from tests.support.models import ARCHITECTURES, SENTENCES_A, SENTENCES_B, encode
 from tools.forkview import COMMAND, ForkViewError, apply_unified_diff, diff_target, fork_section, stale_files
 from transformers_align import AlignBloomForCausalLM, AlignLlamaForCausalLM, AlignQwen2ForCausalLM, AlignXGLMForCausalLM
 from transformers_align.modeling import ALIGNED_CLASSES
 from transformers_align.tiny import tiny_config
 
-PATCHES = Path(__file__).resolve().parents[1] / "patches"
+PATCHES = REPO / "patches"
 PACKAGE_CLASSES = {
     "llama": AlignLlamaForCausalLM,
     "qwen2": AlignQwen2ForCausalLM,

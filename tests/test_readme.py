@@ -1,11 +1,9 @@
 """The README's Python API block runs as written on the tiny default model."""
 
 import re
-from pathlib import Path
 
+from tests.support import REPO
 from transformers_align.tiny import build_tiny_model
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_readme_python_block_trains_and_saves_an_adapter(tmp_path, monkeypatch):

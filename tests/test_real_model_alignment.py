@@ -8,17 +8,20 @@ import subprocess
 
 import pytest
 import torch
-from test_distributed import REPO, cpu_env
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tests.support import REPO
+from tests.support.processes import cpu_env
 from transformers_align.data.gettext_pairs import gettext_pairs
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
 from transformers_align.losses import pooled_cosines
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, patch_model
 from transformers_align.modeling.gguf_checkpoint import CACHE_NAME
 
-pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+pytestmark = [
+    pytest.mark.slow,  # end to end: a script, torchrun or a real model
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 BATCH = 8
 

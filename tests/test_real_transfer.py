@@ -5,14 +5,16 @@ import struct
 
 import pytest
 import torch
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import run_real_transfer_experiment
 from tools.experiments import cldr_task
 from tools.experiments.real_transfer import RealTransferConfig
 from transformers_align.evaluation.loglikelihood import continuation_logprobs
 
-pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+pytestmark = [
+    pytest.mark.slow,  # end to end: a script, torchrun or a real model
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 LANGUAGES = ("fr", "de", "es")
 

@@ -1,15 +1,14 @@
 """AdaMergeX reference-task data: windows per word and per character, record layout, determinism, bad input."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from scripts import construct_dataset_lm
+from tests.support import REPO
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.data.reference_task import build_reference_task, default_unit, split_units
 
-REPO = Path(__file__).resolve().parents[1]
 WIKI = REPO / "data_example" / "adamergex" / "wiki"
 
 

@@ -1,19 +1,19 @@
 """The end-of-run report: settings from the run record, retrieval before/after against the analysis, JSON written."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scripts import report_alignment_run
+from tests.support import REPO
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment, read_pairs
 from transformers_align.evaluation.run_report import REPORT_FILE
 from transformers_align.tiny import build_tiny_model
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
+
 PAIRS = REPO / "data_example" / "afp" / "en-zh.tsv"
 
 

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from scripts import prepare_smollm2 as prepare_cli
+from tests.support import REPO
 from transformers_align.modeling import gguf_checkpoint
 from transformers_align.modeling.gguf_checkpoint import prepare_smollm2, smollm2_gguf_path
 
@@ -129,7 +130,7 @@ def test_cli_prints_the_folder_as_last_line(smollm2_dir):
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parents[1],
+        cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(source)},
     )
     assert result.stdout.strip().splitlines()[-1] == str(smollm2_dir)

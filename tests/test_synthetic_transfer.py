@@ -7,13 +7,15 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import run_transfer_experiment
 from tools.experiments import languages
 from tools.experiments.synthetic_transfer import ExperimentConfig, build_data, majority_accuracy, pretrain
 
-pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+pytestmark = [
+    pytest.mark.slow,  # end to end: a script, torchrun or a real model
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 FULL = languages.Meaning(agent=3, action=7, patient=5, place=2, time=4)
 

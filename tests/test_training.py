@@ -4,81 +4,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-from transformers import HfArgumentParser
 
+from tests.support import REPO
+from tests.support.training import PAIRS, assert_same_run, run_training, write_lora_config, write_rows
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, read_rows, tokenize_rows
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.data.streams import build_streams
-from transformers_align.training.arguments import (
-    AlignmentArguments,
-    AlignmentTrainingArguments,
-    DataArguments,
-    ModelArguments,
-)
-from transformers_align.training.run import train
+from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.schedule import ALIGNMENT, TASK, Schedule
-
-REPO = Path(__file__).resolve().parents[1]
-PREFIX = "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n\n"
-PAIRS = [
-    ("Réveille-moi à cinq heures", "Wake me up at five"),
-    ("明天会下雨吗", "Will it rain tomorrow"),
-    ("Spiele Musik", "Play music"),
-    ("Какая погода", "What is the weather"),
-]
-
-
-def write_rows(path, n=24, pairs=True):
-    """Rows whose prompts and completions differ in length (so token means differ from means of row means)."""
-    rows = []
-    for i in range(n):
-        row = {
-            "prefix": PREFIX.format(f"set an alarm for {i}"),
-            "text": f"time: {i}{' and a half' * (i % 3)}<|eot_id|>",
-        }
-        if pairs:
-            row["text_parallel_0"], row["text_parallel_1"] = PAIRS[i % len(PAIRS)]
-        rows.append(row)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def run_training(model_dir, train_file, output_dir, *extra):
-    argv = [
-        "--model_name_or_path",
-        str(model_dir),
-        "--train_file",
-        str(train_file),
-        "--output_dir",
-        str(output_dir),
-        "--use_lora",
-        "--lora_config",
-        str(REPO / "config/lora_config.json"),
-        "--do_train",
-        "--per_device_train_batch_size",
-        "4",
-        "--learning_rate",
-        "1e-3",
-        "--report_to",
-        "none",
-        "--logging_steps",
-        "1",
-        "--seed",
-        "3",
-        "--additional_loss_layer",
-        "2",
-        "--block_size",
-        "128",
-        "--disable_tqdm",
-        "true",
-        *extra,
-    ]
-    parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments))
-    return train(*parser.parse_args_into_dataclasses(argv))
 
 
 def test_alternation_follows_the_global_micro_step():
@@ -186,8 +122,6 @@ def test_gradient_accumulation_equals_the_doubled_batch(tiny_model_dir, tmp_path
     # The task loss is the mean over every scored token of the optimizer step, so 2 accumulated micro-batches of 4 rows
     # equal one batch of 8 (rows of different labelled lengths). InfoNCE's negatives are its micro-batch's pairs, so the
     # alignment loss does depend on the micro-batch: in joint mode it is logged but weighted 0 here.
-    from test_distributed import assert_same_run, write_lora_config
-
     data = write_rows(tmp_path / "train.json", n=16)
     common = [
         "--training_mode",

@@ -4,12 +4,11 @@ script end to end."""
 import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
-from test_generation import _one_thread  # noqa: F401  (autouse: one torch thread here too)
 
 from scripts import run_inference_eval_wmt23
+from tests.support import REPO
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation import wmt
 from transformers_align.evaluation.counts import MissingPredictionsError
@@ -23,7 +22,9 @@ from transformers_align.evaluation.wmt import (
 )
 from transformers_align.tiny import build_tiny_model
 
-WMT_SAMPLE = Path(__file__).resolve().parents[1] / "data_example" / "wmt"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
+
+WMT_SAMPLE = REPO / "data_example" / "wmt"
 
 
 def test_prompt():

@@ -1,5 +1,6 @@
 """Bad training input, as a user meets it at the command line: one line naming file, line and field, exit code 2, no
-traceback, and no model loaded (the model folder here has a config and a tokenizer but no weights)."""
+traceback, and no model loaded (the model folder here has a config and a tokenizer but no weights). The messages
+come from data/jsonl.py and data/records.py."""
 
 import os
 import re

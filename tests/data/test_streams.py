@@ -1,5 +1,5 @@
 """Two streams, one schedule: every pair used, rank shards, length grouping, the on-disk cache, hard
-negatives, streaming."""
+negatives, streaming (data/streams.py and data/batches.py)."""
 
 import json
 import math

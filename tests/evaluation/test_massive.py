@@ -1,4 +1,5 @@
-"""MASSIVE data and scoring: hand-computed metrics, id matching, malformed parts, zh/ja segmentation, format errors."""
+"""MASSIVE data and scoring: hand-computed metrics, id matching, malformed parts, zh/ja segmentation, format errors
+(evaluation/massive.py, and data/massive.py, which the scoring reads its gold data with)."""
 
 import dataclasses
 import importlib.util

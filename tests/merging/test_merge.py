@@ -1,4 +1,5 @@
-"""AdaMergeX merging: merged adapters against the formulas, against hand-edited base weights, and bad input."""
+"""AdaMergeX merging (the merging/ package): merged adapters against the formulas, against hand-edited base
+weights, and bad input."""
 
 import json
 import os

@@ -1,5 +1,5 @@
-"""The SmolLM2 conversion against independent facts: gguf's dequantization, tied head, a sensible
-answer, English > French."""
+"""The SmolLM2 conversion (modeling/gguf_checkpoint.py) against independent facts: gguf's dequantization,
+tied head, a sensible answer, English > French."""
 
 import importlib.util
 import json

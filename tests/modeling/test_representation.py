@@ -1,4 +1,5 @@
-"""Layer-L representation by early exit and the aligned classes, on tiny random models of all four architectures."""
+"""Layer-L representation by early exit and the aligned classes, on tiny random models of all four architectures
+(modeling/representation.py, aligned.py, classes.py, settings.py)."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""The fork view (patches/): current with the code, applies to v4.43.4, and gives the package's losses."""
+"""The fork view (tools/forkview.py writes patches/): current with the code, applies to v4.43.4, and gives
+the package's losses."""
 
 import importlib.util
 import shutil

@@ -27,7 +27,7 @@ def test_gathered_negatives_under_ddp_equal_one_process_on_the_global_batch(tmp_
         "2",
         "--master_port",
         free_port(),
-        str(REPO / "tests/distributed_worker.py"),
+        str(REPO / "tests/training/distributed_worker.py"),
         str(tmp_path),
     ]
     result = subprocess.run(command, env=cpu_env(), capture_output=True, text=True, timeout=600)
@@ -138,7 +138,7 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
 
 def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp_path, tiny_dir):
     # --use_cpu False on a machine without GPU: accelerate forms no process group, each rank would train alone
-    # (tests/test_launch.py checks that the default, use_cpu added by run_clm_lora, equals one process).
+    # (tests/training/test_launch.py checks that the default, use_cpu added by run_clm_lora, equals one process).
     if torch.cuda.is_available():
         pytest.skip("on a GPU machine use_cpu False forms an nccl group: nothing disagrees")
     command = [

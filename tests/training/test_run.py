@@ -1,4 +1,5 @@
-"""The training pipeline: schedule, per-loss logging, resume equivalence, data validation, shell scripts."""
+"""The training pipeline (training/run.py, with schedule.py and trainer.py): schedule, per-loss logging, resume
+equivalence, data validation, shell scripts."""
 
 import json
 import os

@@ -1,4 +1,7 @@
-"""Shared test set-up: offline Hugging Face, deterministic seeds, tiny random models of the four architectures."""
+"""Shared fixtures: offline Hugging Face, deterministic seeds, the tiny and SmolLM2 checkpoints, one torch thread.
+
+tests/ is a package (``__init__.py`` in every folder): pytest puts the checkout root on sys.path, so test modules
+import helpers as ``from tests.support... import`` and same-named files in different folders do not clash."""
 
 import os
 
@@ -10,17 +13,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from transformers_align.tiny import byte_level_tokenizer, tiny_config  # noqa: E402
+pytest.register_assert_rewrite("tests.support")  # asserts in shared helpers report their values as in a test
 
-ARCHITECTURES = ["llama", "qwen2", "xglm", "bloom"]
-
-SENTENCES_A = ["Wake me up at five am this week.", "明天早上七点叫我", "Какая погода?", "Play jazz"]
-SENTENCES_B = [
-    "Réveille-moi à cinq heures cette semaine.",
-    "Wake me at seven tomorrow morning",
-    "What is the weather?",
-    "Spiele Jazz bitte",
-]
+from transformers_align.tiny import byte_level_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +26,16 @@ def tokenizer():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: the tiny model gains nothing from two, and on a busy 2-core machine two are far slower.
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)
@@ -51,25 +56,6 @@ def tiny_model_dir(tmp_path_factory):
     from transformers_align.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-llama")
-
-
-def make_model(model_type, cls=None, **overrides):
-    """A tiny random model in fp32 eval mode; ``cls`` defaults to the stock Auto class."""
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    config = tiny_config(model_type, **overrides)
-    model = cls(config) if cls is not None else AutoModelForCausalLM.from_config(config)
-    return model.eval()
-
-
-def encode(tokenizer, sentences, side="right"):
-    tok = tokenizer
-    previous, tok.padding_side = tok.padding_side, side
-    try:
-        return tok(sentences, padding=True, return_tensors="pt")
-    finally:
-        tok.padding_side = previous
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,8 @@ TRAJECTORY_ARGUMENTS = (
     "label_smoothing_factor",
 )
 # The globals beyond torch's weights-only set that DeepSpeed's ZeRO checkpoints name (found with
-# torch.serialization.get_unsafe_globals_in_checkpoint on checkpoints of deepspeed 0.19.8, tests/test_distributed.py).
+# torch.serialization.get_unsafe_globals_in_checkpoint on checkpoints of deepspeed 0.19.8,
+# tests/training/test_distributed.py).
 DEEPSPEED_GLOBALS = frozenset(
     {
         "deepspeed.runtime.fp16.loss_scaler.LossScaler",

@@ -1,0 +1,179 @@
+"""The recipe as users launch it: `bash scripts/train_with_alignment.sh` with NPROC, DeepSpeed and two nodes on CPU.
+
+Each multi-process run must EQUAL one process on the doubled batch: per-step task and alignment losses
+and the final adapter, to 1e-5 (LoRA dropout 0, negatives gathered across ranks). The task loss of a
+distributed step is the mean of the per-rank means, which equals the global mean only when every rank
+holds as many labelled tokens: the rows below all have the same number of labelled tokens.
+"""
+
+import json
+import subprocess
+
+import pytest
+from safetensors.torch import load_file
+
+from tests.support import REPO
+from tests.support.processes import cpu_env, free_port
+
+PREFIX = "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n\n"
+PAIRS = [
+    ("Réveille-moi à cinq heures", "Wake me up at five"),
+    ("明天会下雨吗", "Will it rain tomorrow"),
+    ("Spiele Musik", "Play music"),
+    ("Какая погода", "What is the weather"),
+]
+STEPS = "4"  # alternate: task, alignment, task (after an aligned step), alignment
+# Messages a user can do nothing about; none may reach a CPU run's output.
+NOISE = (
+    "Setting accelerator to CPU",
+    "transformers.deepspeed module is deprecated",
+    "pin_memory",
+    "all_gather_into_tensor",
+    "Traceback",
+)
+
+pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """Training rows with equal labelled-token counts, a dropout-free LoRA config, and a runner of the script."""
+    root = tmp_path_factory.mktemp("launch")
+    rows = [
+        {
+            "prefix": PREFIX.format(f"set an alarm for {i}"),
+            "text": f"time: {i:02d}<|eot_id|>",
+            "text_parallel_0": PAIRS[i % 4][0],
+            "text_parallel_1": PAIRS[i % 4][1],
+        }
+        for i in range(16)
+    ]
+    (root / "train.json").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    lora = json.loads((REPO / "config/lora_config.json").read_text())
+    (root / "lora.json").write_text(json.dumps(dict(lora, lora_dropout=0.0)))
+
+    def launch(name, *extra, wait=True, **variables):
+        env = cpu_env(
+            **{
+                "MODEL_PATH": "tiny",
+                "TINY_MODEL_DIR": str(root / "tiny"),
+                "TRAIN_FILES": str(root / "train.json"),
+                "LORA_CONFIG": str(root / "lora.json"),
+                "OUTDIR": str(root / name),
+                "LOGGING_STEPS": "1",
+                **variables,
+            }
+        )
+        command = [
+            "bash",
+            str(REPO / "scripts/train_with_alignment.sh"),
+            "--max_steps",
+            STEPS,
+            "--gather_negatives_across_ranks",
+            "True",
+            "--do_eval",
+            "False",
+            *extra,
+        ]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return finish(process, root / name) if wait else (process, root / name)
+
+    subprocess.run(
+        ["python", "-m", "scripts.make_tiny_model", "--output-dir", str(root / "tiny")],
+        cwd=REPO,
+        env=cpu_env(),
+        check=True,
+        capture_output=True,
+    )
+    launch.model_dir = root / "tiny"
+    return launch
+
+
+def finish(process, outdir):
+    output, _ = process.communicate(timeout=900)
+    assert process.returncode == 0, output[-4000:]
+    return outdir, output
+
+
+def losses(outdir):
+    history = json.loads((outdir / "trainer_state.json").read_text())["log_history"]
+    return [(h["step"], h.get("task_loss"), h.get("alignment_loss")) for h in history if "loss" in h]
+
+
+def assert_same_run(outdir, reference):
+    got, want = losses(outdir), losses(reference)
+    assert [s for s, *_ in got] == [s for s, *_ in want] == list(range(1, int(STEPS) + 1))
+    for (_, *values), (_, *expected) in zip(got, want):
+        assert values == pytest.approx(expected, abs=1e-5, nan_ok=False)
+    a, b = load_file(outdir / "adapter_model.safetensors"), load_file(reference / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    gap = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert gap < 1e-5
+    assert any(float(b[k].abs().max()) > 0 for k in b if "lora_B" in k)  # the adapter did move
+
+
+def noise_in(lines):
+    return [line for line in lines if any(noise in line for noise in NOISE)]
+
+
+@pytest.fixture(scope="module")
+def single(recipe):
+    """One process, global batch 4; its output also shows what a user sees on a CPU run (imports listed)."""
+    outdir, output = recipe("single", TRAIN_BSZ="4", PYTHONPROFILEIMPORTTIME="1")
+    imports = [line.rsplit("|", 1)[-1].strip() for line in output.splitlines() if line.startswith("import time:")]
+    assert "transformers_align.training.run" in imports and "deepspeed" not in imports  # not even imported
+    assert "1 node(s) x 1 process(es), precision fp32, DeepSpeed off" in output
+    assert not noise_in(line for line in output.splitlines() if not line.startswith("import time:"))
+    return outdir
+
+
+def test_two_processes_equal_one_process_on_the_doubled_batch(recipe, single):
+    outdir, output = recipe("nproc2", TRAIN_BSZ="2", NPROC="2")
+    assert "1 node(s) x 2 process(es)" in output
+    assert_same_run(outdir, single)
+
+
+def test_two_nodes_on_one_machine_equal_one_process(recipe, single):
+    port, nodes = free_port(), []
+    for rank in ("1", "0"):
+        nodes.append(
+            recipe(f"node{rank}", wait=False, TRAIN_BSZ="2", NNODES="2", NPROC="1", NODE_RANK=rank, MASTER_PORT=port)
+        )
+    for process, outdir in nodes:
+        finish(process, outdir)
+    assert_same_run(nodes[1][1], single)
+    assert not (nodes[0][1] / "adapter_model.safetensors").exists()  # only the main process writes
+
+
+def test_deepspeed_zero2_on_two_processes_equals_one_plain_process(recipe):
+    # Joint mode: every LoRA weight gets a gradient each step. In alternate mode ZeRO's flat buffers give the
+    # blocks above the aligned layer zero gradients on alignment steps (Adam's momentum still moves them),
+    # where torch leaves them untouched; so there the two differ by design.
+    plain, _ = recipe("joint_single", "--training_mode", "joint", TRAIN_BSZ="4")
+    outdir, output = recipe(
+        "joint_zero2",
+        "--training_mode",
+        "joint",
+        TRAIN_BSZ="2",
+        NPROC="2",
+        DEEPSPEED_CONFIG=str(REPO / "config/deepspeed_config_cpu.json"),
+    )
+    assert "DeepSpeed " + str(REPO / "config/deepspeed_config_cpu.json") in output and not noise_in(output.splitlines())
+    assert_same_run(outdir, plain)
+
+
+def test_a_real_model_on_a_machine_without_gpu_trains_in_one_fp32_process(recipe):
+    # MODEL_PATH names a folder (here the tiny model's): the real recipe, which must follow the hardware.
+    outdir, output = recipe(
+        "real_on_cpu",
+        "--save_strategy",
+        "no",
+        MODEL_PATH=str(recipe.model_dir),
+        TRAIN_BSZ="4",
+        GRAD_ACC="1",
+        BLOCK_SIZE="128",
+        LR="3e-3",
+    )
+    assert "1 node(s) x 1 process(es), precision fp32, DeepSpeed off, gradient checkpointing False" in output
+    assert "torchrun" not in output and not noise_in(output.splitlines())
+    assert (outdir / "adapter_model.safetensors").is_file()

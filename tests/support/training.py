@@ -14,6 +14,7 @@ from transformers_align.training.arguments import (
     DataArguments,
     ModelArguments,
 )
+from transformers_align.training.launch import argv_with_cpu_default
 from transformers_align.training.run import train
 
 PREFIX = "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -71,7 +72,7 @@ def run_training(model_dir, train_file, output_dir, *extra):
         *extra,
     ]
     parser = HfArgumentParser((ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments))
-    return train(*parser.parse_args_into_dataclasses(argv))
+    return train(*parser.parse_args_into_dataclasses(argv_with_cpu_default(argv)))  # as scripts.run_clm_lora
 
 
 def write_lora_config(path):

@@ -6,8 +6,10 @@ from typing import List, Optional
 
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_jsonl
-from transformers_align.data.massive import normalize_partition, read_massive_jsonl, training_records
+from transformers_align.data.massive import read_partition, training_records
 from transformers_align.data.records import SkipCounter, load_pairs
+from transformers_align.modeling.loading import load_tokenizer
+from transformers_align.tiny import byte_level_tokenizer
 
 
 @dataclass
@@ -36,23 +38,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     (args,) = parse_args(argv)
-    if args.tokenizer_name:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name, local_files_only=True)
-    else:
-        from transformers_align.tiny import byte_level_tokenizer
-
-        tokenizer = byte_level_tokenizer()
-    partition = normalize_partition(args.partition)
-    records = [
-        record
-        for path in args.massive_files
-        for record in read_massive_jsonl(path)
-        if normalize_partition(record.partition) == partition
-    ]
-    if not records:
-        raise SystemExit(f"no {partition} records in {', '.join(args.massive_files)}")
+    records = read_partition(args.massive_files, args.partition)
+    tokenizer = (
+        load_tokenizer(args.tokenizer_name, local_files_only=True) if args.tokenizer_name else byte_level_tokenizer()
+    )
     skips = SkipCounter()
     pairs = load_pairs([args.pairs], skips) if args.pairs else []
     skips.log(args.pairs or "")

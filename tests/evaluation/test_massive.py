@@ -353,3 +353,21 @@ def test_build_massive_training_data_script(tmp_path):
         with_intent=False,
     )
     assert [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()] == expected
+
+
+def test_build_massive_training_data_refuses_a_partition_with_no_records_in_one_line(tmp_path):
+    one_partition = tmp_path / "de-DE.jsonl"
+    lines = (SAMPLE / "de-DE.jsonl").read_text(encoding="utf-8").splitlines()
+    one_partition.write_text("\n".join(line for line in lines if json.loads(line)["partition"] == "train") + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.build_massive_training_data", "--massive_files", str(one_partition)]
+        + ["--output", str(tmp_path / "out.jsonl"), "--partition", "validation"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+    )
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"error: no dev records in {one_partition}"
+    ]
+    assert not (tmp_path / "out.jsonl").exists()

@@ -174,6 +174,15 @@ def load_massive(lang: str, partition: str, data_file=None, data_dir=None) -> Li
     return records
 
 
+def read_partition(paths: Sequence, partition: str) -> List[MassiveRecord]:
+    """The records of one partition from MASSIVE files of any locales, in file order."""
+    partition = normalize_partition(partition)
+    records = [r for path in paths for r in read_massive_jsonl(path) if normalize_partition(r.partition) == partition]
+    if not records:
+        raise DataFormatError(f"no {partition} records in {', '.join(str(path) for path in paths)}")
+    return records
+
+
 def has_intents(records: Sequence[MassiveRecord]) -> bool:
     """Whether every record carries an intent (then prompts and targets include it)."""
     return bool(records) and all(record.intent for record in records)

@@ -10,18 +10,11 @@ import json
 import subprocess
 
 import pytest
-from safetensors.torch import load_file
 
 from tests.support import REPO
 from tests.support.processes import cpu_env, free_port
+from tests.support.training import PAIRS, PREFIX, assert_same_run, write_lora_config
 
-PREFIX = "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>\n<|start_header_id|>assistant<|end_header_id|>\n\n"
-PAIRS = [
-    ("Réveille-moi à cinq heures", "Wake me up at five"),
-    ("明天会下雨吗", "Will it rain tomorrow"),
-    ("Spiele Musik", "Play music"),
-    ("Какая погода", "What is the weather"),
-]
 STEPS = "4"  # alternate: task, alignment, task (after an aligned step), alignment
 # Messages a user can do nothing about; none may reach a CPU run's output.
 NOISE = (
@@ -43,14 +36,13 @@ def recipe(tmp_path_factory):
         {
             "prefix": PREFIX.format(f"set an alarm for {i}"),
             "text": f"time: {i:02d}<|eot_id|>",
-            "text_parallel_0": PAIRS[i % 4][0],
-            "text_parallel_1": PAIRS[i % 4][1],
+            "text_parallel_0": PAIRS[i % len(PAIRS)][0],
+            "text_parallel_1": PAIRS[i % len(PAIRS)][1],
         }
         for i in range(16)
     ]
     (root / "train.json").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    lora = json.loads((REPO / "config/lora_config.json").read_text())
-    (root / "lora.json").write_text(json.dumps(dict(lora, lora_dropout=0.0)))
+    write_lora_config(root / "lora.json")
 
     def launch(name, *extra, wait=True, **variables):
         env = cpu_env(
@@ -100,16 +92,11 @@ def losses(outdir):
     return [(h["step"], h.get("task_loss"), h.get("alignment_loss")) for h in history if "loss" in h]
 
 
-def assert_same_run(outdir, reference):
+def assert_same_as(outdir, reference):
+    """Per-step losses (all STEPS logged) and the final adapter equal those of the ``reference`` run."""
     got, want = losses(outdir), losses(reference)
     assert [s for s, *_ in got] == [s for s, *_ in want] == list(range(1, int(STEPS) + 1))
-    for (_, *values), (_, *expected) in zip(got, want):
-        assert values == pytest.approx(expected, abs=1e-5, nan_ok=False)
-    a, b = load_file(outdir / "adapter_model.safetensors"), load_file(reference / "adapter_model.safetensors")
-    assert a.keys() == b.keys()
-    gap = max(float((a[k] - b[k]).abs().max()) for k in a)
-    assert gap < 1e-5
-    assert any(float(b[k].abs().max()) > 0 for k in b if "lora_B" in k)  # the adapter did move
+    assert_same_run(outdir, reference, [values for _, *values in got], [values for _, *values in want])
 
 
 def noise_in(lines):
@@ -130,7 +117,7 @@ def single(recipe):
 def test_two_processes_equal_one_process_on_the_doubled_batch(recipe, single):
     outdir, output = recipe("nproc2", TRAIN_BSZ="2", NPROC="2")
     assert "1 node(s) x 2 process(es)" in output
-    assert_same_run(outdir, single)
+    assert_same_as(outdir, single)
 
 
 def test_two_nodes_on_one_machine_equal_one_process(recipe, single):
@@ -141,7 +128,7 @@ def test_two_nodes_on_one_machine_equal_one_process(recipe, single):
         )
     for process, outdir in nodes:
         finish(process, outdir)
-    assert_same_run(nodes[1][1], single)
+    assert_same_as(nodes[1][1], single)
     assert not (nodes[0][1] / "adapter_model.safetensors").exists()  # only the main process writes
 
 
@@ -159,7 +146,7 @@ def test_deepspeed_zero2_on_two_processes_equals_one_plain_process(recipe):
         DEEPSPEED_CONFIG=str(REPO / "config/deepspeed_config_cpu.json"),
     )
     assert "DeepSpeed " + str(REPO / "config/deepspeed_config_cpu.json") in output and not noise_in(output.splitlines())
-    assert_same_run(outdir, plain)
+    assert_same_as(outdir, plain)
 
 
 def test_a_real_model_on_a_machine_without_gpu_trains_in_one_fp32_process(recipe):

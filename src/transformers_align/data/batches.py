@@ -39,6 +39,27 @@ def rank_share(global_batch, rank: int, per_device: int):
     return global_batch[rank * per_device : (rank + 1) * per_device]
 
 
+class RankBatches:
+    """What both batch sources share: the streams, the collator, the schedule, and this rank's place in
+    the global batch (``per_device`` batch of each stream, ``world_size``, ``rank``, ``accumulation``)."""
+
+    def __init__(
+        self,
+        streams: TrainingStreams,
+        collator,
+        schedule: Schedule,
+        per_device_batch: int,
+        world_size: int,
+        rank: int,
+        accumulation: int,
+        seed: int,
+        per_device_pairs_batch: Optional[int] = None,
+    ):
+        self.streams, self.collator, self.schedule, self.seed = streams, collator, schedule, seed
+        self.per_device = per_device_batches(per_device_batch, per_device_pairs_batch)
+        self.world_size, self.rank, self.accumulation = world_size, rank, accumulation
+
+
 class StreamOrder:
     """Which examples the ``k``-th global batch of one stream holds."""
 
@@ -74,7 +95,7 @@ class StreamOrder:
         return batches / self.batches_per_epoch
 
 
-class ScheduledBatches(Dataset):
+class ScheduledBatches(RankBatches, Dataset):
     """``self[m]``: this rank's collated batch of global micro-step ``m``, with ``num_items_in_batch`` on task steps.
 
     ``num_items_in_batch`` is the number of scored task tokens in the optimizer step (all ranks, all
@@ -83,22 +104,9 @@ class ScheduledBatches(Dataset):
     that DDP and gradient accumulation take the token mean of the whole global batch.
     """
 
-    def __init__(
-        self,
-        streams: TrainingStreams,
-        collator,
-        schedule: Schedule,
-        per_device_batch: int,
-        world_size: int,
-        rank: int,
-        accumulation: int,
-        seed: int,
-        group_by_length: bool,
-        per_device_pairs_batch: Optional[int] = None,
-    ):
-        self.streams, self.collator, self.schedule = streams, collator, schedule
-        self.per_device = per_device_batches(per_device_batch, per_device_pairs_batch)
-        self.world_size, self.rank, self.accumulation = world_size, rank, accumulation
+    def __init__(self, *args, group_by_length: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        streams, schedule, world_size, accumulation = self.streams, self.schedule, self.world_size, self.accumulation
         needed = schedule.streams_used()
         missing = needed - set(streams.streams)
         if missing:
@@ -113,7 +121,7 @@ class ScheduledBatches(Dataset):
                 )
         self.orders = {
             name: StreamOrder(
-                streams.streams[name].lengths, self.per_device[name] * world_size, seed, name, group_by_length
+                streams.streams[name].lengths, self.per_device[name] * world_size, self.seed, name, group_by_length
             )
             for name in needed
         }
@@ -151,24 +159,11 @@ class ScheduledBatches(Dataset):
         }
 
 
-class StreamedBatches(IterableDataset):
+class StreamedBatches(RankBatches, IterableDataset):
     """The streamed counterpart of :class:`ScheduledBatches`: batches in micro-step order, read as they are needed."""
 
-    def __init__(
-        self,
-        streams: TrainingStreams,
-        collator,
-        schedule: Schedule,
-        per_device_batch: int,
-        world_size: int,
-        rank: int,
-        accumulation: int,
-        seed: int,
-        per_device_pairs_batch: Optional[int] = None,
-    ):
-        self.streams, self.collator, self.schedule, self.seed = streams, collator, schedule, seed
-        self.per_device = per_device_batches(per_device_batch, per_device_pairs_batch)
-        self.world_size, self.rank, self.accumulation = world_size, rank, accumulation
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.passes = {}
 
     def _global_batches(self, stream: str) -> Iterator[List[Dict]]:

@@ -23,6 +23,9 @@ class RealTransferArguments:
     languages: Optional[str] = option(
         None, help=f"comma-separated zero-shot languages (default {','.join(DEFAULTS.languages)}; also ru)"
     )
+    pair_languages: Optional[str] = option(
+        None, help="comma-separated languages whose pairs the alignment trains on (default: all test languages)"
+    )
     output_dir: str = option(
         "outputs/real_transfer", aliases=["--output-dir"], help="gets results.json, results.md and transfer.png"
     )
@@ -62,6 +65,7 @@ class RealTransferArguments:
             raise ValueError(f"--seeds must be comma-separated integers, got {self.seeds!r}") from None
         overrides = {
             "languages": self.languages and tuple(comma_list(self.languages)),
+            "pair_languages": self.pair_languages and tuple(comma_list(self.pair_languages)),
             "model_path": self.model_name_or_path,
             "pooling": self.pooling,
             "alignment_layer": self.alignment_layer,

@@ -42,6 +42,7 @@ class RealTransferConfig:
 
     seeds: Tuple[int, ...] = (0,)
     languages: Tuple[str, ...] = ("fr", "de", "es")  # zero-shot test languages (English is always tested)
+    pair_languages: Optional[Tuple[str, ...]] = None  # alignment pairs from these test languages only (default: all)
     model_path: Optional[str] = None  # default: the SmolLM2 folder of scripts.prepare_smollm2 (converted if needed)
     split_seed: int = 0  # entity split and pair split, the same for every training seed
     test_fraction: float = 0.33  # of the entities of each kind (210 of 635 for fr, de, es)
@@ -59,6 +60,13 @@ class RealTransferConfig:
     num_layers: Optional[int] = None  # keep only the first n blocks (the quick slice)
     threads: int = 1
     eval_batch_size: int = 32
+
+    def __post_init__(self):
+        if self.pair_languages and not set(self.pair_languages) <= set(self.languages):
+            raise ValueError(
+                f"pair languages {','.join(self.pair_languages)} must be among the test languages "
+                f"{','.join(self.languages)}"
+            )
 
     @classmethod
     def quick(cls) -> "RealTransferConfig":
@@ -89,7 +97,7 @@ def load_model(config: RealTransferConfig):
 class TransferData:
     train: List[cldr_task.Entity]
     test: List[cldr_task.Entity]
-    pairs: List[Tuple[str, str]]  # training EN-X pairs, all languages, shuffled
+    pairs: List[Tuple[str, str]]  # training EN-X pairs of the pair languages, shuffled
     retrieval: Dict[str, List[Tuple[str, str]]]  # language -> held-out EN-X pairs
     notes: Dict[str, int]
 
@@ -100,7 +108,7 @@ def build_data(config: RealTransferConfig, tokenizer) -> TransferData:
     if config.entity_limit:
         entities = sorted(entities, key=lambda e: _slice_key(e, config.split_seed))[: config.entity_limit]
     train, test = cldr_task.split_entities(entities, config.test_fraction, config.split_seed)
-    pairs, retrieval, notes = [], {}, {"pairs_naming_an_entity": 0, "pairs_too_long": 0}
+    tagged, retrieval, notes = [], {}, {"pairs_naming_an_entity": 0, "pairs_too_long": 0}
     for language, (train_pairs, test_pairs) in gettext_pairs(
         config.languages, config.retrieval_pairs, config.split_seed
     ).items():
@@ -111,9 +119,11 @@ def build_data(config: RealTransferConfig, tokenizer) -> TransferData:
         ]
         notes["pairs_too_long"] += len(kept) - len(short)
         notes[f"pairs_{language}"] = len(short)
-        pairs += short
+        tagged += [(language, pair) for pair in short]
         retrieval[language] = test_pairs
-    random.Random(config.split_seed).shuffle(pairs)
+    # Shuffled before the pair languages are picked, so a subset keeps the order it has in the full run.
+    random.Random(config.split_seed).shuffle(tagged)
+    pairs = [pair for language, pair in tagged if language in (config.pair_languages or config.languages)]
     return TransferData(train, test, pairs, retrieval, notes)
 
 

@@ -125,7 +125,8 @@ def markdown_table(result: dict) -> str:
         f"{config['pooling']}-pooled output of block {layer} of {result['num_layers']} (the aligned one). "
         f"LoRA r {config['lora_rank']}, {config['steps']} task steps of {config['batch_size']}, "
         f"lr {config['learning_rate']}, temperature {config['temperature']}, "
-        f"{result['training_pairs']} training pairs; {result['torch_threads']} torch "
+        f"{result['training_pairs']} training pairs ({'+'.join(config.get('pair_languages') or config['languages'])}); "
+        f"{result['torch_threads']} torch "
         f"thread(s), {result['timings'].get('total_s', '–')} s in all"
         f"{'' if result.get('finished', True) else ' (unfinished run: only the models listed)'}."
     )
@@ -191,7 +192,7 @@ def combine_runs(results: List[dict]) -> dict:
     first = results[0]
     for other in results[1:]:
         differing = [
-            name for name in first["config"] if name != "seeds" and first["config"][name] != other["config"][name]
+            name for name in first["config"] if name != "seeds" and first["config"][name] != other["config"].get(name)
         ]
         if differing or other["test_entities"] != first["test_entities"]:
             raise ValueError(

@@ -155,3 +155,21 @@ def test_runs_of_other_seeds_combine_and_mismatches_are_refused(quick_run, tmp_p
         run_real_transfer_experiment.main(
             ["--combine", str(output_dir), str(tmp_path / "seed7"), "--output-dir", str(tmp_path / "x")]
         )
+
+
+def test_pair_languages_train_on_a_subset_in_the_full_runs_order(smollm2):
+    from dataclasses import replace
+
+    from tools.experiments.real_transfer import build_data
+    from transformers_align.data.gettext_pairs import gettext_pairs
+
+    _, tokenizer = smollm2
+    config = RealTransferConfig.quick()  # test languages fr, de
+    full = build_data(config, tokenizer)
+    german = build_data(replace(config, pair_languages=("de",)), tokenizer)
+    german_train = set(gettext_pairs(("de",), config.retrieval_pairs, config.split_seed)["de"][0])
+    assert len(german.pairs) == full.notes["pairs_de"] > 0 and set(german.pairs) <= german_train
+    assert german.pairs == [pair for pair in full.pairs if pair in set(german.pairs)]  # the full run's order
+    assert german.retrieval == full.retrieval and german.test == full.test  # evaluation is unchanged
+    with pytest.raises(ValueError, match="pair languages es must be among the test languages fr,de"):
+        replace(config, pair_languages=("es",))  # refused with the configuration, before any model loads

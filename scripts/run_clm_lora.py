@@ -16,6 +16,9 @@ from transformers_align.training.arguments import (
 from transformers_align.training.checkpoints import OutputFolderError, ResumeArguments
 from transformers_align.training.launch import LaunchError, argv_with_cpu_default, cpu_when_no_accelerator
 from transformers_align.training.run import configure_logging, train
+from transformers_align.training.safety import TrainingDiverged
+
+DIVERGED = 3  # the exit code of a run stopped at a non-finite loss or gradient norm (a user's mistake: 2)
 
 
 def parse_args(argv=None):
@@ -34,12 +37,12 @@ def main(argv=None):
     configure_logging(training_args)
     try:
         train(model_args, alignment_args, data_args, training_args, resume_args)
-    except (DataFormatError, ArgumentError, OutputFolderError, LaunchError) as error:
-        # The user's input: one line, no traceback (bugs keep theirs). torchrun's RANK, not the Trainer's,
-        # which may be wrong (see LaunchError).
+    except (DataFormatError, ArgumentError, OutputFolderError, LaunchError, TrainingDiverged) as error:
+        # The user's input, or a diverged run (every rank stops at the same step): one line, no traceback (bugs
+        # keep theirs). torchrun's RANK, not the Trainer's, which may be wrong (see LaunchError).
         if os.environ.get("RANK", "0") == "0":
             print(f"run_clm_lora: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(DIVERGED if isinstance(error, TrainingDiverged) else 2) from None
 
 
 if __name__ == "__main__":

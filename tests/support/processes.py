@@ -2,6 +2,7 @@
 
 import os
 import socket
+import sys
 
 from tests.support import REPO
 
@@ -17,3 +18,17 @@ def cpu_env(**extra):
     env.update(extra)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     return env
+
+
+def torchrun_command(*arguments):
+    """Two processes on this machine; ``arguments``: torchrun's own options, then the script and its flags."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        free_port(),
+        *arguments,
+    ]

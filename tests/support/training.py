@@ -95,3 +95,40 @@ def assert_same_run(output_a, output_b, losses_a, losses_b):
     )
     assert a.keys() == b.keys() and max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
     assert any(float(b[k].abs().max()) > 0 for k in b if "lora_B" in k)  # the adapter did move: equal is not vacuous
+
+
+def script_argv(model_dir, tmp_path, *extra):
+    """``-m scripts.run_clm_lora`` and its flags: 2 alternate steps, gathered negatives, no checkpoint."""
+    return [
+        "-m",
+        "scripts.run_clm_lora",
+        "--model_name_or_path",
+        str(model_dir),
+        "--train_file",
+        str(write_rows(tmp_path / "train.json", n=16)),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--use_lora",
+        "--lora_config",
+        str(REPO / "config/lora_config.json"),
+        "--do_train",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--alternate_training",
+        "--additional_loss_layer",
+        "2",
+        "--gather_negatives_across_ranks",
+        "--report_to",
+        "none",
+        "--logging_steps",
+        "1",
+        "--block_size",
+        "128",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        *extra,
+    ]

@@ -11,25 +11,15 @@ import pytest
 import torch
 
 from tests.support import REPO
-from tests.support.processes import cpu_env, free_port
-from tests.support.training import assert_same_run, run_training, write_lora_config, write_rows
+from tests.support.processes import cpu_env, torchrun_command
+from tests.support.training import assert_same_run, run_training, script_argv, write_lora_config
 from transformers_align.training.checkpoints import DEEPSPEED_GLOBALS, check_deepspeed_files
 
 pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
 
 
 def test_gathered_negatives_under_ddp_equal_one_process_on_the_global_batch(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        free_port(),
-        str(REPO / "tests/training/distributed_worker.py"),
-        str(tmp_path),
-    ]
+    command = torchrun_command(str(REPO / "tests/training/distributed_worker.py"), str(tmp_path))
     result = subprocess.run(command, env=cpu_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
@@ -41,39 +31,7 @@ def test_gathered_negatives_under_ddp_equal_one_process_on_the_global_batch(tmp_
 
 
 def _train_command(tmp_path, *extra):
-    return [
-        "-m",
-        "scripts.run_clm_lora",
-        "--model_name_or_path",
-        str(tmp_path / "tiny"),
-        "--train_file",
-        str(write_rows(tmp_path / "train.json", n=16)),
-        "--output_dir",
-        str(tmp_path / "out"),
-        "--use_lora",
-        "--lora_config",
-        str(REPO / "config/lora_config.json"),
-        "--do_train",
-        "--max_steps",
-        "2",
-        "--per_device_train_batch_size",
-        "2",
-        "--alternate_training",
-        "--additional_loss_layer",
-        "2",
-        "--gather_negatives_across_ranks",
-        "--report_to",
-        "none",
-        "--logging_steps",
-        "1",
-        "--block_size",
-        "128",
-        "--save_strategy",
-        "no",
-        "--disable_tqdm",
-        "true",
-        *extra,
-    ]
+    return script_argv(tmp_path / "tiny", tmp_path, *extra)
 
 
 @pytest.fixture()
@@ -108,16 +66,7 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
         "--gather_negatives_across_ranks",
         str(gathered),
     ]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        free_port(),
-        *_train_command(tmp_path, *extra),
-    ]
+    command = torchrun_command(*_train_command(tmp_path, *extra))
     result = subprocess.run(
         command,
         cwd=REPO,
@@ -141,16 +90,7 @@ def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp
     # (tests/training/test_launch.py checks that the default, use_cpu added by run_clm_lora, equals one process).
     if torch.cuda.is_available():
         pytest.skip("on a GPU machine use_cpu False forms an nccl group: nothing disagrees")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        free_port(),
-        *_train_command(tmp_path, "--use_cpu", "False"),
-    ]
+    command = torchrun_command(*_train_command(tmp_path, "--use_cpu", "False"))
     result = subprocess.run(command, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("run_clm_lora: error: ")]

@@ -26,7 +26,13 @@ def test_every_override_overrides_a_trainer_method_with_its_parameters():
         for name, method in vars(AlignmentTrainer).items()
         if callable(method) and not name.startswith("__") and name not in OWN_HELPERS
     }
-    assert {"_load_rng_state", "_save_checkpoint", "_get_output_dir", "compute_loss"} <= set(overrides)
+    assert {
+        "_load_rng_state",
+        "_save_checkpoint",
+        "_get_output_dir",
+        "_maybe_log_save_evaluate",
+        "compute_loss",
+    } <= set(overrides)
     for name, method in overrides.items():
         assert hasattr(Trainer, name), f"Trainer has no {name}: AlignmentTrainer.{name} would never be called"
         assert _parameters(method)[: len(_parameters(getattr(Trainer, name)))] == _parameters(getattr(Trainer, name)), (

@@ -76,6 +76,14 @@ class AlignmentTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "mid-align's baseline: task loss only."}
     )
     only_train_contrastive: bool = field(default=False, metadata={"help": "Alignment loss only."})
+    stall_warning_steps: int = field(
+        default=20,
+        metadata={
+            "help": "Warn once when the gradient norm stays 0 with every loss at chance (task: ln of the vocabulary "
+            "size, alignment: ln of the contrastive batch) for this many optimizer steps in a row (at most half "
+            "of --max_steps); 0: never."
+        },
+    )
     contrastive_data_mode: Optional[int] = field(
         default=None,
         metadata={"help": "mid-align: 0 = task rows only, 2 = task and pair in each row. Default: read from the data."},

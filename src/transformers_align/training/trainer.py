@@ -18,6 +18,7 @@ from transformers_align.data.streams import TrainingStreams
 from transformers_align.training.arguments import AlignmentTrainingArguments
 from transformers_align.training.checkpoints import reading_rng_state, staged_checkpoint
 from transformers_align.training.launch import check_world_size
+from transformers_align.training.safety import TrainingSafety
 from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for
 
 _LOSS_NAMES = ("task_loss", "alignment_loss")
@@ -93,6 +94,7 @@ class AlignmentTrainer(Trainer):
         self.checkpoint_stage = None
         self._train_means, self._eval_means = _LossMeans(), _LossMeans()
         self._scheduled = None
+        self.safety = TrainingSafety(self.model.config, args.stall_warning_steps)  # stops a diverged run
 
     def get_train_dataloader(self):
         if self.train_dataset is None:
@@ -144,6 +146,8 @@ class AlignmentTrainer(Trainer):
         )
         outputs = model(**{name: inputs[name] for name in wanted}, **extra)
         (self._train_means if model.training else self._eval_means).add(outputs)
+        if model.training:
+            self.safety.record(outputs, inputs, self.args.world_size)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def _batch_objectives(self, inputs, minimum_pairs: int) -> frozenset:
@@ -198,6 +202,10 @@ class AlignmentTrainer(Trainer):
         ):  # not accelerate's DummyOptim, when DeepSpeed's config brings the optimizer
             optimizer.param_groups[:] = [group for group in optimizer.param_groups if group["params"]]
         return optimizer
+
+    def _maybe_log_save_evaluate(self, tr_loss, grad_norm, model, trial, epoch, ignore_keys_for_eval, *args):
+        self.safety.check(self, grad_norm)  # before the step is logged or saved: raises TrainingDiverged
+        super()._maybe_log_save_evaluate(tr_loss, grad_norm, model, trial, epoch, ignore_keys_for_eval, *args)
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:  # a training log: add the per-objective means since the last one, and each stream's epochs

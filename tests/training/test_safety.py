@@ -83,6 +83,21 @@ def test_a_skipped_mixed_precision_step_is_not_a_divergence_but_a_nan_loss_is():
         _steps(safety, trainer, [(math.inf, math.nan)])  # the loss is named first: it is the cause
 
 
+def test_without_a_gradient_norm_the_weights_are_checked_before_a_save():
+    trainer = _trainer(max_steps=10)
+    trainer.model = torch.nn.Linear(2, 2)
+    safety = TrainingSafety(SimpleNamespace(vocab_size=262), stall_warning_steps=20)
+    trainer.control.should_save = True
+    safety.record(SimpleNamespace(task_loss=torch.tensor(5.0)), {}, world_size=1)
+    trainer.state.global_step = 1
+    safety.check(trainer, None)  # --max_grad_norm 0: no gradient norm
+    with torch.no_grad():
+        trainer.model.bias[0] = math.inf
+    trainer.state.global_step = 2
+    with pytest.raises(TrainingDiverged, match="at step 2: a trainable weight is not finite"):
+        safety.check(trainer, None)
+
+
 @pytest.mark.parametrize("save_total_limit", ["1", "2"])
 def test_an_overflowing_run_stops_at_its_first_nan_step_and_keeps_the_checkpoint_before(
     tiny_model_dir, tmp_path, save_total_limit

@@ -130,7 +130,8 @@ def check_data_mode(training_args, mode):
 
 
 def train(model_args, alignment_args, data_args, training_args, resume_args=None):
-    """Run training end to end; returns the trainer (its state holds the log history).
+    """Run training end to end; returns the trainer (its state holds the log history). A diverged run raises
+    ``safety.TrainingDiverged`` and saves no result.
 
     Before any model loads: the processes agree on the world size, the output folder is free (or is
     resumed or overwritten, as asked), and a checkpoint to resume from was made with these arguments.

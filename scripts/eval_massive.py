@@ -9,6 +9,7 @@ from transformers_align.data.jsonl import write_json
 from transformers_align.data.massive import load_massive, resolve_locale
 from transformers_align.evaluation.arguments import MassiveDataArguments
 from transformers_align.evaluation.massive import read_predictions, score_predictions
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -34,6 +35,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     data, args = parse_args(argv)
+    refuse_output_over_inputs(
+        {"--output_json": args.output_json}, {"--pred_slots_file": args.pred_slots_file, **data.inputs()}
+    )
     gold = load_massive(data.lang, data.partition, data.data_file, data.data_dir)
     predictions = read_predictions(args.pred_slots_file, locale=resolve_locale(data.lang))
     scores = score_predictions(gold, predictions, args.allow_missing, args.pred_slots_file, args.max_examples)

@@ -15,8 +15,9 @@ from transformers_align.data.massive import has_intents, load_massive, massive_p
 from transformers_align.evaluation.alignment_analysis import analysis_settings, metrics_at_layer, read_pairs
 from transformers_align.evaluation.generation import generate_greedy, load_model_and_tokenizer
 from transformers_align.evaluation.massive import score_predictions
+from transformers_align.paths import refuse_output_over_inputs
+from transformers_align.training.checkpoints import REPORT_FILE
 
-REPORT_FILE = "alignment_report.json"
 # Held-out retrieval that counts as "the representations are aligned" in the verdict line.
 ALIGNED_RETRIEVAL = 0.9
 
@@ -39,6 +40,10 @@ def alignment_run_report(
     device=None,
 ) -> Dict:
     """The report as a dict (also written to ``adapter_dir/alignment_report.json``). Inputs are read first."""
+    refuse_output_over_inputs(
+        {"--adapter": Path(adapter_dir) / REPORT_FILE},
+        {"--pairs": pairs_file, "--massive_dir": massive_dir, "--model_name_or_path": base_model},
+    )
     pairs = read_pairs(pairs_file)
     task_records = {lang: load_massive(lang, partition, data_dir=massive_dir) for lang in task_languages}
     if not (Path(adapter_dir) / "adapter_config.json").is_file():

@@ -1,5 +1,6 @@
-"""Score MASSIVE predictions (JSONL with id and prediction) against local gold data: slot micro-F1, exact match,
-intent accuracy (when the gold data has intents), and the counts scored, missing and skipped."""
+"""Score MASSIVE predictions (JSONL with id and prediction) against local gold data: slot micro-F1, exact match of
+the slot sequences, intent accuracy and the intent-and-slots exact match (when the gold data has intents and the
+predictions name them), and the counts scored, missing and skipped; the JSON states each definition."""
 
 from dataclasses import dataclass
 from typing import Optional
@@ -42,8 +43,10 @@ def main(argv=None):
     predictions = read_predictions(args.pred_slots_file, locale=resolve_locale(data.lang))
     scores = score_predictions(gold, predictions, args.allow_missing, args.pred_slots_file, args.max_examples)
     for name, value in scores.as_json().items():
-        if name != "counts":
-            print(f"{name}: {'n/a (the gold data has no intents)' if value is None else value}")
+        if name not in ("counts", "definitions", "note"):
+            print(f"{name}: {'n/a' if value is None else value}")
+    if scores.note:
+        print(f"note: {scores.note}")
     counts = scores.counts
     print(
         f"scored {counts.scored} of {counts.total} gold utterance(s); {counts.missing} missing (scored as wrong); "

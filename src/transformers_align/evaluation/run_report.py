@@ -2,8 +2,9 @@
 
 Retrieval is top-1 over held-out pairs at the layer and pooling the adapter was trained with (its run
 record), on the base model (before) and with the adapter (after). The task result is MASSIVE slot
-filling (slot micro-F1, exact match, intent accuracy) by greedy generation with the adapter, in each
-language asked for: English is the trained language, the others are zero-shot transfer.
+filling (slot micro-F1, slot-sequence exact match, intent scores: ``evaluation.massive.DEFINITIONS``)
+by greedy generation with the adapter, in each language asked for: English is the trained language,
+the others are zero-shot transfer.
 """
 
 import re
@@ -96,10 +97,15 @@ def format_run_report(report: Dict) -> str:
         f"{report['task']['name']} with the adapter ({report['task']['data']}):",
     ]
     for lang, scores in report["task"]["scores"].items():
-        intent = "n/a" if scores["intent_accuracy"] is None else f"{scores['intent_accuracy']:.2f}"
+        intents = (
+            "intents not scored"
+            if scores["intent_accuracy"] is None
+            else f"intent accuracy {scores['intent_accuracy']:.2f}, intent+slots exact match "
+            f"{scores['exact_match_with_intent']:.2f}"
+        )
         lines.append(
-            f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, exact match {scores['exact_match']:.2f}, "
-            f"intent accuracy {intent} ({scores['examples']} utterances)"
+            f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, slot exact match {scores['exact_match']:.2f}, "
+            f"{intents} ({scores['examples']} utterances)"
         )
     verdict = "reached" if report["aligned"] else "did NOT reach"
     lines.append(

@@ -20,6 +20,7 @@ from transformers_align.evaluation.alignment_analysis import (
 )
 from transformers_align.evaluation.arguments import EvaluationModelArguments, require_model
 from transformers_align.losses import POOLING_TYPES
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -63,6 +64,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     model_args, args = parse_args(argv)
+    refuse_output_over_inputs(
+        {"--output_dir": args.output_dir},
+        {"--pairs": args.pairs, "--baseline_json": args.baseline_json, **model_args.inputs()},
+    )
     pairs = read_pairs(args.pairs)[: args.max_pairs]
     model, tokenizer = model_args.load()
     settings = analysis_settings(

@@ -9,6 +9,7 @@ from transformers_align.data.jsonl import write_jsonl
 from transformers_align.data.massive import read_partition, training_records
 from transformers_align.data.records import SkipCounter, load_pairs
 from transformers_align.modeling.loading import load_tokenizer
+from transformers_align.paths import refuse_output_over_inputs
 from transformers_align.tiny import byte_level_tokenizer
 
 
@@ -38,6 +39,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     (args,) = parse_args(argv)
+    refuse_output_over_inputs(
+        {"--output": args.output},
+        {"--massive_files": args.massive_files, "--pairs": args.pairs, "--tokenizer_name": args.tokenizer_name},
+    )
     records = read_partition(args.massive_files, args.partition)
     tokenizer = (
         load_tokenizer(args.tokenizer_name, local_files_only=True) if args.tokenizer_name else byte_level_tokenizer()

@@ -17,12 +17,19 @@ class OutputFolderArguments:
     output_dir: str = option(help="the run's output folder")
     overwrite_output_dir: bool = option(False, help="the run will overwrite the folder")
     resume_from_checkpoint: Optional[str] = option(None, help="the run will resume from this checkpoint (or auto)")
+    recipe_folder: bool = option(
+        False,
+        help="the folder of a whole recipe (run folders, data, evaluations), not of one training run: "
+        "an overwrite does not require it to hold only a run's files",
+    )
 
 
 def main(argv=None):
     (args,) = parse_arguments((OutputFolderArguments,), argv, __doc__)
     try:
-        check_output_dir(args.output_dir, args.overwrite_output_dir, args.resume_from_checkpoint)
+        check_output_dir(
+            args.output_dir, args.overwrite_output_dir, args.resume_from_checkpoint, run_folder=not args.recipe_folder
+        )
     except OutputFolderError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

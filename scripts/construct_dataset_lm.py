@@ -10,6 +10,7 @@ from typing import List, Optional
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json
 from transformers_align.data.reference_task import FORMATS, UNITS, build_reference_task
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -49,6 +50,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     (args,) = parse_args(argv)
+    refuse_output_over_inputs({"--output": args.output}, {"--input": args.input})
     records, stats = build_reference_task(
         args.input,
         args.language,

@@ -7,6 +7,8 @@ from transformers_align.cli import comma_list, exit_on_user_error, option, parse
 from transformers_align.data.jsonl import write_json
 from transformers_align.evaluation.arguments import EvaluationModelArguments, require_model
 from transformers_align.evaluation.icl import TASKS, evaluate_icl, format_table
+from transformers_align.evaluation.icl.evaluate import icl_files
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -47,6 +49,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     model_args, args = parse_args(argv)
+    data_files = icl_files(args.data_dir, args.tasks, args.prompt_lang, args.test_lang)
+    refuse_output_over_inputs({"--output_json": args.output_json}, {"--data_dir": data_files, **model_args.inputs()})
     model, tokenizer = model_args.load()
     report = evaluate_icl(
         model,

@@ -1,5 +1,6 @@
-"""Score MASSIVE predictions (JSONL with id and prediction) against local gold data: slot micro-F1, exact match,
-intent accuracy (when the gold data has intents), and the counts scored, missing and skipped."""
+"""Score MASSIVE predictions (JSONL with id and prediction) against local gold data: slot micro-F1, exact match of
+the slot sequences, intent accuracy and the intent-and-slots exact match (when the gold data has intents and the
+predictions name them), and the counts scored, missing and skipped; the JSON states each definition."""
 
 from dataclasses import dataclass
 from typing import Optional
@@ -9,6 +10,7 @@ from transformers_align.data.jsonl import write_json
 from transformers_align.data.massive import load_massive, resolve_locale
 from transformers_align.evaluation.arguments import MassiveDataArguments
 from transformers_align.evaluation.massive import read_predictions, score_predictions
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -34,12 +36,17 @@ def parse_args(argv=None):
 
 def main(argv=None):
     data, args = parse_args(argv)
+    refuse_output_over_inputs(
+        {"--output_json": args.output_json}, {"--pred_slots_file": args.pred_slots_file, **data.inputs()}
+    )
     gold = load_massive(data.lang, data.partition, data.data_file, data.data_dir)
     predictions = read_predictions(args.pred_slots_file, locale=resolve_locale(data.lang))
     scores = score_predictions(gold, predictions, args.allow_missing, args.pred_slots_file, args.max_examples)
     for name, value in scores.as_json().items():
-        if name != "counts":
-            print(f"{name}: {'n/a (the gold data has no intents)' if value is None else value}")
+        if name not in ("counts", "definitions", "note"):
+            print(f"{name}: {'n/a' if value is None else value}")
+    if scores.note:
+        print(f"note: {scores.note}")
     counts = scores.counts
     print(
         f"scored {counts.scored} of {counts.total} gold utterance(s); {counts.missing} missing (scored as wrong); "

@@ -10,6 +10,7 @@ from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json, write_jsonl
 from transformers_align.evaluation.arguments import EvaluationModelArguments, GenerationArguments, require_model
 from transformers_align.evaluation.mgsm import evaluate_mgsm, load_mgsm
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -36,6 +37,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     model_args, generation, args = parse_args(argv)
+    refuse_output_over_inputs(
+        {"--output_json": args.output_json, "--predictions": args.predictions},
+        {"--data": args.data, **model_args.inputs()},
+    )
     items = load_mgsm(args.data)
     model, tokenizer = model_args.load()
     result = evaluate_mgsm(

@@ -6,6 +6,7 @@ from typing import List
 from transformers_align.cli import comma_list, exit_on_user_error, option, parse_arguments
 from transformers_align.evaluation.icl import TASKS
 from transformers_align.evaluation.lm_eval_export import TAG, export_tasks
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -38,6 +39,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     (args,) = parse_args(argv)
+    refuse_output_over_inputs({"--output_dir": args.output_dir}, {"--data_dir": args.data_dir})
     paths = export_tasks(
         args.data_dir, args.output_dir, args.tasks, args.prompt_lang, args.test_lang, args.seed, args.eos_text
     )

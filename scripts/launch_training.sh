@@ -12,7 +12,8 @@
 #                               for a real model on GPU, else off
 #   PRECISION                   auto | bf16 | fp16 | fp32 (auto: bf16 where the GPU supports it, fp32 on CPU)
 #   GRADIENT_CHECKPOINTING      auto | True | False (auto: on for a real model on GPU)
-#   OVERWRITE=1                 write into a non-empty output folder (its earlier checkpoints are removed)
+#   OVERWRITE=1                 write into a non-empty output folder: the previous run's files there go (checkpoints,
+#                               adapter, metrics, reports, train.log); a file no run writes makes it refuse
 #   RESUME=auto|PATH            resume from the output folder's last complete checkpoint, or from PATH
 # Arguments given to a train_*.sh script are passed on to scripts.run_clm_lora after the recipe's own.
 # Every recipe variable is an environment variable; `default VAR tiny real` fills one that is unset.
@@ -24,7 +25,7 @@ default_model_path() {  # the model an empty MODEL_PATH trains: the real small m
 }
 
 prepare_recipe() {
-  check_output_dir "$OUTDIR"  # before any model is built or loaded
+  check_output_dir "$OUTDIR" --recipe_folder True  # before any model is built or loaded
   [ -n "${MODEL_PATH:-}" ] || MODEL_PATH="$(default_model_path)"
   TINY=""
   if [ "$MODEL_PATH" = tiny ]; then
@@ -85,17 +86,21 @@ output_flags() {  # OVERWRITE and RESUME as run_clm_lora's flags, RUN_FLAGS (the
   if [ -n "${RESUME:-}" ]; then RUN_FLAGS+=(--resume_from_checkpoint "$RESUME"); fi
 }
 
-check_output_dir() {  # one line and exit 2 if a new run may not write into folder $1
+check_output_dir() {  # one line and exit 2 if a new run may not write into folder $1 (then check_output_dir's flags)
   output_flags
-  python -m scripts.check_output_dir --output_dir "$1" "${RUN_FLAGS[@]}" || exit 2
+  python -m scripts.check_output_dir --output_dir "$1" "${RUN_FLAGS[@]}" "${@:2}" || exit 2
 }
 
 launch_run() {  # output folder, then run_clm_lora arguments: one training run, refused if it would mix outputs
   local outdir="$1"; shift
   check_output_dir "$outdir"
   mkdir -p "$outdir"
-  "${LAUNCHER[@]}" --model_name_or_path "$MODEL_PATH" --output_dir "$outdir" "${RUN_FLAGS[@]}" \
-    "${HARDWARE_ARGS[@]}" "$@" 2>&1 | tee -a "$outdir/train.log"
+  # Each run's log is its own: an overwrite starts it afresh (the run removes the rest of the previous run's
+  # files, but not this log, which it is told about), a resumed run continues it.
+  local append=(-a)
+  [ "${OVERWRITE:-0}" = 1 ] && [ -z "${RESUME:-}" ] && append=()
+  TRANSFORMERS_ALIGN_LIVE_LOG="$outdir/train.log" "${LAUNCHER[@]}" --model_name_or_path "$MODEL_PATH" \
+    --output_dir "$outdir" "${RUN_FLAGS[@]}" "${HARDWARE_ARGS[@]}" "$@" 2>&1 | tee "${append[@]}" "$outdir/train.log"
 }
 
 launch_training() {  # arguments: the recipe's own run_clm_lora arguments, then the user's

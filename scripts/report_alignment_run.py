@@ -11,6 +11,7 @@ from typing import Optional
 from transformers_align.cli import comma_list, option, parse_arguments
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.evaluation.run_report import alignment_run_report, format_run_report
+from transformers_align.paths import OutputOverInputError
 
 
 @dataclass
@@ -49,6 +50,9 @@ def main(argv=None):
             args.max_new_tokens,
             args.device,
         )
+    except OutputOverInputError as error:
+        print(f"report_alignment_run: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (FileNotFoundError, DataFormatError, ValueError) as error:
         sys.exit(f"report_alignment_run: {error}")
     print(format_run_report(report))

@@ -6,6 +6,7 @@ import sys
 from transformers import HfArgumentParser
 
 from transformers_align.data.jsonl import DataFormatError, read_json
+from transformers_align.paths import OutputOverInputError
 from transformers_align.training.arguments import (
     AlignmentArguments,
     AlignmentTrainingArguments,
@@ -37,7 +38,14 @@ def main(argv=None):
     configure_logging(training_args)
     try:
         train(model_args, alignment_args, data_args, training_args, resume_args)
-    except (DataFormatError, ArgumentError, OutputFolderError, LaunchError, TrainingDiverged) as error:
+    except (
+        DataFormatError,
+        ArgumentError,
+        OutputFolderError,
+        OutputOverInputError,
+        LaunchError,
+        TrainingDiverged,
+    ) as error:
         # The user's input, or a diverged run (every rank stops at the same step): one line, no traceback (bugs
         # keep theirs). torchrun's RANK, not the Trainer's, which may be wrong (see LaunchError).
         if os.environ.get("RANK", "0") == "0":

@@ -20,6 +20,7 @@ from transformers_align.evaluation.wmt import (
     translate,
     wmt_files,
 )
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -78,8 +79,16 @@ def main(argv=None):
     model_args, template, generation, args = parse_args(argv)
     pair = f"{args.source_lang}-{args.lang}"
     default_source, default_reference = wmt_files(args.data_dir, args.source_lang, args.lang)
-    sources, references = read_test_set(args.source_file or default_source, args.reference_file or default_reference)
     output_file = args.output_file or f"wmt_{pair}.jsonl"
+    metrics_file = args.metrics_file or f"wmt_{pair}_metrics.json"
+    inputs = {
+        "--source_file": args.source_file or default_source,
+        "--reference_file": args.reference_file or default_reference,
+        **({"--output_file": output_file} if args.evaluation_only else model_args.inputs()),
+    }
+    outputs = {"--metrics_file": metrics_file, **({} if args.evaluation_only else {"--output_file": output_file})}
+    refuse_output_over_inputs(outputs, inputs)
+    sources, references = read_test_set(inputs["--source_file"], inputs["--reference_file"])
     if args.evaluation_only:
         hypotheses, counts = read_translations(output_file, len(sources), generation.max_examples, args.allow_missing)
     else:
@@ -101,7 +110,7 @@ def main(argv=None):
         sources, hypotheses, references, args.lang, counts, args.comet_model, args.comet_batch_size
     )
     print(format_metrics(pair, metrics))
-    write_json(args.metrics_file or f"wmt_{pair}_metrics.json", metrics)
+    write_json(metrics_file, metrics)
     return metrics
 
 

@@ -15,6 +15,7 @@ from transformers_align.evaluation.arguments import (
     require_model,
 )
 from transformers_align.evaluation.generation import generate_greedy
+from transformers_align.paths import refuse_output_over_inputs
 
 
 @dataclass
@@ -47,6 +48,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     model_args, template, generation, data, args = parse_args(argv)
+    output_file = args.output_file or f"massive_predictions_{data.lang}_{data.partition}.jsonl"
+    refuse_output_over_inputs({"--output_file": output_file}, {**data.inputs(), **model_args.inputs()})
     records = load_massive(data.lang, data.partition, data.data_file, data.data_dir)[: generation.max_examples]
     model, tokenizer = model_args.load()
     tokenizer = template.apply(tokenizer)
@@ -63,7 +66,7 @@ def main(argv=None):
         {"id": record.id, "locale": record.locale, "utt": record.utt, "prompt": prompt, "prediction": prediction}
         for record, prompt, prediction in zip(records, prompts, predictions)
     ]
-    path = write_jsonl(args.output_file or f"massive_predictions_{data.lang}_{data.partition}.jsonl", rows)
+    path = write_jsonl(output_file, rows)
     print(f"wrote {len(rows)} predictions to {path}")
     return path
 

@@ -7,11 +7,13 @@ The argument groups live with what they configure: ``training.arguments``, ``eva
 """
 
 import dataclasses
+import sys
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from transformers import HfArgumentParser
 
 from transformers_align.data.jsonl import DataFormatError
+from transformers_align.paths import OutputOverInputError
 
 
 def option(
@@ -62,5 +64,8 @@ def exit_on_user_error(main: Callable):
     missing predictions) exits non-zero with its one-line message instead of a traceback."""
     try:
         return main()
+    except OutputOverInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (DataFormatError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -18,6 +18,8 @@ from tests.support import REPO
 from tests.support.training import run_training, write_rows
 from transformers_align.tiny import build_tiny_model
 from transformers_align.training.checkpoints import (
+    LIVE_LOG_VARIABLE,
+    REPORT_FILE,
     RUN_ARGS_FILE,
     STAGING_DIR,
     OutputFolderError,
@@ -152,12 +154,37 @@ def test_resume_checks_the_run_arguments_and_the_folder(straight, tmp_path, capl
     assert "no complete checkpoint in" in caplog.text
 
 
-def test_overwrite_removes_the_previous_runs_checkpoints_only(straight, tmp_path):
+def test_overwrite_leaves_nothing_of_the_previous_run(straight, tmp_path, monkeypatch):
+    """A finished run's folder, with the recipe's log and report beside it: an overwrite clears all of it."""
+    out = tmp_path / "out"
+    shutil.copytree(straight[2], out)
+    (out / "train.log").write_text("the earlier run's log\n")
+    (out / REPORT_FILE).write_text('{"aligned": true}')
+    assert {"adapter_model.safetensors", "checkpoint-6", "trainer_state.json", "train_results.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    monkeypatch.delenv(LIVE_LOG_VARIABLE, raising=False)
+    prepare_output(_training_args(out, overwrite_output_dir=True), {})
+    assert list(out.iterdir()) == []
+
+
+def test_overwrite_keeps_the_log_the_launcher_is_writing(straight, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    shutil.copytree(straight[2], out)
+    (out / "train.log").write_text("this run's first lines\n")
+    monkeypatch.setenv(LIVE_LOG_VARIABLE, str(out / "train.log"))
+    prepare_output(_training_args(out, overwrite_output_dir=True), {})
+    assert [p.name for p in out.iterdir()] == ["train.log"]
+
+
+def test_overwrite_of_a_folder_with_a_users_file_is_refused_and_removes_nothing(straight, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(straight[2], out)
     (out / "notes.txt").write_text("mine")
-    prepare_output(_training_args(out, overwrite_output_dir=True), {})
-    assert checkpoints_in(out) == [] and (out / "notes.txt").read_text() == "mine"
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(OutputFolderError, match=r"holds notes.txt, which no training run writes.*nothing was removed"):
+        prepare_output(_training_args(out, overwrite_output_dir=True), {})
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
 
 
 class _CreatesMarker:

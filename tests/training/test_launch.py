@@ -14,6 +14,7 @@ import pytest
 from tests.support import REPO
 from tests.support.processes import cpu_env, free_port
 from tests.support.training import PAIRS, PREFIX, assert_same_run, write_lora_config
+from transformers_align.training.checkpoints import REPORT_FILE
 
 STEPS = "4"  # alternate: task, alignment, task (after an aligned step), alignment
 # Messages a user can do nothing about; none may reach a CPU run's output.
@@ -164,3 +165,36 @@ def test_a_real_model_on_a_machine_without_gpu_trains_in_one_fp32_process(recipe
     assert "1 node(s) x 1 process(es), precision fp32, DeepSpeed off, gradient checkpointing False" in output
     assert "torchrun" not in output and not noise_in(output.splitlines())
     assert (outdir / "adapter_model.safetensors").is_file()
+
+
+def earlier_run(outdir):
+    """What the default run leaves in its folder: adapter, checkpoint, report and log; returns the log line."""
+    (outdir / "checkpoint-200").mkdir(parents=True)
+    (outdir / "checkpoint-200" / "trainer_state.json").write_text("{}")
+    (outdir / "adapter_model.safetensors").write_bytes(b"the earlier run's adapter")
+    (outdir / REPORT_FILE).write_text(json.dumps({"aligned": True, "retrieval_after": {"retrieval_0_to_1": 0.91}}))
+    (outdir / "train.log").write_text("the earlier run: SmolLM2-135M-Instruct, 2 epochs\n")
+    return "the earlier run"
+
+
+def test_overwrite_leaves_only_the_new_runs_results_and_log(recipe):
+    outdir = recipe.model_dir.parent / "overwritten"
+    earlier = earlier_run(outdir)
+    outdir, output = recipe("overwritten", OVERWRITE="1")
+    assert sorted(p.name for p in outdir.iterdir() if p.name.startswith("checkpoint-")) == []
+    assert not (outdir / REPORT_FILE).exists()
+    assert (outdir / "adapter_model.safetensors").read_bytes() != b"the earlier run's adapter"
+    log = (outdir / "train.log").read_text()
+    assert earlier not in log and "train_loss" in log and log.strip() in output  # the new run's output, whole
+
+
+def test_overwrite_of_a_folder_with_a_users_file_is_refused_before_anything_changes(recipe):
+    outdir = recipe.model_dir.parent / "with_notes"
+    earlier_run(outdir)
+    (outdir / "notes.txt").write_text("my notes")
+    before = {p: p.read_bytes() for p in outdir.rglob("*") if p.is_file()}
+    process, _ = recipe("with_notes", wait=False, OVERWRITE="1")
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2 and "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith(f"error: output folder {outdir} holds notes.txt")
+    assert {p: p.read_bytes() for p in outdir.rglob("*") if p.is_file()} == before

@@ -22,6 +22,7 @@ from typing import Dict, List, Sequence, Tuple
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, read_json, write_jsonl
 from transformers_align.data.languages import language_name
 from transformers_align.data.records import iter_tsv_rows
+from transformers_align.paths import refuse_output_over_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +289,7 @@ def read_afp_records(path) -> List[dict]:
 
 def merge_files(inputs: Sequence, output, seed: int = 0) -> Path:
     """AFP's ``cat bilingual translation | shuf``, but deterministic: all records shuffled with ``seed``."""
+    refuse_output_over_inputs({"--output_file": output}, {"--inputs": inputs})
     records = [record for path in inputs for record in read_afp_records(path)]
     random.Random(seed).shuffle(records)
     return write_jsonl(Path(output), records)
@@ -307,19 +309,25 @@ def generate(
     """Build one AFP file (``bilingual``, ``translation`` or ``crosslingual``) into ``output_dir``; returns its path."""
     if mode in ("bilingual", "crosslingual") and bactrian_dir is None:
         raise ValueError(f"--mode {mode} needs the Bactrian-X folder (--bactrian_dir)")
+    if mode == "translation" and translation_file is None:
+        raise ValueError("--mode translation needs the parallel TSV (--translation_file)")
+    names = {
+        "bilingual": lambda: bilingual_file_name(languages, cross_probability, repeat),
+        "crosslingual": lambda: crosslingual_file_name(languages, cross_probability, change_probability, repeat),
+        "translation": lambda: translation_file_name(languages, change_probability, repeat),
+    }
+    if mode not in names:
+        raise ValueError(f"unknown mode {mode!r}; choose bilingual, translation or crosslingual")
+    output = Path(output_dir) / names[mode]()
+    refuse_output_over_inputs(
+        {"--output_dir": output}, {"--bactrian_dir": bactrian_dir, "--translation_file": translation_file}
+    )
     if mode == "bilingual":
         records, _ = build_bilingual(bactrian_dir, languages, cross_probability, repeat, seed)
-        name = bilingual_file_name(languages, cross_probability, repeat)
     elif mode == "crosslingual":
         records, _ = build_crosslingual(bactrian_dir, languages, cross_probability, change_probability, repeat, seed)
-        name = crosslingual_file_name(languages, cross_probability, change_probability, repeat)
-    elif mode == "translation":
-        if translation_file is None:
-            raise ValueError("--mode translation needs the parallel TSV (--translation_file)")
-        records, _ = build_translation(translation_file, languages, change_probability, repeat, seed)
-        name = translation_file_name(languages, change_probability, repeat)
     else:
-        raise ValueError(f"unknown mode {mode!r}; choose bilingual, translation or crosslingual")
-    path = write_jsonl(Path(output_dir) / name, records)
+        records, _ = build_translation(translation_file, languages, change_probability, repeat, seed)
+    path = write_jsonl(output, records)
     logger.info(f"wrote {len(records)} records to {path}")
     return path

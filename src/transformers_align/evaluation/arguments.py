@@ -7,6 +7,7 @@ import torch
 
 from transformers_align.cli import option
 from transformers_align.data.chat import CHAT_TEMPLATE_CHOICES, use_chat_template
+from transformers_align.data.massive import massive_file
 from transformers_align.evaluation.generation import load_model_and_tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -26,6 +27,10 @@ class EvaluationModelArguments:
     )
     device: Optional[str] = option(None, help="torch device; None: cuda if available, else cpu")
     dtype: Optional[str] = option(None, choices=list(DTYPES), help="None: bfloat16 on GPU, float32 on CPU")
+
+    def inputs(self) -> dict:
+        """The model and adapter folders read, under their flags (for ``refuse_output_over_inputs``)."""
+        return {"--model_name_or_path": self.model_name_or_path, "--peft_model_id": self.peft_model_id}
 
     def load(self):
         """The model (eval mode) and its tokenizer."""
@@ -67,6 +72,12 @@ class MassiveDataArguments:
     data_file: Optional[str] = option(
         None, aliases=["--data-file"], help="one MASSIVE JSONL file (overrides --data_dir)"
     )
+
+    def inputs(self) -> dict:
+        """The gold file read, under its flag (for ``refuse_output_over_inputs``)."""
+        if self.data_file:
+            return {"--data_file": self.data_file}
+        return {"--data_dir": massive_file(self.lang, data_dir=self.data_dir)}
 
 
 def require_model(model: EvaluationModelArguments, *_) -> None:

@@ -1,5 +1,6 @@
 """MASSIVE scoring: BIO tags over MASSIVE's token segmentation, prediction parsing, slot F1, exact
-match, intent accuracy."""
+match of the slot sequences, and intent accuracy with the intent-and-slots exact match when the
+predictions name intents (each JSON carries the definitions, ``DEFINITIONS``)."""
 
 import re
 from dataclasses import dataclass, field
@@ -96,23 +97,44 @@ def tag_spans(tokens: Sequence[str], slots: Sequence[Tuple[str, str]], locale: s
     return tags, unlocated
 
 
+DEFINITIONS = {
+    "slot_micro_f1": "seqeval micro-F1 of the predicted BIO slot tags on MASSIVE's tokens, over all gold utterances",
+    "exact_match": "share of gold utterances whose predicted slot tag sequence equals the gold one; the intent "
+    "is not compared (mid-align's ex_match_acc)",
+    "exact_match_with_intent": "share of gold utterances with the gold intent and the gold slot tag sequence; "
+    "null when intents are not scored",
+    "intent_accuracy": "share of gold utterances whose predicted intent is the gold intent (no intent named: wrong); "
+    "null when intents are not scored",
+}
+NO_INTENT_GOLD = "the gold data has no intents: intents are not scored"
+NO_INTENT_PREDICTED = (
+    "no prediction names an intent (slot-only predictions, as mid-align's): intents are not scored, and "
+    "exact_match compares the slot sequences alone"
+)
+
+
 @dataclass
 class MassiveScores:
-    """Slot micro-F1 (seqeval), exact match, intent accuracy (None when the gold data has no intents),
+    """The scores (``DEFINITIONS``; the intent ones None when intents are not scored, ``note`` says why),
     diagnostics, and the counts they stand on (every metric is over ``counts.total`` gold utterances)."""
 
     slot_micro_f1: float
     exact_match: float
+    exact_match_with_intent: Optional[float]
     intent_accuracy: Optional[float]
     malformed: int
     unlocated: int
     counts: EvaluationCounts
+    note: Optional[str] = None
 
     def as_json(self) -> dict:
         return {
             "slot_micro_f1": self.slot_micro_f1,
             "exact_match": self.exact_match,
+            "exact_match_with_intent": self.exact_match_with_intent,
             "intent_accuracy": self.intent_accuracy,
+            "note": self.note,
+            "definitions": DEFINITIONS,
             "malformed": self.malformed,
             "unlocated": self.unlocated,
             "counts": self.counts.as_json(),
@@ -128,13 +150,14 @@ def score_predictions(
 ) -> MassiveScores:
     """Score predictions (id -> generated text) against gold records matched by id.
 
-    The gold data decides what is scored: when every gold record has an intent, intent accuracy is
-    reported and exact match needs the right intent and slot tags; otherwise exact match compares the
-    slot tags. A prediction that cannot be parsed or names no intent is wrong, never left out. A gold
-    record without a prediction raises :class:`MissingPredictionsError` naming ``source``, unless
-    ``allow_missing``: then it is scored as an empty answer (no slots, no intent: wrong). A prediction
-    whose id is not in ``gold`` is an error. With ``max_examples`` only the first N gold records are
-    scored (predictions for the others are ignored) and the rest are counted as skipped.
+    ``exact_match`` compares the slot tag sequences. Intents are scored (``intent_accuracy``,
+    ``exact_match_with_intent``) when every gold record has an intent and at least one prediction names
+    one; a prediction without an intent then counts as a wrong intent. A prediction that cannot be parsed
+    is wrong, never left out. A gold record without a prediction raises :class:`MissingPredictionsError`
+    naming ``source``, unless ``allow_missing``: then it is scored as an empty answer that is never an
+    exact match. A prediction whose
+    id is not in ``gold`` is an error. With ``max_examples`` only the first N gold records are scored
+    (predictions for the others are ignored) and the rest are counted as skipped.
     """
     if not gold:
         raise ValueError("no gold records to score")
@@ -150,25 +173,34 @@ def score_predictions(
     missing = [record.id for record in gold if record.id not in predictions]
     check_missing(missing, len(gold), source, allow_missing)
     parsed = {record.id: parse_prediction(predictions.get(record.id, "")) for record in gold}
-    with_intent = has_intents(gold)
-    true_tags, predicted_tags, exact, intent_hits, unlocated = [], [], 0, 0, 0
+    note = None
+    if not has_intents(gold):
+        note = NO_INTENT_GOLD
+    elif all(prediction.intent is None for prediction in parsed.values()):
+        note = NO_INTENT_PREDICTED
+    true_tags, predicted_tags, slots_exact, both_exact, intent_hits, unlocated = [], [], 0, 0, 0, 0
     for record in gold:
         prediction = parsed[record.id]
         tokens, gold_sequence = gold_tags(record.annot_utt, record.locale)
         predicted_sequence, missed = tag_spans(tokens, prediction.slots, record.locale)
         unlocated += missed
-        intent_ok = with_intent and prediction.intent == record.intent
+        intent_ok = note is None and prediction.intent == record.intent
         intent_hits += intent_ok
-        exact += predicted_sequence == gold_sequence and (intent_ok or not with_intent)
+        # A missing prediction is wrong, even where the gold has no slot to miss.
+        sequence_ok = predicted_sequence == gold_sequence and record.id in predictions
+        slots_exact += sequence_ok
+        both_exact += sequence_ok and intent_ok
         true_tags.append(gold_sequence)
         predicted_tags.append(predicted_sequence)
     return MassiveScores(
         slot_micro_f1=float(f1_score(true_tags, predicted_tags, average="micro", zero_division=0)),
-        exact_match=exact / len(gold),
-        intent_accuracy=intent_hits / len(gold) if with_intent else None,
+        exact_match=slots_exact / len(gold),
+        exact_match_with_intent=None if note else both_exact / len(gold),
+        intent_accuracy=None if note else intent_hits / len(gold),
         malformed=sum(len(p.malformed) for p in parsed.values()),
         unlocated=unlocated,
         counts=EvaluationCounts(scored=len(gold) - len(missing), missing=len(missing), skipped=skipped),
+        note=note,
     )
 
 

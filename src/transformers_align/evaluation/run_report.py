@@ -2,8 +2,9 @@
 
 Retrieval is top-1 over held-out pairs at the layer and pooling the adapter was trained with (its run
 record), on the base model (before) and with the adapter (after). The task result is MASSIVE slot
-filling (slot micro-F1, exact match, intent accuracy) by greedy generation with the adapter, in each
-language asked for: English is the trained language, the others are zero-shot transfer.
+filling (slot micro-F1, slot-sequence exact match, intent scores: ``evaluation.massive.DEFINITIONS``)
+by greedy generation with the adapter, in each language asked for: English is the trained language,
+the others are zero-shot transfer.
 """
 
 import re
@@ -15,8 +16,9 @@ from transformers_align.data.massive import has_intents, load_massive, massive_p
 from transformers_align.evaluation.alignment_analysis import analysis_settings, metrics_at_layer, read_pairs
 from transformers_align.evaluation.generation import generate_greedy, load_model_and_tokenizer
 from transformers_align.evaluation.massive import score_predictions
+from transformers_align.paths import refuse_output_over_inputs
+from transformers_align.training.checkpoints import REPORT_FILE
 
-REPORT_FILE = "alignment_report.json"
 # Held-out retrieval that counts as "the representations are aligned" in the verdict line.
 ALIGNED_RETRIEVAL = 0.9
 
@@ -39,6 +41,10 @@ def alignment_run_report(
     device=None,
 ) -> Dict:
     """The report as a dict (also written to ``adapter_dir/alignment_report.json``). Inputs are read first."""
+    refuse_output_over_inputs(
+        {"--adapter": Path(adapter_dir) / REPORT_FILE},
+        {"--pairs": pairs_file, "--massive_dir": massive_dir, "--model_name_or_path": base_model},
+    )
     pairs = read_pairs(pairs_file)
     task_records = {lang: load_massive(lang, partition, data_dir=massive_dir) for lang in task_languages}
     if not (Path(adapter_dir) / "adapter_config.json").is_file():
@@ -91,10 +97,15 @@ def format_run_report(report: Dict) -> str:
         f"{report['task']['name']} with the adapter ({report['task']['data']}):",
     ]
     for lang, scores in report["task"]["scores"].items():
-        intent = "n/a" if scores["intent_accuracy"] is None else f"{scores['intent_accuracy']:.2f}"
+        intents = (
+            "intents not scored"
+            if scores["intent_accuracy"] is None
+            else f"intent accuracy {scores['intent_accuracy']:.2f}, intent+slots exact match "
+            f"{scores['exact_match_with_intent']:.2f}"
+        )
         lines.append(
-            f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, exact match {scores['exact_match']:.2f}, "
-            f"intent accuracy {intent} ({scores['examples']} utterances)"
+            f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, slot exact match {scores['exact_match']:.2f}, "
+            f"{intents} ({scores['examples']} utterances)"
         )
     verdict = "reached" if report["aligned"] else "did NOT reach"
     lines.append(

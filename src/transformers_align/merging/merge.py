@@ -18,6 +18,7 @@ from transformers_align.merging.adapter_files import (
     write_adapter_dir,
 )
 from transformers_align.merging.compatibility import AdapterMismatchError, check_compatible, check_same_modules
+from transformers_align.paths import refuse_output_over_inputs
 
 ROLES = ("task", "ref_target", "ref_source")
 LORA_METHODS = ("delta", "delta-svd", "per-factor")
@@ -135,6 +136,7 @@ def merge_adapters(
     """
     if not math.isfinite(t):
         raise ValueError(f"t must be a finite number, got {t}")
+    refuse_output_over_inputs({"--out": out}, {"--task": task, "--ref_target": ref_target, "--ref_source": ref_source})
     out = check_output_dir(out, overwrite)
     adapters = {role: load_adapter(path) for role, path in zip(ROLES, (task, ref_target, ref_source))}
     peft_type = check_compatible(adapters, check_base_model)

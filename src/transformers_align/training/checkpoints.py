@@ -1,6 +1,10 @@
 """Output folders and checkpoints that are never lost, mixed or trusted blindly.
 
-- A non-empty output folder is refused unless the run asks to overwrite it or to resume from it.
+- A non-empty output folder is refused unless the run asks to overwrite it or to resume from it. An
+  overwrite clears what a run of this library or its recipes wrote there (``RUN_OUTPUTS``: model, adapter,
+  checkpoints, metrics, reports, logs), so nothing of the earlier run can be read as this one's result; a
+  file it does not know (the user's own) makes it refuse instead, and nothing is removed.
+- No output folder is, or contains, one of the run's inputs (``transformers_align.paths``).
 - A checkpoint is written into a hidden staging folder and renamed into place once complete, so a
   kill during a save leaves nothing that ``--resume_from_checkpoint auto`` would pick.
 - Resuming checks that the checkpoint was made with the same run arguments (seed, learning rate,
@@ -9,6 +13,7 @@
 ``scripts.check_output_dir`` runs the folder check alone, before the launcher touches the folder.
 """
 
+import fnmatch
 import json
 import logging
 import os
@@ -18,11 +23,53 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from transformers_align.paths import refuse_output_over_inputs
+
 logger = logging.getLogger(__name__)
 
 RUN_ARGS_FILE = "alignment_run_args.json"
 LAUNCHER_LOG = "train.log"  # the shell launcher appends its log here; alone it does not make a folder an output
+# The shell launcher names the log it is writing, so that an overwrite does not delete it from under `tee`.
+LIVE_LOG_VARIABLE = "TRANSFORMERS_ALIGN_LIVE_LOG"
 STAGING_DIR = ".staging"  # hidden: the Trainer's own checkpoint search (checkpoint-N) never sees it
+REPORT_FILE = "alignment_report.json"  # scripts.report_alignment_run's report, written into the run folder
+# Everything a training run (Trainer, PEFT, tokenizer, this library) or a recipe (train_*.sh) writes into its
+# output folder, as glob patterns.
+RUN_OUTPUTS = (
+    # model or adapter (PEFT writes a model card, README.md), tokenizer
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "adapter_config.json",
+    "README.md",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model*.bin",
+    "pytorch_model.bin.index.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+    "vocab.json",
+    "merges.txt",
+    # the run's state, metrics, records and checkpoints
+    "training_args.bin",
+    "trainer_state.json",
+    "*_results.json",
+    RUN_ARGS_FILE,
+    "checkpoint-*",
+    STAGING_DIR,
+    "runs",  # TensorBoard's logging_dir
+    # the recipes' logs and reports
+    LAUNCHER_LOG,
+    REPORT_FILE,
+    "icl_results.json",
+    "icl.log",
+)
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 _AUTO = ("auto", "last", "true", "True")
 
@@ -117,9 +164,29 @@ def is_output_in_use(output_dir) -> bool:
     return folder.is_dir() and any(entry.name != LAUNCHER_LOG for entry in folder.iterdir())
 
 
-def check_output_dir(output_dir, overwrite: bool, resume) -> None:
-    """Refuse a non-empty output folder unless the run overwrites it or resumes from it."""
-    if resume or overwrite or not is_output_in_use(output_dir):
+def previous_run_entries(output_dir) -> "tuple[list, list]":
+    """The entries of ``output_dir`` that a run writes (``RUN_OUTPUTS``), and the others, by name."""
+    folder = Path(output_dir)
+    names = sorted(entry.name for entry in folder.iterdir()) if folder.is_dir() else []
+    known = [name for name in names if any(fnmatch.fnmatchcase(name, pattern) for pattern in RUN_OUTPUTS)]
+    return known, [name for name in names if name not in known]
+
+
+def check_output_dir(output_dir, overwrite: bool, resume, run_folder: bool = True) -> None:
+    """Refuse a non-empty output folder unless the run overwrites it or resumes from it, and an overwrite
+    of a ``run_folder`` that holds files no run writes (False: a recipe's folder of run folders and data)."""
+    if resume:
+        return
+    if overwrite:
+        unknown = previous_run_entries(output_dir)[1] if run_folder else []
+        if unknown:
+            listed = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+            raise OutputFolderError(
+                f"output folder {output_dir} holds {listed}, which no training run writes: overwriting clears "
+                f"only a previous run's files; move those out or choose another folder (nothing was removed)"
+            )
+        return
+    if not is_output_in_use(output_dir):
         return
     raise OutputFolderError(
         f"output folder {output_dir} is not empty: choose another folder, resume from it "
@@ -140,17 +207,33 @@ def checkpoints_in(output_dir) -> list:
 
 
 def remove_previous_run(output_dir) -> None:
-    """On overwrite: the previous run's checkpoints go, so that a later ``auto`` resume cannot pick one of them."""
+    """On overwrite: everything the previous run wrote goes (its checkpoints, which a later ``auto`` resume
+    would pick, its adapter, metrics, reports and log), except the log the launcher is writing for this run."""
     folder = Path(output_dir)
-    stale = (
-        [entry for entry in folder.iterdir() if _CHECKPOINT_NAME.match(entry.name) or entry.name == STAGING_DIR]
-        if folder.is_dir()
-        else []
-    )
+    live_log = os.environ.get(LIVE_LOG_VARIABLE)
+    stale = [folder / name for name in previous_run_entries(folder)[0]]
+    stale = [entry for entry in stale if not (live_log and entry.resolve() == Path(live_log).resolve())]
     for entry in stale:
-        shutil.rmtree(entry)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     if stale:
         logger.warning("overwriting %s: removed the previous run's %s", output_dir, ", ".join(e.name for e in stale))
+
+
+def run_inputs(arguments: dict) -> dict:
+    """The files and folders a run reads, under their flags (for ``refuse_output_over_inputs``)."""
+    from transformers_align.training.arguments import DataArguments
+
+    model, data = arguments.get("model", {}), arguments.get("data", {})
+    deepspeed = arguments.get("training", {}).get("deepspeed")  # a config file, or a dict given in Python
+    inputs = {f"--{name}": model.get(name) for name in ("model_name_or_path", "tokenizer_name", "lora_config")}
+    inputs["--load_lora_from"] = model.get("load_lora_from")
+    for name in ("train_file", "validation_file", "alignment_file"):
+        inputs[f"--{name}"] = DataArguments.split(data.get(name))
+    inputs["--deepspeed"] = deepspeed if isinstance(deepspeed, str) else None
+    return inputs
 
 
 def resolve_checkpoint(output_dir, requested) -> "str | None":
@@ -205,10 +288,11 @@ def check_deepspeed_files(checkpoint) -> None:
 def prepare_output(training_args, arguments: dict, resume_args=None) -> "str | None":
     """Check the output folder and resolve the checkpoint to resume from, before any model loads.
 
-    Every process checks (so each fails alike); only the main process removes a previous run's checkpoints.
+    Every process checks (so each fails alike); only the main process removes a previous run's files.
     """
     resume_args = resume_args or ResumeArguments()
     output_dir, requested = training_args.output_dir, training_args.resume_from_checkpoint
+    refuse_output_over_inputs({"--output_dir": output_dir}, run_inputs(arguments))
     if training_args.do_train:
         check_output_dir(output_dir, training_args.overwrite_output_dir, requested)
     checkpoint = resolve_checkpoint(output_dir, requested)

@@ -94,6 +94,17 @@ def averages(results: Sequence[dict], metric: str = "acc") -> Dict[str, float]:
     return summary
 
 
+def icl_files(data_dir, tasks: Sequence[str], prompt_lang: str, test_langs: Sequence[str]) -> List[Path]:
+    """The files ``evaluate_icl`` reads: each task's demonstrations and test sets in ``data_dir``."""
+    data_dir = Path(data_dir)
+    return [
+        data_dir / pattern.format(lang=lang)
+        for task in map(get_task, tasks)
+        for pattern, langs in ((task.dev_file, [prompt_lang]), (task.test_file, test_langs))
+        for lang in langs
+    ]
+
+
 def evaluate_icl(
     model,
     tokenizer,

@@ -12,8 +12,7 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from transformers import HfArgumentParser
 
-from transformers_align.data.jsonl import DataFormatError
-from transformers_align.paths import OutputOverInputError
+from transformers_align.errors import UserError
 
 
 def option(
@@ -60,12 +59,10 @@ def parse_arguments(
 
 
 def exit_on_user_error(main: Callable):
-    """Run a script's ``main`` from the command line: a user's mistake (a malformed or missing file,
-    missing predictions) exits non-zero with its one-line message instead of a traceback."""
+    """Run a script's ``main`` from the command line: a user's mistake (``UserError``: a bad flag, setting,
+    file or folder; a missing file) prints one line on stderr and exits 2 instead of a traceback."""
     try:
         return main()
-    except OutputOverInputError as error:
+    except (UserError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (DataFormatError, FileNotFoundError) as error:
-        raise SystemExit(f"error: {error}") from None

@@ -10,10 +10,12 @@ import os
 from pathlib import Path
 from typing import Iterable, List, Mapping, Union
 
+from transformers_align.errors import UserError
+
 PathValue = Union[None, str, os.PathLike, Iterable[Union[str, os.PathLike]]]
 
 
-class OutputOverInputError(ValueError):
+class OutputOverInputError(UserError):
     """An output path is, or contains, one of the command's inputs; the message is one line for the user."""
 
 

@@ -403,7 +403,7 @@ def test_build_massive_training_data_refuses_a_partition_with_no_records_in_one_
         text=True,
         env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
     )
-    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         f"error: no dev records in {one_partition}"
     ]
     assert not (tmp_path / "out.jsonl").exists()

@@ -5,8 +5,10 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator, Tuple
 
+from transformers_align.errors import UserError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(UserError):
     """A data file that does not have the expected format; the message names the file, line and field."""
 
 

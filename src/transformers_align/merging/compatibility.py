@@ -2,6 +2,7 @@
 
 from typing import Dict
 
+from transformers_align.errors import UserError
 from transformers_align.merging.adapter_files import Adapter
 
 SUPPORTED_TYPES = ("LORA", "IA3")
@@ -33,7 +34,7 @@ UNSUPPORTED_FEATURES = {
 }
 
 
-class AdapterMismatchError(ValueError):
+class AdapterMismatchError(UserError):
     """The adapters given to a merge cannot be combined."""
 
 

@@ -10,11 +10,12 @@ from typing import List, Optional
 from transformers import TrainingArguments
 
 from transformers_align.data.features import FeatureOptions
+from transformers_align.errors import UserError
 from transformers_align.modeling.settings import AlignmentSettings
 from transformers_align.training.schedule import MODES, Schedule, mode_from_reference_flags
 
 
-class ArgumentError(ValueError):
+class ArgumentError(UserError):
     """Arguments that cannot work together; the message says which and what to change."""
 
 

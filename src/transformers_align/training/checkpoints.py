@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from transformers_align.errors import UserError
 from transformers_align.paths import refuse_output_over_inputs
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ DEEPSPEED_GLOBALS = frozenset(
 _DATA_NOT_COMPARED = ("validation_file", "max_eval_samples", "patience", "streaming", "preprocessing_num_workers")
 
 
-class OutputFolderError(ValueError):
+class OutputFolderError(UserError):
     """A run would write over, or resume from, the wrong folder; the message is one line for the user."""
 
 

@@ -9,8 +9,10 @@ sets it before parsing; ``check_world_size`` stops a run whose Trainer and launc
 import os
 import warnings
 
+from transformers_align.errors import UserError
 
-class LaunchError(ValueError):
+
+class LaunchError(UserError):
     """The processes were started in a way the run cannot use; the message is one line for the user."""
 
 

@@ -66,7 +66,8 @@ print(torch.cuda.device_count() if c else 0, int(c and torch.cuda.is_bf16_suppor
   [ -z "$DEEPSPEED_CONFIG" ] || [ -f "$DEEPSPEED_CONFIG" ] || { echo "DEEPSPEED_CONFIG=$DEEPSPEED_CONFIG: no such file" >&2; exit 2; }
   LAUNCHER=(python -m scripts.run_clm_lora)
   if [ "$NPROC" -gt 1 ] || [ "$NNODES" -gt 1 ] || [ -n "$DEEPSPEED_CONFIG" ]; then
-    LAUNCHER=(torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC"
+    # torchrun, without its traceback after a rank's one-line error (transformers_align.training.torchrun)
+    LAUNCHER=(python -m transformers_align.training.torchrun --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC"
               --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" -m scripts.run_clm_lora)
   fi
   # What the machine decides, common to every run of the recipe.
@@ -99,8 +100,14 @@ launch_run() {  # output folder, then run_clm_lora arguments: one training run, 
   # files, but not this log, which it is told about), a resumed run continues it.
   local append=(-a)
   [ "${OVERWRITE:-0}" = 1 ] && [ -z "${RESUME:-}" ] && append=()
+  local status=0
   TRANSFORMERS_ALIGN_LIVE_LOG="$outdir/train.log" "${LAUNCHER[@]}" --model_name_or_path "$MODEL_PATH" \
-    --output_dir "$outdir" "${RUN_FLAGS[@]}" "${HARDWARE_ARGS[@]}" "$@" 2>&1 | tee "${append[@]}" "$outdir/train.log"
+    --output_dir "$outdir" "${RUN_FLAGS[@]}" "${HARDWARE_ARGS[@]}" "$@" 2>&1 | tee "${append[@]}" "$outdir/train.log" \
+    || status=$?
+  if [ "$status" != 0 ]; then  # the run's one-line error went to the log and stdout with the rest: say it on stderr too
+    grep -E '^run_clm_lora: error: ' "$outdir/train.log" | tail -n 1 >&2 || true
+    exit "$status"
+  fi
 }
 
 launch_training() {  # arguments: the recipe's own run_clm_lora arguments, then the user's

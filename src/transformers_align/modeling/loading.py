@@ -1,12 +1,72 @@
-"""Loading a causal LM and its tokenizer as training and evaluation both do: dtype, attention kernel, pad token."""
+"""Loading a causal LM and its tokenizer as training and evaluation both do: dtype, attention kernel, pad token;
+and, before any weights load, the model's config and its module tree on the meta device (for validation)."""
 
+import json
+from pathlib import Path
 from typing import Union
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
+from transformers_align.errors import UserError
+
 HALF_PRECISION = (torch.float16, torch.bfloat16)  # the dtypes FlashAttention-2 runs in
+
+
+class ModelLoadingError(UserError):
+    """A model folder that is missing or has no readable, valid config, or a loading option the model cannot take;
+    the message is one line for the user."""
+
+
+def looks_local(name_or_path: str) -> bool:
+    """Whether the user means a folder on this machine (a hub id is ``name`` or ``org/name``)."""
+    return (
+        Path(name_or_path).expanduser().exists()
+        or name_or_path.startswith((".", "/", "~"))
+        or name_or_path.count("/") > 1
+    )
+
+
+def read_config(name_or_path: str, local_files_only: bool = False):
+    """The model's config, read without any weights. A local folder must exist and hold a valid ``config.json``
+    of a causal LM; anything else is a ``ModelLoadingError`` naming the folder or file (transformers' own errors
+    for these are tracebacks)."""
+    folder = Path(name_or_path).expanduser()
+    if looks_local(name_or_path):
+        if not folder.is_dir():
+            reason = "not a folder" if folder.exists() else "no such folder"
+            raise ModelLoadingError(f"--model_name_or_path {name_or_path}: {reason}; give a local model folder")
+        config_file = folder / "config.json"
+        if not config_file.is_file():
+            raise ModelLoadingError(f"{config_file}: no such file; the model folder needs the model's config.json")
+        try:
+            json.loads(config_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelLoadingError(
+                f"{config_file}: not a valid JSON config ({error}); the file may be truncated"
+            ) from None
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, local_files_only=local_files_only)
+    except (OSError, ValueError, KeyError) as error:  # hub id unknown or unreachable, unknown model_type
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadingError(
+            f"--model_name_or_path {name_or_path}: cannot read the model's config ({detail})"
+        ) from None
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise ModelLoadingError(
+            f"--model_name_or_path {name_or_path}: model type {config.model_type!r} has no causal LM class "
+            f"in transformers"
+        )
+    return config
+
+
+def empty_causal_lm(config):
+    """The ``*ForCausalLM`` of ``config`` on the meta device: its module tree, with no memory for weights."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        return AutoModelForCausalLM.from_config(config)
 
 
 def resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Union[None, str, torch.dtype]:
@@ -15,7 +75,7 @@ def resolve_dtype(dtype: Union[None, str, torch.dtype]) -> Union[None, str, torc
         return dtype
     resolved = getattr(torch, dtype, None)
     if not isinstance(resolved, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}: use bfloat16, float16, float32 or auto")
+        raise ModelLoadingError(f"--torch_dtype: unknown dtype {dtype!r}; use bfloat16, float16, float32 or auto")
     return resolved
 
 
@@ -57,7 +117,7 @@ def load_causal_lm(
 ):
     """The ``*ForCausalLM`` in ``dtype`` (see :func:`resolve_dtype`) with attention kernel ``attn_implementation``."""
     dtype = resolve_dtype(dtype)
-    config = AutoConfig.from_pretrained(name_or_path, local_files_only=local_files_only)
+    config = read_config(name_or_path, local_files_only=local_files_only)
     return AutoModelForCausalLM.from_pretrained(
         name_or_path,
         torch_dtype=dtype,

@@ -3,11 +3,16 @@
 from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
+from transformers_align.errors import UserError
 from transformers_align.losses import CONTRASTIVE_DIRECTIONS, POOLING_TYPES, SIMILARITY_FUNCTIONS
 
 # Pooled vectors count as degenerate when random pairs are this similar and true pairs barely more so.
 DEGENERATE_COSINE = 0.95
 DEGENERATE_GAP = 0.01
+
+
+class AlignmentSettingError(UserError):
+    """An alignment setting outside its allowed values; the message names it, its value and what is allowed."""
 
 
 @dataclass
@@ -98,24 +103,26 @@ class AlignmentSettings:
         if layer is None:
             layer = max(1, num_blocks // 2)
         if isinstance(layer, bool) or not isinstance(layer, int):
-            raise ValueError(f"additional_loss_layer must be an integer, got {layer!r}")
+            raise AlignmentSettingError(f"additional_loss_layer must be an integer, got {layer!r}")
         if not 1 <= layer <= num_blocks:
-            raise ValueError(
+            raise AlignmentSettingError(
                 f"additional_loss_layer={layer} is out of range: this model has {num_blocks} decoder blocks, "
                 f"so the layer must be between 1 and {num_blocks}"
             )
         skip_first = self.contrastive_pooling_skip_first
         if isinstance(skip_first, bool) or not isinstance(skip_first, int) or skip_first < 0:
-            raise ValueError(f"contrastive_pooling_skip_first must be an integer >= 0, got {skip_first!r}")
+            raise AlignmentSettingError(f"contrastive_pooling_skip_first must be an integer >= 0, got {skip_first!r}")
         if not self.contrastive_loss_temperature > 0:
-            raise ValueError(f"contrastive_loss_temperature must be > 0, got {self.contrastive_loss_temperature}")
+            raise AlignmentSettingError(
+                f"contrastive_loss_temperature must be > 0, got {self.contrastive_loss_temperature}"
+            )
         for name, value, allowed in (
             ("distance_function", self.distance_function, SIMILARITY_FUNCTIONS),
             ("contrastive_pooling_type", self.contrastive_pooling_type, POOLING_TYPES),
             ("contrastive_direction", self.contrastive_direction, CONTRASTIVE_DIRECTIONS),
         ):
             if value not in allowed:
-                raise ValueError(f"{name}={value!r} is not supported; choose one of {', '.join(allowed)}")
+                raise AlignmentSettingError(f"{name}={value!r} is not supported; choose one of {', '.join(allowed)}")
         return AlignmentSettings(**{**asdict(self), "additional_loss_layer": layer})
 
     def degeneracy_warning(self, cosine_true: float, cosine_random: float) -> Optional[str]:

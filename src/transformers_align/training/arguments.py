@@ -91,16 +91,26 @@ class AlignmentTrainingArguments(TrainingArguments):
     )
 
     def resolved_mode(self) -> str:
-        if self.training_mode is not None:
-            if self.training_mode not in MODES:
-                raise ArgumentError(f"--training_mode {self.training_mode!r}: choose one of {', '.join(MODES)}")
-            return self.training_mode
+        """``--training_mode``, or the mode mid-align's flags ask for; both given, they must agree."""
+        reference_flags = {
+            "--alternate_training": self.alternate_training,
+            "--only_train_language_modeling": self.only_train_language_modeling,
+            "--only_train_contrastive": self.only_train_contrastive,
+        }
         try:
-            return mode_from_reference_flags(
-                self.alternate_training, self.only_train_language_modeling, self.only_train_contrastive
-            )
+            from_flags = mode_from_reference_flags(*reference_flags.values())
         except ValueError as error:
             raise ArgumentError(str(error)) from None
+        if self.training_mode is None:
+            return from_flags
+        if self.training_mode not in MODES:
+            raise ArgumentError(f"--training_mode {self.training_mode!r}: choose one of {', '.join(MODES)}")
+        given = [flag for flag, value in reference_flags.items() if value]
+        if given and from_flags != self.training_mode:
+            raise ArgumentError(
+                f"--training_mode {self.training_mode} contradicts {given[0]} (mode {from_flags!r}): give one of them"
+            )
+        return self.training_mode
 
     @property
     def alignment_batch_size(self) -> int:
@@ -108,8 +118,9 @@ class AlignmentTrainingArguments(TrainingArguments):
         return self.per_device_alignment_batch_size or self.per_device_train_batch_size
 
     def schedule(self) -> Schedule:
+        mode = self.resolved_mode()
         try:
-            return Schedule(self.resolved_mode(), self.alignment_steps_per_task_step)
+            return Schedule(mode, self.alignment_steps_per_task_step)
         except ValueError as error:
             raise ArgumentError(f"--{error}") from None
 

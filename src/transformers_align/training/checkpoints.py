@@ -8,7 +8,8 @@
 - A checkpoint is written into a hidden staging folder and renamed into place once complete, so a
   kill during a save leaves nothing that ``--resume_from_checkpoint auto`` would pick.
 - Resuming checks that the checkpoint was made with the same run arguments (seed, learning rate,
-  data, model, alignment settings, ...), and reads its RNG state without running code from it.
+  data, model, alignment settings, ...), and that none of its pickled files (optimizer, scheduler, RNG
+  state, training arguments, DeepSpeed's) would run code when read; the RNG state is also read that way.
 
 ``scripts.check_output_dir`` runs the folder check alone, before the launcher touches the folder.
 """
@@ -109,6 +110,8 @@ DEEPSPEED_GLOBALS = frozenset(
         "deepspeed.utils.tensor_fragment.fragment_address",
     }
 )
+# The packages whose classes a pickled TrainingArguments names (its own class, its enums, accelerate's state).
+TRAINING_ARGS_PACKAGES = ("transformers.", "transformers_align.", "accelerate.", "deepspeed.", "torch.")
 # Data arguments that only concern evaluation or are accepted and unused.
 _DATA_NOT_COMPARED = ("validation_file", "max_eval_samples", "patience", "streaming", "preprocessing_num_workers")
 
@@ -271,6 +274,44 @@ def check_same_run(checkpoint, arguments: dict, allow_changes: bool) -> None:
         raise OutputFolderError(f"{problem}: {hint}")
 
 
+def _global_name(value) -> str:
+    return f"{value.__module__}.{value.__qualname__}"
+
+
+def _refusal(files, holds: str, detail: str) -> OutputFolderError:
+    return OutputFolderError(
+        f"refused to read {files}: it holds more than {holds} ({detail}); "
+        f"it was not made by this library, or has been tampered with"
+    )
+
+
+def check_pickled_files(checkpoint) -> None:
+    """Before any model loads: each file of the checkpoint that a resumed run unpickles (``optimizer.pt``,
+    ``scheduler.pt``, ``rng_state*.pth``) or that records the run (``training_args.bin``) names only what such
+    a file holds. A file that names anything else is refused with its name (torch's weights-only reader would
+    stop at it with an UnpicklingError traceback); the scan executes nothing."""
+    import pickle
+
+    import torch
+
+    rng_globals = {_global_name(value) for value in rng_state_globals()}
+    expected = (
+        ("optimizer.pt", "an optimizer state", lambda name: False),
+        ("scheduler.pt", "a learning-rate scheduler state", lambda name: False),
+        ("rng_state*.pth", "an RNG state", rng_globals.__contains__),
+        ("training_args.bin", "training arguments", lambda name: name.startswith(TRAINING_ARGS_PACKAGES)),
+    )
+    for pattern, holds, allowed in expected:
+        for path in sorted(Path(checkpoint).glob(pattern)):
+            try:
+                names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+            except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as error:
+                raise OutputFolderError(f"refused to read {path}: not a readable torch file ({error})") from None
+            unexpected = sorted(name for name in names if not allowed(name))
+            if unexpected:
+                raise _refusal(path, holds, f"it names {', '.join(unexpected)}")
+
+
 def check_deepspeed_files(checkpoint) -> None:
     """DeepSpeed reads its own checkpoint files with ``weights_only=False`` (deepspeed 0.19's
     ``TorchCheckpointEngine.load``), which runs whatever callables a pickle names. Before it does, every
@@ -299,6 +340,7 @@ def prepare_output(training_args, arguments: dict, resume_args=None) -> "str | N
     checkpoint = resolve_checkpoint(output_dir, requested)
     if checkpoint is not None:
         check_same_run(checkpoint, arguments, resume_args.resume_with_changed_arguments)
+        check_pickled_files(checkpoint)
         check_deepspeed_files(checkpoint)
     elif training_args.do_train and training_args.overwrite_output_dir:
         with training_args.main_process_first(desc="removing the previous run's checkpoints"):
@@ -365,8 +407,4 @@ def reading_rng_state(checkpoint):
             yield
     except pickle.UnpicklingError as error:
         files = ", ".join(sorted(str(p) for p in Path(checkpoint).glob("rng_state*.pth")))
-        detail = str(error).strip().splitlines()[-1]
-        raise OutputFolderError(
-            f"refused to read {files}: it holds more than an RNG state ({detail}); "
-            f"it was not made by this library, or has been tampered with"
-        ) from None
+        raise _refusal(files, "an RNG state", str(error).strip().splitlines()[-1]) from None

@@ -7,14 +7,17 @@ from pathlib import Path
 
 from transformers import EarlyStoppingCallback, set_seed
 
+from transformers_align.data.batches import per_device_batches
 from transformers_align.data.features import AlignmentCollator, FeatureOptions
-from transformers_align.data.jsonl import DataFormatError, read_json
+from transformers_align.data.jsonl import DataFormatError
+from transformers_align.data.records import PAIRS
 from transformers_align.data.streams import build_streams
 from transformers_align.modeling import loading, patch_model
-from transformers_align.training.arguments import ArgumentError, DataArguments
+from transformers_align.training.arguments import DataArguments
 from transformers_align.training.checkpoints import RUN_ARGS_FILE, prepare_output, run_arguments
 from transformers_align.training.launch import check_world_size, silence_library_noise
-from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, TASK, Schedule
+from transformers_align.training.preflight import check_run, read_adapter_config
+from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, Schedule
 from transformers_align.training.trainer import AlignmentTrainer
 
 logger = logging.getLogger(__name__)
@@ -32,33 +35,18 @@ def load_model(model_args, alignment_args, training_args):
     patch_model(model, **alignment_args.settings())
     if model_args.use_lora:
         model = wrap_with_adapter(model, model_args, training_args)
-    elif model_args.lora_config or model_args.load_lora_from:
-        raise ValueError("--lora_config / --load_lora_from need --use_lora")
     return model
 
 
 def wrap_with_adapter(model, model_args, training_args):
-    from peft import IA3Config, LoraConfig, PeftModel, get_peft_model
+    """The model with a new adapter (``--lora_config``, checked by ``preflight``) or a trained one."""
+    from peft import PeftModel, get_peft_model
 
     if training_args.gradient_checkpointing:
         model.enable_input_require_grads()  # reentrant checkpointing needs an input that requires grad
     if model_args.load_lora_from:
         return PeftModel.from_pretrained(model, model_args.load_lora_from, is_trainable=True)
-    if not model_args.lora_config:
-        raise ValueError("--use_lora needs --lora_config (e.g. config/lora_config.json)")
-    values = read_json(model_args.lora_config)
-    kind = values.pop("peft_type", "LORA").upper()
-    config_class = {"LORA": LoraConfig, "IA3": IA3Config}.get(kind)
-    if config_class is None:
-        raise ValueError(f"{model_args.lora_config}: peft_type {kind!r} is not supported; use LORA or IA3")
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    targets = values.get("target_modules") or []
-    if isinstance(targets, list) and not set(targets) & names:
-        raise ValueError(
-            f"{model_args.lora_config}: none of target_modules {targets} exists in this {model.config.model_type} "
-            f"model; config/ has a file per architecture"
-        )
-    peft_model = get_peft_model(model, config_class(**values))
+    peft_model = get_peft_model(model, read_adapter_config(model_args.lora_config))
     peft_model.print_trainable_parameters()
     return peft_model
 
@@ -72,10 +60,6 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
     """
     if not files:
         return None
-    if data_args.streaming and training_args is not None and training_args.max_steps <= 0:
-        raise ArgumentError(
-            "--streaming reads the data as training goes, so the number of steps is unknown: pass --max_steps"
-        )
     wanted = Schedule(mode).streams_used()
     options = FeatureOptions(block_size=data_args.block_size, pair_max_length=data_args.pair_max_length)
     streams = build_streams(
@@ -100,46 +84,41 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
                 else "task examples (prefix/text, prompt/completion or AFP records)"
             )
             raise DataFormatError(f"{', '.join(files)}: mode {mode!r} needs {needed}, but there are none")
+    check_stream_sizes(streams, training_args, wanted)
     return streams
 
 
-def check_contrastive_batch(training_args, gathered):
-    """An InfoNCE batch of one pair has no negative: refuse per-device batches that make one."""
-    pairs = training_args.alignment_batch_size * (training_args.world_size if gathered else 1)
-    if pairs < 2:
-        flag = "alignment" if training_args.per_device_alignment_batch_size else "train"
-        raise ArgumentError(
-            f"alignment needs at least 2 pairs per contrastive batch, but --per_device_{flag}_batch_size is "
-            f"{training_args.alignment_batch_size}"
-            + (f" on {training_args.world_size} processes" if gathered else "")
-            + ": raise it"
-            + ("" if gathered else " or pass --gather_negatives_across_ranks under torchrun")
+def check_stream_sizes(streams, training_args, wanted) -> None:
+    """Each stream that the mode trains on fills one global batch (per device × processes, as ``data.batches``
+    cuts it), so that the run fails here, before the model loads, rather than when training starts."""
+    per_device = per_device_batches(
+        training_args.train_batch_size, training_args.alignment_batch_size * max(1, training_args.n_gpu)
+    )
+    for name in sorted(wanted):
+        stream = streams.streams[name]
+        needed = per_device[name] * training_args.world_size
+        if stream.streaming or len(stream) >= needed:
+            continue
+        removed = f" (after removing {stream.repeats_removed} repeated ones)" if stream.repeats_removed else ""
+        own_flag = name == PAIRS and training_args.per_device_alignment_batch_size
+        flag = "--per_device_alignment_batch_size" if own_flag else "--per_device_train_batch_size"
+        processes = f"{training_args.world_size} process" + ("es" if training_args.world_size > 1 else "")
+        raise DataFormatError(
+            f"{stream.sources}: the {name} stream has {len(stream)} example(s){removed}, fewer than one global batch "
+            f"({per_device[name]} per device × {processes}): add data or lower {flag}"
         )
-
-
-def check_data_mode(training_args, mode):
-    data_mode = training_args.contrastive_data_mode
-    if data_mode is None:
-        return
-    if data_mode not in (0, 2):
-        raise ArgumentError(
-            f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)"
-        )
-    if data_mode == 0 and mode != TASK:
-        raise ArgumentError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
 
 
 def train(model_args, alignment_args, data_args, training_args, resume_args=None):
     """Run training end to end; returns the trainer (its state holds the log history). A diverged run raises
     ``safety.TrainingDiverged`` and saves no result.
 
-    Before any model loads: the processes agree on the world size, the output folder is free (or is
-    resumed or overwritten, as asked), and a checkpoint to resume from was made with these arguments.
+    Before any data or model loads: every argument is valid (``preflight``), the processes agree on the world
+    size, the output folder is free (or is resumed or overwritten, as asked), and a checkpoint to resume from
+    was made with these arguments and holds nothing that would run code.
     """
-    if not (training_args.do_train or training_args.do_eval):
-        raise ArgumentError("nothing to do: pass --do_train and/or --do_eval")
+    check_run(model_args, alignment_args, data_args, training_args)
     mode = training_args.schedule().mode
-    check_data_mode(training_args, mode)
     silence_library_noise()
     check_world_size(training_args)
     arguments = run_arguments(model_args, alignment_args, data_args, mode, training_args)
@@ -151,8 +130,6 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
     if mode in ("alternate", ALIGNMENT) and training_args.ddp_find_unused_parameters is None:
         training_args.ddp_find_unused_parameters = True  # alignment steps leave the blocks above L unused
-    if mode != TASK and training_args.do_train:
-        check_contrastive_batch(training_args, alignment_args.gather_negatives_across_ranks)
     tokenizer = load_tokenizer(model_args)
     train_files, eval_files = DataArguments.split(data_args.train_file), DataArguments.split(data_args.validation_file)
     with training_args.main_process_first(desc="reading and tokenizing the data"):  # the others then read the cache

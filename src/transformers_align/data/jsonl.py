@@ -69,10 +69,11 @@ def require_fields(record: dict, fields: Iterable[str], where: str) -> None:
             raise DataFormatError(f"{where}: missing field {field!r}")
 
 
-def string_field(record: dict, field: str, where: str, allow_empty: bool = False) -> str:
-    """``record[field]`` as a string; numbers are accepted (ids), anything else is an error naming the field."""
+def string_field(record: dict, field: str, where: str, allow_empty: bool = False, accept_numbers: bool = True) -> str:
+    """``record[field]`` as a string; numbers are accepted as their text (ids) unless ``accept_numbers`` is False
+    (text to train on), anything else is an error naming the field."""
     value = record[field]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if accept_numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         raise DataFormatError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")

@@ -161,27 +161,23 @@ def _iter_file(path) -> Iterator[Tuple[int, dict]]:
 
 def _task_part(record: dict, schema: str, where: str) -> Dict:
     if schema == "afp":
-        text = string_field(record, "clm_text", where, allow_empty=True)
+        text = _text(record, "clm_text", where)
         cut = _checked_prompt_length(record, where)
         return {"prefix": text[:cut], "text": text[cut:], "append_eos": True}
     if schema == "prompt+completion":
         return {
-            "prefix": string_field(record, "prompt", where, allow_empty=True),
-            "text": string_field(record, "completion", where, allow_empty=True),
+            "prefix": _text(record, "prompt", where),
+            "text": _text(record, "completion", where),
             "append_eos": True,
         }
-    return {
-        "prefix": string_field(record, "prefix", where, allow_empty=True),
-        "text": string_field(record, "text", where, allow_empty=True),
-        "append_eos": False,
-    }
+    return {"prefix": _text(record, "prefix", where), "text": _text(record, "text", where), "append_eos": False}
 
 
 def _pair_part(record: dict, schema: str, has_negative: bool, where: str) -> Dict:
     names = ("sent0", "sent1") if schema == "afp" else PAIR_FIELDS
-    row = {side: string_field(record, name, where, allow_empty=True) for side, name in zip(PAIR_FIELDS, names)}
+    row = {side: _text(record, name, where) for side, name in zip(PAIR_FIELDS, names)}
     if has_negative:
-        row[NEGATIVE_FIELD] = string_field(record, NEGATIVE_FIELD, where, allow_empty=True)
+        row[NEGATIVE_FIELD] = _text(record, NEGATIVE_FIELD, where)
     return row
 
 
@@ -192,7 +188,7 @@ def load_records(paths: Sequence, required: Sequence[str], skips: SkipCounter) -
         for number, record in iter_json_records(path):
             where = f"{path}:{number}"
             require_fields(record, required, where)
-            row = {name: string_field(record, name, where, allow_empty=True) for name in required}
+            row = {name: _text(record, name, where) for name in required}
             empty = [name for name, value in row.items() if not value.strip() and name not in MAY_BE_EMPTY]
             if empty:
                 skips.add(f"empty {empty[0]}")
@@ -214,6 +210,12 @@ def load_pairs(paths: Sequence, skips: Optional[SkipCounter] = None) -> List[Dic
             row.pop("line")
             pairs.append(row)
     return pairs
+
+
+def _text(record: dict, name: str, where: str) -> str:
+    """A text field to train on: a string (empty allowed: skipped and counted later); a number is an error, since
+    a number where text belongs is a mistake in the file (docs/training_data.md)."""
+    return string_field(record, name, where, allow_empty=True, accept_numbers=False)
 
 
 def _checked_prompt_length(record: dict, where: str) -> int:

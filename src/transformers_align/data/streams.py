@@ -35,6 +35,7 @@ class Stream:
     lengths: Optional[np.ndarray] = None
     num_labels: Optional[np.ndarray] = None
     sources: str = ""
+    repeats_removed: int = 0  # pairs left out as copies of an earlier pair (see ``_without_repeated_pairs``)
 
     @property
     def streaming(self) -> bool:
@@ -215,13 +216,53 @@ def _cached(stream, sources, tokenizer, options, num_proc, max_samples) -> Strea
             f"fills --block_size {options.block_size}, so no completion token is left to learn from"
         )
     _log_cuts(stream, raw_kept, examples, options)
+    repeats = 0
+    if stream == PAIRS:
+        examples, repeats = _without_repeated_pairs(examples, names)
     if max_samples:
         examples = examples.select(range(min(max_samples, len(examples))))
     counts = examples.select_columns([c for c in ("length", "num_labels") if c in examples.column_names]).with_format(
         "numpy"
     )[:]
     examples = examples.remove_columns(["length", "truncated"] + (["num_labels"] if stream == TASK else []))
-    return Stream(stream, examples, counts["length"], counts.get("num_labels"), names)
+    return Stream(stream, examples, counts["length"], counts.get("num_labels"), names, repeats)
+
+
+def _without_repeated_pairs(examples, names):
+    """The pairs without copies of an earlier pair (the same tokens on both sides), and how many were removed.
+
+    In an InfoNCE batch a pair's copy is one of its negatives, with the same similarity as the positive: a
+    false negative that holds the loss above ln 2. A sentence repeated on one side only (one English sentence
+    with translations into several languages) is kept, and counted at info level.
+    """
+    sides = [f"input_ids_{side}" for side in ("parallel_0", "parallel_1")]
+    rows = (
+        pair
+        for batch in examples.select_columns(sides).iter(batch_size=10_000)
+        for pair in zip(batch[sides[0]], batch[sides[1]])
+    )
+    seen, seen_by_side, kept, shared = set(), (set(), set()), [], 0
+    for index, (ids_0, ids_1) in enumerate(rows):
+        pair = (tuple(ids_0), tuple(ids_1))
+        if pair in seen:
+            continue
+        shared += any(ids in known for ids, known in zip(pair, seen_by_side))
+        seen.add(pair)
+        for ids, known in zip(pair, seen_by_side):
+            known.add(ids)
+        kept.append(index)
+    removed = len(examples) - len(kept)
+    if removed:
+        logger.warning(
+            "%s: removed %d repeated pair(s) (the same sentences on both sides as an earlier pair; in one "
+            "contrastive batch a copy is a false negative); %d pairs left",
+            names,
+            removed,
+            len(kept),
+        )
+    if shared:
+        logger.info("%s: %d pairs share one side's sentence with an earlier pair (kept)", names, shared)
+    return (examples.select(kept) if removed else examples), removed
 
 
 def _log_skips(raw, path) -> int:

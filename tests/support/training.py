@@ -26,6 +26,12 @@ PAIRS = [
 ]
 
 
+def pair(i):
+    """The ``i``-th of distinct parallel pairs (the pair stream removes repeated ones): ``PAIRS`` numbered."""
+    source, target = PAIRS[i % len(PAIRS)]
+    return f"{source} {i}", f"{target} {i}"
+
+
 def write_rows(path, n=24, pairs=True):
     """Rows whose prompts and completions differ in length (so token means differ from means of row means)."""
     rows = []
@@ -35,7 +41,7 @@ def write_rows(path, n=24, pairs=True):
             "text": f"time: {i}{' and a half' * (i % 3)}<|eot_id|>",
         }
         if pairs:
-            row["text_parallel_0"], row["text_parallel_1"] = PAIRS[i % len(PAIRS)]
+            row["text_parallel_0"], row["text_parallel_1"] = pair(i)
         rows.append(row)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path

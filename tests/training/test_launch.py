@@ -13,7 +13,7 @@ import pytest
 
 from tests.support import REPO
 from tests.support.processes import cpu_env, free_port
-from tests.support.training import PAIRS, PREFIX, assert_same_run, write_lora_config
+from tests.support.training import PREFIX, assert_same_run, pair, write_lora_config
 from transformers_align.training.checkpoints import REPORT_FILE
 
 STEPS = "4"  # alternate: task, alignment, task (after an aligned step), alignment
@@ -37,8 +37,8 @@ def recipe(tmp_path_factory):
         {
             "prefix": PREFIX.format(f"set an alarm for {i}"),
             "text": f"time: {i:02d}<|eot_id|>",
-            "text_parallel_0": PAIRS[i % len(PAIRS)][0],
-            "text_parallel_1": PAIRS[i % len(PAIRS)][1],
+            "text_parallel_0": pair(i)[0],
+            "text_parallel_1": pair(i)[1],
         }
         for i in range(16)
     ]

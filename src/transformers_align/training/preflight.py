@@ -15,7 +15,9 @@ from transformers_align.data.jsonl import read_json
 from transformers_align.data.records import SCHEMAS
 from transformers_align.modeling import loading
 from transformers_align.modeling.registry import decoder_layout, num_blocks
+from transformers_align.modeling.settings import AlignmentSettings
 from transformers_align.training.arguments import ArgumentError, DataArguments
+from transformers_align.training.checkpoints import check_output_dir
 from transformers_align.training.schedule import TASK
 
 ATTENTION_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2")
@@ -26,7 +28,7 @@ ALL_LINEAR = "all-linear"  # PEFT's shorthand for every linear layer but the out
 def check_run(model_args, alignment_args, data_args, training_args) -> None:
     """Refuse, in one line, any argument of the run that cannot work; returns None when all can."""
     mode = check_modes(training_args)
-    check_paths(model_args, data_args, training_args)
+    check_paths(model_args, data_args, training_args)  # and the output folder, before the model folder
     if model_args.attn_implementation not in ATTENTION_IMPLEMENTATIONS:
         raise ArgumentError(
             f"--attn_implementation {model_args.attn_implementation}: choose one of "
@@ -39,7 +41,8 @@ def check_run(model_args, alignment_args, data_args, training_args) -> None:
     except ValueError as error:
         raise loading.ModelLoadingError(f"--model_name_or_path {model_args.model_name_or_path}: {error}") from None
     model = loading.empty_causal_lm(config)
-    alignment_args.resolved(num_blocks(model))  # raises AlignmentSettingError, as building the model would
+    # What patch_model resolves once the model is loaded (the settings saved in its config under the flags)
+    AlignmentSettings.from_config(config, **alignment_args.settings()).resolved(num_blocks(model))
     check_adapter(model_args, model)
     if mode != TASK and training_args.do_train:
         check_contrastive_batch(training_args, alignment_args.gather_negatives_across_ranks)
@@ -108,10 +111,12 @@ def check_paths(model_args, data_args, training_args) -> None:
         _require("--load_lora_from", str(Path(model_args.load_lora_from) / "adapter_config.json"), "file")
     if model_args.tokenizer_name and loading.looks_local(model_args.tokenizer_name):
         _require("--tokenizer_name", model_args.tokenizer_name, "folder")
-    if isinstance(training_args.deepspeed, str):
-        _require("--deepspeed", training_args.deepspeed, "file")
     if Path(training_args.output_dir).expanduser().is_file():
         raise ArgumentError(f"--output_dir {training_args.output_dir}: is a file; give a folder (new or empty)")
+    if training_args.do_train:  # checked again, and an overwritten run's files removed, once everything is valid
+        check_output_dir(
+            training_args.output_dir, training_args.overwrite_output_dir, training_args.resume_from_checkpoint
+        )
 
 
 def read_adapter_config(path: str):

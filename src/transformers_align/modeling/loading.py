@@ -1,10 +1,14 @@
 """Loading a causal LM and its tokenizer as training and evaluation both do: dtype, attention kernel, pad token."""
 
+from pathlib import Path
 from typing import Union
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from transformers.utils import CONFIG_NAME
+
+from transformers_align.errors import UserError
 
 HALF_PRECISION = (torch.float16, torch.bfloat16)  # the dtypes FlashAttention-2 runs in
 
@@ -64,3 +68,36 @@ def load_causal_lm(
         local_files_only=local_files_only,
         attn_implementation=attention_implementation(attn_implementation, config, dtype),
     )
+
+
+class ModelFolderError(UserError):
+    """A model flag names no folder with a readable Hugging Face config; the message is one line for the user."""
+
+
+def check_model_folder(path, flag: str = "--model_name_or_path"):
+    """The config of the model ``path`` names (a local folder, or a model already in the Hugging Face cache),
+    read without loading any weights; a missing folder or an unreadable ``config.json`` is a
+    :class:`ModelFolderError` naming ``flag``."""
+    if not path:
+        raise ModelFolderError(f"{flag} is required: a model folder with a config.json")
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ModelFolderError(f"{flag} {path} is a file; give the model's folder (with config.json)")
+    if not folder.exists() and (folder.is_absolute() or str(path).startswith((".", "~"))):
+        raise ModelFolderError(f"{flag} {path}: no such folder; give a model folder with a config.json")
+    if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
+        adapter = (
+            " (it holds adapter_config.json: an adapter, not a base model)"
+            if (folder / "adapter_config.json").is_file()
+            else ""
+        )
+        raise ModelFolderError(f"{flag} {path} has no {CONFIG_NAME}: it is not a Hugging Face model folder{adapter}")
+    try:
+        return AutoConfig.from_pretrained(str(folder) if folder.is_dir() else path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as error:  # no such folder or cached model; bad JSON; unknown type
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = folder / CONFIG_NAME if folder.is_dir() else path
+        raise ModelFolderError(
+            f"{flag} {path}: cannot read a model config from {where} ({reason}); give a model folder with a "
+            "complete config.json (models are never downloaded)"
+        ) from None

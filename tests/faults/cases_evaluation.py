@@ -17,10 +17,12 @@ def gold_records(locale="en-US", partition="test"):
     return [row for row in rows if row["locale"] == locale and row["partition"] == partition]
 
 
-def write_predictions(tmp: Path, _tiny: Path, keep=None, text=None) -> None:
-    """Predictions for the en-US test records: the gold annotation (or ``text``), for the first ``keep``."""
+def write_predictions(tmp: Path, _tiny: Path, keep=None) -> None:
+    """Predictions for the en-US test records (the first ``keep``): their gold annotations."""
     rows = gold_records()[:keep]
-    lines = [json.dumps({"id": row["id"], "prediction": text or _answer(row["annot_utt"])}) for row in rows]
+    lines = [
+        json.dumps({"id": row["id"], "locale": row["locale"], "prediction": _answer(row["annot_utt"])}) for row in rows
+    ]
     (tmp / "pred.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -111,7 +113,7 @@ CASES = [
         name="eval_massive with predictions of another language",
         area="evaluation",
         command=evaluate("--lang", "fr"),
-        cause=r"not in the gold data|fr-FR",
+        cause=r"pred\.jsonl:1: field 'locale' is 'en-US', evaluating fr-FR",
         setup=write_predictions,
     ),
     FaultCase(
@@ -126,7 +128,7 @@ CASES = [
         area="evaluation",
         command=evaluate("--output_json", "{tmp}/results"),
         cause=r"--output_json .*results is a folder",
-        setup=files(**{"results/keep.txt": "mine\n"}),
+        setup=lambda tmp, tiny: [write_predictions(tmp, tiny), files(**{"results/keep.txt": "mine\n"})(tmp, tiny)],
     ),
     FaultCase(
         name="eval_massive --data_file without the locale",

@@ -59,12 +59,12 @@ class AnalysisArguments:
 
 
 def check(model: EvaluationModelArguments, args: AnalysisArguments) -> None:
-    check_input_files({"--pairs": args.pairs, "--baseline_json": args.baseline_json})
-    model.check()
     refuse_output_over_inputs(
         {"--output_dir": args.output_dir},
         {"--pairs": args.pairs, "--baseline_json": args.baseline_json, **model.inputs()},
     )
+    check_input_files({"--pairs": args.pairs, "--baseline_json": args.baseline_json})
+    model.check()
 
 
 def parse_args(argv=None):

@@ -41,6 +41,10 @@ def parse_args(argv=None):
 
 
 def check(args: MassiveTrainingDataArguments) -> None:
+    refuse_output_over_inputs(
+        {"--output": args.output},
+        {"--massive_files": args.massive_files, "--pairs": args.pairs, "--tokenizer_name": args.tokenizer_name},
+    )
     try:
         normalize_partition(args.partition)
     except ValueError:
@@ -49,10 +53,6 @@ def check(args: MassiveTrainingDataArguments) -> None:
     check_output_files({"--output": args.output})
     if args.tokenizer_name and not Path(args.tokenizer_name).expanduser().is_dir():
         raise UserError(f"--tokenizer_name {args.tokenizer_name}: no such folder; give a local tokenizer folder")
-    refuse_output_over_inputs(
-        {"--output": args.output},
-        {"--massive_files": args.massive_files, "--pairs": args.pairs, "--tokenizer_name": args.tokenizer_name},
-    )
 
 
 def main(argv=None):

@@ -58,10 +58,10 @@ class ICLArguments:
 
 def check(model: EvaluationModelArguments, args: ICLArguments) -> None:
     data_files = icl_files(args.data_dir, args.tasks, args.prompt_lang, args.test_lang)
+    refuse_output_over_inputs({"--output_json": args.output_json}, {"--data_dir": data_files, **model.inputs()})
     check_input_files({"--data_dir": data_files})
     check_output_files({"--output_json": args.output_json})
     model.check()
-    refuse_output_over_inputs({"--output_json": args.output_json}, {"--data_dir": data_files, **model.inputs()})
 
 
 def parse_args(argv=None):

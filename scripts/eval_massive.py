@@ -32,14 +32,14 @@ class MassiveEvaluationArguments:
 
 
 def check(data: MassiveDataArguments, args: MassiveEvaluationArguments) -> None:
+    refuse_output_over_inputs(
+        {"--output_json": args.output_json}, {"--pred_slots_file": args.pred_slots_file, **data.inputs()}
+    )
     data.check()
     check_input_files({"--pred_slots_file": args.pred_slots_file})
     check_output_files({"--output_json": args.output_json})
     if args.max_examples is not None and args.max_examples < 1:
         raise UserError(f"--max_examples {args.max_examples}: must be at least 1 (or left out for all)")
-    refuse_output_over_inputs(
-        {"--output_json": args.output_json}, {"--pred_slots_file": args.pred_slots_file, **data.inputs()}
-    )
 
 
 def parse_args(argv=None):

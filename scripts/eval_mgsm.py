@@ -32,11 +32,11 @@ class MgsmArguments:
 
 
 def check(model: EvaluationModelArguments, _generation, args: MgsmArguments) -> None:
-    check_input_files({"--data": args.data})
     outputs = {"--output_json": args.output_json, "--predictions": args.predictions}
+    refuse_output_over_inputs(outputs, {"--data": args.data, **model.inputs()})
+    check_input_files({"--data": args.data})
     check_output_files(outputs)
     model.check()
-    refuse_output_over_inputs(outputs, {"--data": args.data, **model.inputs()})
 
 
 def parse_args(argv=None):

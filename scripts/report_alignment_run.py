@@ -5,6 +5,7 @@ Prints a short report and writes alignment_report.json into the adapter folder.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from transformers_align.cli import comma_list, exit_on_user_error, option, parse_arguments
@@ -12,6 +13,8 @@ from transformers_align.errors import UserError
 from transformers_align.evaluation.arguments import EvaluationModelArguments, MassiveDataArguments, check_input_files
 from transformers_align.evaluation.massive import MASSIVE_MAX_NEW_TOKENS
 from transformers_align.evaluation.run_report import alignment_run_report, format_run_report
+from transformers_align.paths import refuse_output_over_inputs
+from transformers_align.training.checkpoints import REPORT_FILE
 
 
 @dataclass
@@ -42,6 +45,10 @@ class RunReportArguments:
 
 def check(args: RunReportArguments) -> None:
     """Every file and folder the report reads, before any model loads; the base model from the adapter if not given."""
+    refuse_output_over_inputs(
+        {"--adapter": Path(args.adapter) / REPORT_FILE},
+        {"--pairs": args.pairs, "--massive_dir": args.massive_dir, "--model_name_or_path": args.model_name_or_path},
+    )
     check_input_files({"--pairs": args.pairs})
     for lang in comma_list(args.task_languages):
         MassiveDataArguments(lang=lang, partition=args.partition, data_dir=args.massive_dir).check()

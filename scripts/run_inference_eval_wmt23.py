@@ -83,6 +83,7 @@ def files(args: WmtArguments) -> tuple:
 
 def check(model: EvaluationModelArguments, _template, _generation, args: WmtArguments) -> None:
     inputs, outputs = files(args)
+    refuse_output_over_inputs(outputs, {**inputs, **({} if args.evaluation_only else model.inputs())})
     check_input_files(inputs)
     check_output_files(outputs)
     if args.comet_model and not Path(args.comet_model).exists():
@@ -91,8 +92,6 @@ def check(model: EvaluationModelArguments, _template, _generation, args: WmtArgu
         raise UserError(f"--comet_batch_size {args.comet_batch_size}: must be at least 1")
     if not args.evaluation_only:
         model.check()
-        inputs = {**inputs, **model.inputs()}
-    refuse_output_over_inputs(outputs, inputs)
 
 
 def model_unless_evaluation_only(model, _template, _generation, args: WmtArguments) -> None:

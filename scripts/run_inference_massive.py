@@ -37,10 +37,10 @@ def output_file(data: MassiveDataArguments, args: MassiveInferenceArguments) -> 
 
 
 def check(model, _template, _generation, data, args) -> None:
+    refuse_output_over_inputs({"--output_file": output_file(data, args)}, {**data.inputs(), **model.inputs()})
+    check_output_files({"--output_file": output_file(data, args)})
     data.check()
     model.check()
-    check_output_files({"--output_file": output_file(data, args)})
-    refuse_output_over_inputs({"--output_file": output_file(data, args)}, {**data.inputs(), **model.inputs()})
 
 
 def parse_args(argv=None):

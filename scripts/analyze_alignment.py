@@ -18,7 +18,7 @@ from transformers_align.evaluation.alignment_analysis import (
     plot,
     read_pairs,
 )
-from transformers_align.evaluation.arguments import EvaluationModelArguments, require_model
+from transformers_align.evaluation.arguments import EvaluationModelArguments, check_input_files, require_model
 from transformers_align.losses import POOLING_TYPES
 from transformers_align.paths import refuse_output_over_inputs
 
@@ -58,16 +58,22 @@ class AnalysisArguments:
     )
 
 
+def check(model: EvaluationModelArguments, args: AnalysisArguments) -> None:
+    refuse_output_over_inputs(
+        {"--output_dir": args.output_dir},
+        {"--pairs": args.pairs, "--baseline_json": args.baseline_json, **model.inputs()},
+    )
+    check_input_files({"--pairs": args.pairs, "--baseline_json": args.baseline_json})
+    model.check()
+
+
 def parse_args(argv=None):
     return parse_arguments((EvaluationModelArguments, AnalysisArguments), argv, __doc__, check=require_model)
 
 
 def main(argv=None):
     model_args, args = parse_args(argv)
-    refuse_output_over_inputs(
-        {"--output_dir": args.output_dir},
-        {"--pairs": args.pairs, "--baseline_json": args.baseline_json, **model_args.inputs()},
-    )
+    check(model_args, args)
     pairs = read_pairs(args.pairs)[: args.max_pairs]
     model, tokenizer = model_args.load()
     settings = analysis_settings(

@@ -2,12 +2,15 @@
 ({prefix, text[, text_parallel_0/1]})."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional
 
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_jsonl
-from transformers_align.data.massive import read_partition, training_records
+from transformers_align.data.massive import PARTITIONS, normalize_partition, read_partition, training_records
 from transformers_align.data.records import SkipCounter, load_pairs
+from transformers_align.errors import UserError
+from transformers_align.evaluation.arguments import check_input_files, check_output_files
 from transformers_align.modeling.loading import load_tokenizer
 from transformers_align.paths import refuse_output_over_inputs
 from transformers_align.tiny import byte_level_tokenizer
@@ -37,12 +40,24 @@ def parse_args(argv=None):
     return parse_arguments((MassiveTrainingDataArguments,), argv, __doc__)
 
 
-def main(argv=None):
-    (args,) = parse_args(argv)
+def check(args: MassiveTrainingDataArguments) -> None:
     refuse_output_over_inputs(
         {"--output": args.output},
         {"--massive_files": args.massive_files, "--pairs": args.pairs, "--tokenizer_name": args.tokenizer_name},
     )
+    try:
+        normalize_partition(args.partition)
+    except ValueError:
+        raise UserError(f"--partition {args.partition}: use one of {', '.join(PARTITIONS)} (or validation)") from None
+    check_input_files({"--massive_files": args.massive_files, "--pairs": args.pairs})
+    check_output_files({"--output": args.output})
+    if args.tokenizer_name and not Path(args.tokenizer_name).expanduser().is_dir():
+        raise UserError(f"--tokenizer_name {args.tokenizer_name}: no such folder; give a local tokenizer folder")
+
+
+def main(argv=None):
+    (args,) = parse_args(argv)
+    check(args)
     records = read_partition(args.massive_files, args.partition)
     tokenizer = (
         load_tokenizer(args.tokenizer_name, local_files_only=True) if args.tokenizer_name else byte_level_tokenizer()

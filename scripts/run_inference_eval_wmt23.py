@@ -2,14 +2,18 @@
 available, COMET."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_json, write_jsonl
+from transformers_align.errors import UserError
 from transformers_align.evaluation.arguments import (
     ChatTemplateArguments,
     EvaluationModelArguments,
     GenerationArguments,
+    check_input_files,
+    check_output_files,
     require_model,
 )
 from transformers_align.evaluation.wmt import (
@@ -60,8 +64,38 @@ class WmtArguments:
     comet_batch_size: int = option(16, aliases=["--comet-batch-size"], help="COMET batch size")
 
 
-def _model_unless_evaluation_only(model, _template, _generation, wmt):
-    if not wmt.evaluation_only:
+def files(args: WmtArguments) -> tuple:
+    """``(inputs, outputs)``: flag -> path of the files this run reads and writes."""
+    pair = f"{args.source_lang}-{args.lang}"
+    default_source, default_reference = wmt_files(args.data_dir, args.source_lang, args.lang)
+    output_file = args.output_file or f"wmt_{pair}.jsonl"
+    inputs = {
+        "--source_file": args.source_file or default_source,
+        "--reference_file": args.reference_file or default_reference,
+        **({"--output_file": output_file} if args.evaluation_only else {}),
+    }
+    outputs = {
+        "--metrics_file": args.metrics_file or f"wmt_{pair}_metrics.json",
+        **({} if args.evaluation_only else {"--output_file": output_file}),
+    }
+    return inputs, outputs
+
+
+def check(model: EvaluationModelArguments, _template, _generation, args: WmtArguments) -> None:
+    inputs, outputs = files(args)
+    refuse_output_over_inputs(outputs, {**inputs, **({} if args.evaluation_only else model.inputs())})
+    check_input_files(inputs)
+    check_output_files(outputs)
+    if args.comet_model and not Path(args.comet_model).exists():
+        raise UserError(f"--comet_model {args.comet_model}: no such checkpoint file or folder")
+    if args.comet_batch_size < 1:
+        raise UserError(f"--comet_batch_size {args.comet_batch_size}: must be at least 1")
+    if not args.evaluation_only:
+        model.check()
+
+
+def model_unless_evaluation_only(model, _template, _generation, args: WmtArguments) -> None:
+    if not args.evaluation_only:
         require_model(model)
 
 
@@ -71,23 +105,16 @@ def parse_args(argv=None):
         argv,
         __doc__,
         defaults={"batch_size": 8, "max_new_tokens": 256},
-        check=_model_unless_evaluation_only,
+        check=model_unless_evaluation_only,
     )
 
 
 def main(argv=None):
     model_args, template, generation, args = parse_args(argv)
+    check(model_args, template, generation, args)
     pair = f"{args.source_lang}-{args.lang}"
-    default_source, default_reference = wmt_files(args.data_dir, args.source_lang, args.lang)
-    output_file = args.output_file or f"wmt_{pair}.jsonl"
-    metrics_file = args.metrics_file or f"wmt_{pair}_metrics.json"
-    inputs = {
-        "--source_file": args.source_file or default_source,
-        "--reference_file": args.reference_file or default_reference,
-        **({"--output_file": output_file} if args.evaluation_only else model_args.inputs()),
-    }
-    outputs = {"--metrics_file": metrics_file, **({} if args.evaluation_only else {"--output_file": output_file})}
-    refuse_output_over_inputs(outputs, inputs)
+    inputs, outputs = files(args)
+    output_file = inputs.get("--output_file") or outputs["--output_file"]
     sources, references = read_test_set(inputs["--source_file"], inputs["--reference_file"])
     if args.evaluation_only:
         hypotheses, counts = read_translations(output_file, len(sources), generation.max_examples, args.allow_missing)
@@ -110,7 +137,7 @@ def main(argv=None):
         sources, hypotheses, references, args.lang, counts, args.comet_model, args.comet_batch_size
     )
     print(format_metrics(pair, metrics))
-    write_json(metrics_file, metrics)
+    write_json(outputs["--metrics_file"], metrics)
     return metrics
 
 

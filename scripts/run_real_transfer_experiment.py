@@ -2,15 +2,18 @@
 alternate, joint), tested zero-shot in other languages; prints and saves the results table and plot."""
 
 import dataclasses
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from tools.experiments.cldr_task import FIELD_WORDS
 from tools.experiments.real_transfer import RealTransferConfig, run_experiment
 from tools.experiments.real_transfer_report import combine_runs, markdown_table, save_results
-from transformers_align.cli import comma_list, option, parse_arguments
+from transformers_align.cli import comma_list, exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import read_json, write_json
+from transformers_align.errors import UserError
+from transformers_align.losses import POOLING_TYPES
+from transformers_align.modeling.loading import read_config
 
 DEFAULTS = RealTransferConfig()
 
@@ -62,7 +65,7 @@ class RealTransferArguments:
         try:
             config.seeds = tuple(int(seed) for seed in comma_list(self.seeds))
         except ValueError:
-            raise ValueError(f"--seeds must be comma-separated integers, got {self.seeds!r}") from None
+            raise UserError(f"--seeds must be comma-separated integers, got {self.seeds!r}") from None
         overrides = {
             "languages": self.languages and tuple(comma_list(self.languages)),
             "pair_languages": self.pair_languages and tuple(comma_list(self.pair_languages)),
@@ -84,27 +87,35 @@ def parse_args(argv=None):
     return args
 
 
+def check(config: RealTransferConfig) -> None:
+    """Languages, pooling, the model folder and the layer against its depth, before any model loads."""
+    unknown = [language for language in config.languages if language not in FIELD_WORDS]
+    if unknown:
+        raise UserError(f"--languages {','.join(unknown)}: no prompt words; supported: {', '.join(FIELD_WORDS)}")
+    if config.pooling not in POOLING_TYPES:
+        raise UserError(f"--pooling {config.pooling}: choose from {', '.join(POOLING_TYPES)}")
+    if config.model_path is None:
+        return
+    blocks = config.num_layers or read_config(config.model_path, local_files_only=True).num_hidden_layers
+    if config.alignment_layer is not None and not 1 <= config.alignment_layer <= blocks:
+        raise UserError(f"--alignment_layer {config.alignment_layer}: the model has {blocks} blocks; use 1 to {blocks}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.combine:
-        return _report(_combined(args.combine), args.output_dir)
-    try:
-        # results.json is rewritten after each model, so an interrupted run keeps what it finished.
-        result = run_experiment(
-            args.config(),
-            progress=not args.no_progress,
-            on_update=lambda partial: write_json(Path(args.output_dir) / "results.json", partial),
+        return _report(
+            combine_runs([read_json(Path(folder) / "results.json") for folder in args.combine]), args.output_dir
         )
-    except ValueError as error:  # bad seeds, an unsupported language, layer or pooling, before any training
-        sys.exit(f"run_real_transfer_experiment: {error}")
+    config = args.config()
+    check(config)
+    # results.json is rewritten after each model, so an interrupted run keeps what it finished.
+    result = run_experiment(
+        config,
+        progress=not args.no_progress,
+        on_update=lambda partial: write_json(Path(args.output_dir) / "results.json", partial),
+    )
     return _report(result, args.output_dir)
-
-
-def _combined(folders):
-    try:
-        return combine_runs([read_json(Path(folder) / "results.json") for folder in folders])
-    except (OSError, ValueError) as error:
-        sys.exit(f"run_real_transfer_experiment: {error}")
 
 
 def _report(result, output_dir):
@@ -115,4 +126,4 @@ def _report(result, output_dir):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

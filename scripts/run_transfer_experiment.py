@@ -6,7 +6,8 @@ from typing import Optional
 
 from tools.experiments.synthetic_transfer import ExperimentConfig, run_experiment
 from tools.experiments.transfer_report import markdown_table, save_results
-from transformers_align.cli import option, parse_arguments
+from transformers_align.cli import exit_on_user_error, option, parse_arguments
+from transformers_align.errors import UserError
 
 DEFAULTS = ExperimentConfig()
 
@@ -44,9 +45,23 @@ class TransferArguments:
         return dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})
 
 
+def check(config: ExperimentConfig) -> None:
+    blocks = config.num_layers
+    if not 1 <= config.layer <= blocks:
+        raise UserError(f"--alignment_layer {config.layer}: the model has {blocks} blocks; use 1 to {blocks}")
+    if not config.temperature > 0:
+        raise UserError(f"--temperature {config.temperature}: must be above 0")
+    if config.parallel_pairs < 1:
+        raise UserError(f"--parallel_pairs {config.parallel_pairs}: must be at least 1")
+    if config.lora_rank < 0:
+        raise UserError(f"--lora_rank {config.lora_rank}: 0 (full fine-tuning) or more")
+
+
 def main(argv=None):
     (args,) = parse_arguments((TransferArguments,), argv, __doc__)
-    result = run_experiment(args.config(), progress=not args.no_progress)
+    config = args.config()
+    check(config)
+    result = run_experiment(config, progress=not args.no_progress)
     print(markdown_table(result))
     for path in save_results(result, args.output_dir).values():
         print(path)
@@ -54,4 +69,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)

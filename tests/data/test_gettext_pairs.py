@@ -7,6 +7,7 @@ from scripts import build_parallel_pairs
 from transformers_align.data.gettext_pairs import catalog_files, gettext_pairs, parse_po, sentence_pairs, split_pairs
 from transformers_align.data.jsonl import DataFormatError
 from transformers_align.data.records import SkipCounter, load_pairs
+from transformers_align.errors import UserError
 
 CATALOG = r'''# A hand-made catalog.
 msgid ""
@@ -134,12 +135,12 @@ def test_cli_writes_tsv_pairs_that_the_trainer_reads(tmp_path, capsys):
     ]
     # Running again with the same arguments is harmless; other pairs are not written over a user's files.
     build_parallel_pairs.main(["--languages", "fr", "--output-dir", str(tmp_path), "--test-size", "30"])
-    with pytest.raises(SystemExit, match="exists with other pairs; pass --overwrite"):
+    with pytest.raises(UserError, match="exists with other pairs; pass --overwrite"):
         build_parallel_pairs.main(["--languages", "fr", "--output-dir", str(tmp_path), "--test-size", "31"])
     assert len(load_pairs([tmp_path / "en-fr.test.tsv"], SkipCounter())) == 30
 
 
 def test_unknown_language_is_one_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="no gettext catalog for language 'xx'"):
+    with pytest.raises(UserError, match="no gettext catalog for language 'xx'"):
         build_parallel_pairs.main(["--languages", "xx", "--output-dir", str(tmp_path)])
     assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scripts import report_alignment_run
 from tests.support import REPO
+from transformers_align.errors import UserError
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment, read_pairs
 from transformers_align.evaluation.run_report import REPORT_FILE
 from transformers_align.tiny import build_tiny_model
@@ -82,7 +83,7 @@ def test_report_uses_the_trained_settings_and_matches_the_analysis(trained, caps
 
 
 def test_a_missing_adapter_is_one_line_before_any_model_loads(tmp_path):
-    with pytest.raises(SystemExit, match="no adapter_config.json"):
+    with pytest.raises(UserError, match="no adapter_config.json"):
         report_alignment_run.main(
             ["--model_name_or_path", str(tmp_path), "--adapter", str(tmp_path), "--pairs", str(PAIRS)]
         )

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from tests.support import REPO
+from transformers_align.errors import UserError
 from transformers_align.merging import AdapterMismatchError, adapter_files, merge_adapters
 from transformers_align.tiny import build_tiny_model
 
@@ -268,7 +269,7 @@ def test_tensor_mismatches_are_rejected(loras, tmp_path):
         bad = dict(loras, ref_target=copy_with(loras["ref_target"], tmp_path / change.__name__, tensor_change=change))
         with pytest.raises(ValueError, match=message):
             merge(bad, tmp_path / "out", t=1.0)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(UserError, match="no such adapter folder"):
         merge(dict(loras, task=tmp_path / "missing"), tmp_path / "out", t=1.0)
     with pytest.raises(ValueError, match="does not apply"):
         merge(loras, tmp_path / "out", t=1.0, method="ratio")
@@ -287,7 +288,7 @@ def test_output_is_atomic(loras, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
     monkeypatch.undo()
     merge(loras, tmp_path / "out", t=1.0)
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(UserError, match="overwrite"):
         merge(loras, tmp_path / "out", t=1.0)
     merge(loras, tmp_path / "out", t=0.0, overwrite=True)
     assert json.loads((tmp_path / "out" / "merge_report.json").read_text())["t"] == 0.0

@@ -29,6 +29,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
+from transformers_align.errors import UserError
+
 CONTINENT_REGIONS = ("002", "019", "142", "150", "009")  # CLDR/UN M.49 codes: Africa, Americas, Asia, Europe, Oceania
 ZONE_PREFIX_REGION = {
     "Africa": "002",
@@ -112,7 +114,7 @@ def build_entities(languages: Sequence[str]) -> List[Entity]:
     """Entities with a continent and a unique name in English and each of ``languages``, sorted by (kind, code)."""
     unknown = [language for language in languages if language not in FIELD_WORDS]
     if unknown:
-        raise ValueError(f"no prompt words for language(s) {', '.join(unknown)}; supported: {', '.join(FIELD_WORDS)}")
+        raise UserError(f"no prompt words for language(s) {', '.join(unknown)}; supported: {', '.join(FIELD_WORDS)}")
     languages = ["en"] + [language for language in languages if language != "en"]
     english_regions = _locale("en").territories
     names = {
@@ -145,7 +147,7 @@ def build_entities(languages: Sequence[str]) -> List[Entity]:
 def split_entities(entities: Sequence[Entity], test_fraction: float, seed: int) -> Tuple[List[Entity], List[Entity]]:
     """``(train, test)``: a seeded split within each kind, so both parts have every kind in proportion."""
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+        raise UserError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     train, test = [], []
     for kind in KINDS:
         members = [entity for entity in entities if entity.kind == kind]

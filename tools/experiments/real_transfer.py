@@ -24,6 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, s
 from tools.experiments import cldr_task
 from transformers_align.data.features import AlignmentCollator, FeatureOptions, tokenize_rows
 from transformers_align.data.gettext_pairs import gettext_pairs
+from transformers_align.errors import UserError
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment
 from transformers_align.evaluation.loglikelihood import candidate_logprobs
 from transformers_align.modeling import patch_model
@@ -63,7 +64,7 @@ class RealTransferConfig:
 
     def __post_init__(self):
         if self.pair_languages and not set(self.pair_languages) <= set(self.languages):
-            raise ValueError(
+            raise UserError(
                 f"pair languages {','.join(self.pair_languages)} must be among the test languages "
                 f"{','.join(self.languages)}"
             )

@@ -7,6 +7,7 @@ from typing import Dict, List
 from tools.experiments.real_transfer import VARIANTS, accuracy
 from tools.experiments.transfer_report import _percent
 from transformers_align.data.jsonl import write_atomic, write_json
+from transformers_align.errors import UserError
 
 
 def _spread(values: List[float]) -> dict:
@@ -195,7 +196,7 @@ def combine_runs(results: List[dict]) -> dict:
             name for name in first["config"] if name != "seeds" and first["config"][name] != other["config"].get(name)
         ]
         if differing or other["test_entities"] != first["test_entities"]:
-            raise ValueError(
+            raise UserError(
                 f"the runs differ in {', '.join(differing) or 'their test entities'}; only seeds may differ"
             )
         for language, rows in first["runs"]["pretrained"]["scores"].items():
@@ -205,12 +206,12 @@ def combine_runs(results: List[dict]) -> dict:
                 for a, b in zip(row, other_row)
             )
             if gap > 1e-3:
-                raise ValueError(
+                raise UserError(
                     f"the pretrained scores in {language} differ by {gap:.2g} between runs: not the same model"
                 )
     seeds = [seed for result in results for seed in result["config"]["seeds"]]
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"a seed occurs in two runs: {seeds}")
+        raise UserError(f"a seed occurs in two runs: {seeds}")
     combined = {key: value for key, value in first.items() if key != "summary"}
     combined["config"] = {**first["config"], "seeds": seeds}
     combined["runs"] = {name: run for result in results for name, run in result["runs"].items()}

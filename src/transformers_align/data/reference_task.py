@@ -20,6 +20,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from transformers_align.data.jsonl import DataFormatError, string_field
 from transformers_align.data.records import iter_json_records
+from transformers_align.errors import UserError
 
 # Primary language subtags of scripts written without spaces between words: cut these by character.
 UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "dz", "yue", "wuu", "lzh"})
@@ -31,7 +32,7 @@ def default_unit(language: str) -> str:
     """``char`` for languages written without spaces (zh, ja, th, ...; ``zh-CN`` counts as zh), else ``word``."""
     primary = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
     if not primary:
-        raise ValueError("a language code is needed to choose between word and character windows")
+        raise UserError("a language code is needed to choose between word and character windows")
     return "char" if primary in UNSPACED_LANGUAGES else "word"
 
 
@@ -40,7 +41,7 @@ def input_format(path: Path, fmt: str = "auto") -> str:
     if fmt == "auto":
         return "json" if path.suffix.lower() in (".json", ".jsonl") else "text"
     if fmt not in FORMATS:
-        raise ValueError(f"unknown input format {fmt!r}; choose from auto, {', '.join(FORMATS)}")
+        raise UserError(f"unknown input format {fmt!r}; choose from auto, {', '.join(FORMATS)}")
     return fmt
 
 
@@ -75,7 +76,7 @@ def split_units(text: str, unit: str) -> List[str]:
     if unit == "word":
         return text.split()
     if unit != "char":
-        raise ValueError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
+        raise UserError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
     units: List[str] = []
     for character in " ".join(text.split()):
         if units and unicodedata.category(character).startswith("M"):
@@ -154,17 +155,17 @@ def build_reference_task(
     """
     unit = unit or default_unit(language)
     if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
+        raise UserError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        raise UserError(f"chunk_size must be at least 1, got {chunk_size}")
     if not 0 <= prompt_units < chunk_size:
-        raise ValueError(f"prompt_units must be in [0, chunk_size) = [0, {chunk_size}), got {prompt_units}")
+        raise UserError(f"prompt_units must be in [0, chunk_size) = [0, {chunk_size}), got {prompt_units}")
     if max_chunks is not None and max_chunks < 1:
-        raise ValueError(f"max_chunks must be at least 1, got {max_chunks}")
+        raise UserError(f"max_chunks must be at least 1, got {max_chunks}")
     if not paths:
-        raise ValueError("no input files given")
+        raise UserError("no input files given")
     if prompt_field == completion_field:
-        raise ValueError(f"the prompt and completion fields must differ, both are {prompt_field!r}")
+        raise UserError(f"the prompt and completion fields must differ, both are {prompt_field!r}")
     counted = {"documents": 0}
 
     def documents():
@@ -180,7 +181,7 @@ def build_reference_task(
             stopped = True
             break
     if not records:
-        raise ValueError(
+        raise UserError(
             f"{', '.join(map(str, paths))}: fewer than {chunk_size} {unit}s in all, so not one window; "
             "lower --chunk_size or add text"
         )

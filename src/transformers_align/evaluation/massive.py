@@ -10,9 +10,15 @@ from seqeval.metrics import f1_score
 
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
 from transformers_align.data.massive import INTENT_KEY, NO_SLOTS, MassiveRecord, has_intents, parse_annotation
+from transformers_align.errors import UserError
 from transformers_align.evaluation.counts import EvaluationCounts, check_missing, skipped_beyond_limit
 
 # MASSIVE segments these locales into characters, keeping runs of ASCII (Latin words, numbers) whole.
+# The generation limit of every MASSIVE prediction (run report and scripts.run_inference_massive), so that one
+# adapter gets the same counts from both. Gold answers (format_target, intent included) in data_example/massive
+# are at most 42 SmolLM2 tokens and 110 tokens of the byte-level tiny tokenizer: 128 truncates none of them,
+# where 48 truncated long answers into malformed ones.
+MASSIVE_MAX_NEW_TOKENS = 128
 CHARACTER_SEGMENTED_LOCALES = frozenset({"ja-JP", "zh-CN", "zh-TW"})
 _CHARACTER_TOKEN = re.compile(r"[!-~]+|\S")
 _PART_SEPARATOR = re.compile(r"\s*(?:;|\n)\s*")
@@ -160,11 +166,11 @@ def score_predictions(
     (predictions for the others are ignored) and the rest are counted as skipped.
     """
     if not gold:
-        raise ValueError("no gold records to score")
+        raise UserError("no gold records to score")
     gold_ids = {record.id for record in gold}
     unknown = [prediction_id for prediction_id in predictions if prediction_id not in gold_ids]
     if unknown:
-        raise ValueError(
+        raise DataFormatError(
             f"{len(unknown)} prediction id(s) not in the gold data, e.g. {unknown[:5]}: "
             "check --lang, --partition and the data file"
         )

@@ -15,7 +15,7 @@ from transformers_align.data.jsonl import write_json
 from transformers_align.data.massive import has_intents, load_massive, massive_prompts
 from transformers_align.evaluation.alignment_analysis import analysis_settings, metrics_at_layer, read_pairs
 from transformers_align.evaluation.generation import generate_greedy, load_model_and_tokenizer
-from transformers_align.evaluation.massive import score_predictions
+from transformers_align.evaluation.massive import MASSIVE_MAX_NEW_TOKENS, score_predictions
 from transformers_align.paths import refuse_output_over_inputs
 from transformers_align.training.checkpoints import REPORT_FILE
 
@@ -37,7 +37,7 @@ def alignment_run_report(
     task_languages: Sequence[str] = ("en", "fr"),
     partition: str = "test",
     batch_size: int = 16,
-    max_new_tokens: int = 48,
+    max_new_tokens: int = MASSIVE_MAX_NEW_TOKENS,
     device=None,
 ) -> Dict:
     """The report as a dict (also written to ``adapter_dir/alignment_report.json``). Inputs are read first."""

@@ -3,17 +3,20 @@
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from transformers_align.data.jsonl import read_json
+from transformers_align.errors import UserError
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -39,27 +42,46 @@ class Adapter:
         return str(self.config.get("peft_type", "")).upper()
 
 
-def load_adapter(path) -> Adapter:
-    """Read ``adapter_config.json`` and ``adapter_model.safetensors`` (or the legacy ``.bin``) from ``path``."""
+class AdapterFileError(UserError):
+    """An adapter folder, its config or its weights cannot be used; the message is one line for the user."""
+
+
+def read_adapter_config(path, flag: str = "adapter") -> dict:
+    """The parsed ``adapter_config.json`` of the PEFT adapter folder ``path`` (given as ``flag``)."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"adapter directory {path} does not exist")
+        raise AdapterFileError(f"{flag} {path}: no such adapter folder")
     config_file = path / CONFIG_NAME
     if not config_file.is_file():
-        raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: it is not a PEFT adapter directory")
+        raise AdapterFileError(f"{flag} {path} has no {CONFIG_NAME}: it is not a PEFT adapter folder")
     config = read_json(config_file)
     if not isinstance(config, dict) or "peft_type" not in config:
-        raise ValueError(f"{config_file}: expected a JSON object with a 'peft_type' field")
-    if (path / WEIGHTS_NAME).is_file():
-        weights_file = path / WEIGHTS_NAME
-        tensors = load_file(weights_file)
-    elif (path / LEGACY_WEIGHTS_NAME).is_file():
-        weights_file = path / LEGACY_WEIGHTS_NAME
-        tensors = torch.load(weights_file, map_location="cpu", weights_only=True)
-    else:
-        raise FileNotFoundError(f"{path} has neither {WEIGHTS_NAME} nor {LEGACY_WEIGHTS_NAME}")
+        raise AdapterFileError(f"{config_file}: expected a JSON object with a 'peft_type' field")
+    return config
+
+
+def adapter_weights_file(path, flag: str = "adapter") -> Path:
+    """``adapter_model.safetensors`` (or the legacy ``.bin``) of the adapter folder ``path``."""
+    for name in (WEIGHTS_NAME, LEGACY_WEIGHTS_NAME):
+        if (Path(path) / name).is_file():
+            return Path(path) / name
+    raise AdapterFileError(f"{flag} {path} has neither {WEIGHTS_NAME} nor {LEGACY_WEIGHTS_NAME}")
+
+
+def load_adapter(path, flag: str = "adapter") -> Adapter:
+    """Read ``adapter_config.json`` and ``adapter_model.safetensors`` (or the legacy ``.bin``) from ``path``."""
+    path = Path(path)
+    config = read_adapter_config(path, flag)
+    weights_file = adapter_weights_file(path, flag)
+    try:
+        if weights_file.name == WEIGHTS_NAME:
+            tensors = load_file(weights_file)
+        else:
+            tensors = torch.load(weights_file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, SafetensorError, pickle.UnpicklingError, EOFError) as error:
+        raise AdapterFileError(f"{flag} {weights_file}: not a readable weights file ({error})") from None
     if not tensors:
-        raise ValueError(f"{weights_file} holds no tensors")
+        raise AdapterFileError(f"{weights_file} holds no tensors")
     return Adapter(path=path, config=config, tensors=tensors, weights_file=weights_file)
 
 
@@ -75,7 +97,7 @@ def _split_keys(adapter: Adapter, suffixes: Dict[str, str]) -> Dict[str, Dict[st
         modules.setdefault(key[: -len(suffixes[part])], {})[part] = tensor
     if unknown:
         shown = ", ".join(sorted(unknown)[:3]) + (f" (+{len(unknown) - 3} more)" if len(unknown) > 3 else "")
-        raise ValueError(
+        raise AdapterFileError(
             f"{adapter.weights_file}: {len(unknown)} tensor(s) the {adapter.peft_type} merge cannot handle: {shown}. "
             f"Only {', '.join(suffixes.values())} tensors are supported (no biases, embeddings, DoRA or "
             "modules_to_save)"
@@ -83,7 +105,7 @@ def _split_keys(adapter: Adapter, suffixes: Dict[str, str]) -> Dict[str, Dict[st
     for module, parts in modules.items():
         missing = [suffixes[name] for name in suffixes if name not in parts]
         if missing:
-            raise ValueError(f"{adapter.weights_file}: module {module} lacks {', '.join(missing)}")
+            raise AdapterFileError(f"{adapter.weights_file}: module {module} lacks {', '.join(missing)}")
     return modules
 
 
@@ -94,7 +116,7 @@ def lora_factors(adapter: Adapter) -> Dict[str, Tuple[torch.Tensor, torch.Tensor
     for module, parts in modules.items():
         a, b = parts["A"], parts["B"]
         if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1]:
-            raise ValueError(
+            raise AdapterFileError(
                 f"{adapter.weights_file}: module {module} has lora_A {tuple(a.shape)} and lora_B {tuple(b.shape)}, "
                 "expected (r, in) and (out, r)"
             )
@@ -124,7 +146,7 @@ def lora_scaling(config: dict, module: str, rank: int) -> float:
     config_rank = config["rank_pattern"][rank_key] if rank_key is not None else config["r"]
     alpha = config["alpha_pattern"][alpha_key] if alpha_key is not None else config["lora_alpha"]
     if config_rank != rank:
-        raise ValueError(f"module {module}: the config gives rank {config_rank} but the weights have rank {rank}")
+        raise AdapterFileError(f"module {module}: the config gives rank {config_rank} but the weights have rank {rank}")
     return alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
 
 
@@ -136,18 +158,30 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class OutputExistsError(UserError):
+    """The merge's output folder exists and may not be replaced."""
+
+
 def check_output_dir(out, overwrite: bool) -> Path:
     """Fail early when ``out`` exists and may not be replaced."""
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"output {out} already exists; pass overwrite=True (--overwrite) to replace it")
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"output {out} exists and is not a directory")
+        raise OutputExistsError(f"--out {out} exists and is a file, not an adapter folder; choose another --out")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"--out {out} already exists; pass --overwrite to replace it, or choose another --out")
     return out
 
 
-def write_adapter_dir(out, config: dict, tensors: Dict[str, torch.Tensor], report: dict, overwrite: bool = False):
-    """Write ``adapter_config.json``, ``adapter_model.safetensors`` and the merge report into ``out``.
+def write_adapter_dir(
+    out,
+    config: dict,
+    tensors: Dict[str, torch.Tensor],
+    report: dict,
+    overwrite: bool = False,
+    extra_files: Optional[Dict[str, bytes]] = None,
+):
+    """Write ``adapter_config.json``, ``adapter_model.safetensors``, the merge report and ``extra_files``
+    (name -> content) into ``out``.
 
     Everything goes to a temporary sibling directory first, which is renamed to ``out`` at the end, so a
     failure never leaves a partial adapter behind; an existing ``out`` is replaced only with ``overwrite``.
@@ -163,6 +197,8 @@ def write_adapter_dir(out, config: dict, tensors: Dict[str, torch.Tensor], repor
             metadata={"format": "pt"},
         )
         (staging / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        for name, content in (extra_files or {}).items():
+            (staging / name).write_bytes(content)
         if out.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
             os.replace(out, retired / out.name)

@@ -5,22 +5,27 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Dict, Optional
 
+from transformers_align.errors import UserError
 from transformers_align.merging import rules
 from transformers_align.merging.adapter_files import (
     LORA_SUFFIXES,
     Adapter,
+    adapter_weights_file,
     check_output_dir,
     file_sha256,
     ia3_vectors,
     load_adapter,
     lora_factors,
     lora_scaling,
+    read_adapter_config,
     write_adapter_dir,
 )
 from transformers_align.merging.compatibility import AdapterMismatchError, check_compatible, check_same_modules
+from transformers_align.modeling.gguf_checkpoint import BASE_MODEL_RECORD
 from transformers_align.paths import refuse_output_over_inputs
 
 ROLES = ("task", "ref_target", "ref_source")
+FLAGS = {role: f"--{role}" for role in ROLES}
 LORA_METHODS = ("delta", "delta-svd", "per-factor")
 IA3_METHODS = ("ratio",)
 FORMULAS = {
@@ -31,16 +36,22 @@ FORMULAS = {
 }
 
 
+class MergeArgumentError(UserError):
+    """A merge setting (--t, --method, --rank) that cannot apply."""
+
+
 def resolve_method(peft_type: str, method: Optional[str], rank: Optional[int]) -> str:
     """The rule to apply: LoRA defaults to the exact ΔW rule, IA3 has only the ratio rule."""
     allowed = LORA_METHODS if peft_type == "LORA" else IA3_METHODS
     method = method or allowed[0]
     if method not in allowed:
-        raise ValueError(f"method {method!r} does not apply to {peft_type} adapters; choose from {', '.join(allowed)}")
+        raise AdapterMismatchError(
+            f"--method {method}: does not apply to {peft_type} adapters; choose from {', '.join(allowed)}"
+        )
     if method == "delta-svd" and (rank is None or rank < 1):
-        raise ValueError("method 'delta-svd' needs a rank of at least 1 (--rank)")
+        raise MergeArgumentError(f"--rank {rank}: method 'delta-svd' needs a rank of at least 1")
     if method != "delta-svd" and rank is not None:
-        raise ValueError(f"a rank applies only to method 'delta-svd', not {method!r}")
+        raise MergeArgumentError(f"--rank {rank}: a rank applies only to --method delta-svd, not {method!r}")
     return method
 
 
@@ -135,10 +146,14 @@ def merge_adapters(
     ``PeftModel.from_pretrained`` loads, with ``merge_report.json`` beside it, written atomically.
     """
     if not math.isfinite(t):
-        raise ValueError(f"t must be a finite number, got {t}")
+        raise MergeArgumentError(f"--t {t}: the weight of the language gap must be a finite number")
     refuse_output_over_inputs({"--out": out}, {"--task": task, "--ref_target": ref_target, "--ref_source": ref_source})
     out = check_output_dir(out, overwrite)
-    adapters = {role: load_adapter(path) for role, path in zip(ROLES, (task, ref_target, ref_source))}
+    paths = dict(zip(ROLES, (task, ref_target, ref_source)))
+    for role, path in paths.items():  # every folder is checked before any weights are read
+        read_adapter_config(path, FLAGS[role])
+        adapter_weights_file(path, FLAGS[role])
+    adapters = {role: load_adapter(path, FLAGS[role]) for role, path in paths.items()}
     peft_type = check_compatible(adapters, check_base_model)
     method = resolve_method(peft_type, method, rank)
     if peft_type == "LORA":
@@ -175,5 +190,8 @@ def merge_adapters(
         **details,
         "transformers_align_version": _package_version(),
     }
-    write_adapter_dir(out, config, tensors, report, overwrite)
+    # The merged adapter is on the task adapter's base: it keeps that base's portable name, if recorded.
+    record = adapters["task"].path / BASE_MODEL_RECORD
+    extra_files = {BASE_MODEL_RECORD: record.read_bytes()} if record.is_file() else {}
+    write_adapter_dir(out, config, tensors, report, overwrite, extra_files)
     return report

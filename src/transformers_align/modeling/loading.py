@@ -8,6 +8,7 @@ from typing import Union
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+from transformers.utils import CONFIG_NAME
 
 from transformers_align.errors import UserError
 
@@ -28,18 +29,29 @@ def looks_local(name_or_path: str) -> bool:
     )
 
 
-def read_config(name_or_path: str, local_files_only: bool = False):
-    """The model's config, read without any weights. A local folder must exist and hold a valid ``config.json``
-    of a causal LM; anything else is a ``ModelLoadingError`` naming the folder or file (transformers' own errors
-    for these are tracebacks)."""
+def read_config(name_or_path, flag: str = "--model_name_or_path", local_files_only: bool = False):
+    """The config of the causal LM ``name_or_path`` names (a local folder, a model in the Hugging Face cache, or a
+    hub id where a hub is reachable), read without any weights. A missing folder, a file, a folder without
+    ``config.json`` (an adapter folder says so), an unreadable or truncated config, or a model type with no
+    causal LM class is a ``ModelLoadingError`` naming ``flag`` (transformers' own errors are tracebacks)."""
+    if not name_or_path:
+        raise ModelLoadingError(f"{flag} is required: a model folder with a config.json")
     folder = Path(name_or_path).expanduser()
-    if looks_local(name_or_path):
-        if not folder.is_dir():
-            reason = "not a folder" if folder.exists() else "no such folder"
-            raise ModelLoadingError(f"--model_name_or_path {name_or_path}: {reason}; give a local model folder")
-        config_file = folder / "config.json"
+    if looks_local(str(name_or_path)):
+        if folder.exists() and not folder.is_dir():
+            raise ModelLoadingError(f"{flag} {name_or_path} is a file; give the model's folder (with config.json)")
+        if not folder.exists():
+            raise ModelLoadingError(f"{flag} {name_or_path}: no such folder; give a model folder with a config.json")
+        config_file = folder / CONFIG_NAME
         if not config_file.is_file():
-            raise ModelLoadingError(f"{config_file}: no such file; the model folder needs the model's config.json")
+            adapter = (
+                " (it holds adapter_config.json: an adapter, not a base model)"
+                if (folder / "adapter_config.json").is_file()
+                else ""
+            )
+            raise ModelLoadingError(
+                f"{flag} {name_or_path} has no {CONFIG_NAME}: it is not a Hugging Face model folder{adapter}"
+            )
         try:
             json.loads(config_file.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -47,16 +59,15 @@ def read_config(name_or_path: str, local_files_only: bool = False):
                 f"{config_file}: not a valid JSON config ({error}); the file may be truncated"
             ) from None
     try:
-        config = AutoConfig.from_pretrained(name_or_path, local_files_only=local_files_only)
+        config = AutoConfig.from_pretrained(str(name_or_path), local_files_only=local_files_only)
     except (OSError, ValueError, KeyError) as error:  # hub id unknown or unreachable, unknown model_type
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadingError(
-            f"--model_name_or_path {name_or_path}: cannot read the model's config ({detail})"
+            f"{flag} {name_or_path}: cannot read the model's config ({detail}); models are never downloaded"
         ) from None
     if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
         raise ModelLoadingError(
-            f"--model_name_or_path {name_or_path}: model type {config.model_type!r} has no causal LM class "
-            f"in transformers"
+            f"{flag} {name_or_path}: model type {config.model_type!r} has no causal LM class in transformers"
         )
     return config
 

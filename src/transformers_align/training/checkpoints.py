@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transformers_align.errors import UserError
+from transformers_align.modeling.gguf_checkpoint import BASE_MODEL_RECORD
 from transformers_align.paths import refuse_output_over_inputs
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ RUN_OUTPUTS = (
     "trainer_state.json",
     "*_results.json",
     RUN_ARGS_FILE,
+    BASE_MODEL_RECORD,
     "checkpoint-*",
     STAGING_DIR,
     "runs",  # TensorBoard's logging_dir

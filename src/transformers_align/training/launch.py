@@ -61,6 +61,15 @@ def check_world_size(training_args) -> None:
         )
 
 
+def find_unused_parameters(mode: str) -> bool:
+    """What DDP's ``find_unused_parameters`` must be for a training mode (the Trainer would pass True for any
+    PEFT model). An alignment step computes its loss at layer L, so the adapter above L gets no gradient:
+    ``alignment`` and ``alternate`` need the search. ``task`` and ``joint`` steps reach every adapter
+    parameter through the task loss, so the search would only cost a graph traversal per step and make DDP
+    warn on every rank."""
+    return mode in ("alignment", "alternate")
+
+
 # Warnings from the libraries' own internals that no setting of this project changes.
 _NOT_ACTIONABLE = (
     (FutureWarning, r"transformers\.deepspeed module is deprecated"),  # accelerate's DeepSpeedPlugin on 4.43.4
@@ -70,7 +79,8 @@ _NOT_ACTIONABLE = (
 
 
 def silence_library_noise() -> None:
-    """Drop the warnings above, and keep accelerate from importing DeepSpeed when DeepSpeed is not used.
+    """Drop the warnings above, tell DeepSpeed the accelerator on a machine without one, and keep accelerate
+    from importing DeepSpeed when DeepSpeed is not used.
 
     accelerate's ``extract_model_from_parallel`` imports ``deepspeed`` whenever it is installed, to test
     ``isinstance(model, DeepSpeedEngine)``; no model is a DeepSpeedEngine before deepspeed is imported,
@@ -78,6 +88,8 @@ def silence_library_noise() -> None:
     """
     import sys
 
+    if not accelerator_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # the API path too: DeepSpeed then need not guess and warn
     for category, message in _NOT_ACTIONABLE:
         warnings.filterwarnings("ignore", message=message, category=category)
     from accelerate.utils import other

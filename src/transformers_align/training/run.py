@@ -13,9 +13,10 @@ from transformers_align.data.jsonl import DataFormatError
 from transformers_align.data.records import PAIRS
 from transformers_align.data.streams import build_streams
 from transformers_align.modeling import loading, patch_model
+from transformers_align.modeling.gguf_checkpoint import record_base_model
 from transformers_align.training.arguments import DataArguments
 from transformers_align.training.checkpoints import RUN_ARGS_FILE, prepare_output, run_arguments
-from transformers_align.training.launch import check_world_size, silence_library_noise
+from transformers_align.training.launch import check_world_size, find_unused_parameters, silence_library_noise
 from transformers_align.training.preflight import check_run, read_adapter_config
 from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, Schedule
 from transformers_align.training.trainer import AlignmentTrainer
@@ -128,8 +129,8 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
     training_args.remove_unused_columns = False  # the collator emits exactly the model's keyword arguments
     if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
-    if mode in ("alternate", ALIGNMENT) and training_args.ddp_find_unused_parameters is None:
-        training_args.ddp_find_unused_parameters = True  # alignment steps leave the blocks above L unused
+    if training_args.ddp_find_unused_parameters is None:
+        training_args.ddp_find_unused_parameters = find_unused_parameters(mode)
     tokenizer = load_tokenizer(model_args)
     train_files, eval_files = DataArguments.split(data_args.train_file), DataArguments.split(data_args.validation_file)
     with training_args.main_process_first(desc="reading and tokenizing the data"):  # the others then read the cache
@@ -162,6 +163,7 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
         trainer.save_metrics("train", result.metrics)
         if trainer.is_world_process_zero():
             Path(training_args.output_dir, RUN_ARGS_FILE).write_text(arguments_text)
+            record_base_model(training_args.output_dir, model_args.model_name_or_path)
     if training_args.do_eval and eval_set is not None:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)

@@ -9,6 +9,7 @@ import torch
 from scripts import run_real_transfer_experiment
 from tools.experiments import cldr_task
 from tools.experiments.real_transfer import RealTransferConfig
+from transformers_align.errors import UserError
 from transformers_align.evaluation.loglikelihood import continuation_logprobs
 
 pytestmark = [
@@ -151,7 +152,7 @@ def test_runs_of_other_seeds_combine_and_mismatches_are_refused(quick_run, tmp_p
         assert summary[variant]["accuracy"]["fr"]["sd"] == 0.0
     other["config"]["temperature"] = 0.5
     (tmp_path / "seed7" / "results.json").write_text(json.dumps(other))
-    with pytest.raises(SystemExit, match="differ in temperature"):
+    with pytest.raises(UserError, match="differ in temperature"):
         run_real_transfer_experiment.main(
             ["--combine", str(output_dir), str(tmp_path / "seed7"), "--output-dir", str(tmp_path / "x")]
         )

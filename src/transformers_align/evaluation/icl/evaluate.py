@@ -16,6 +16,7 @@ from statistics import mean
 from typing import Dict, List, Sequence
 
 from transformers_align.data.records import SkipCounter
+from transformers_align.errors import UserError
 from transformers_align.evaluation.counts import EvaluationCounts
 from transformers_align.evaluation.icl.tasks import Item, Task, get_task, render
 from transformers_align.evaluation.loglikelihood import continuation_logprobs, encode_pair
@@ -36,7 +37,9 @@ class ICLResult:
 def demonstrations(records: Sequence[dict], shots: int, seed: int) -> List[dict]:
     """The first ``shots`` records of the dev set shuffled with ``seed``: the same demos for every test item."""
     if shots > len(records):
-        raise ValueError(f"{shots} demonstrations asked for, but the dev file has only {len(records)} records")
+        raise UserError(
+            f"--shots {shots}: {shots} demonstrations asked for, but the dev file has only {len(records)} records"
+        )
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)
     return [records[i] for i in order[:shots]]

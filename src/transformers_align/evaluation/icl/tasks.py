@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
+from transformers_align.errors import UserError
 from transformers_align.evaluation.icl import readers
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ TASKS = {
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        raise ValueError(f"unknown ICL task {name!r}; available: {', '.join(TASKS)}")
+        raise UserError(f"--tasks: unknown ICL task {name!r}; available: {', '.join(TASKS)}")
     return TASKS[name]
 
 

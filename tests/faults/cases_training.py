@@ -352,7 +352,7 @@ RUNS = [
         "truncated model config",
         "runs",
         train("--model_name_or_path", "{tmp}/model"),
-        r"model/config\.json: not a valid JSON config .*truncated",
+        r"model/config\.json is not valid JSON .*truncated",
         setup=_copy_model("model", lambda folder: (folder / "config.json").write_bytes(b'{"model_type": "lla')),
     ),
     FaultCase(

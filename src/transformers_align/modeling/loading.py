@@ -56,7 +56,7 @@ def read_config(name_or_path, flag: str = "--model_name_or_path", local_files_on
             json.loads(config_file.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ModelLoadingError(
-                f"{config_file}: not a valid JSON config ({error}); the file may be truncated"
+                f"{flag} {name_or_path}: {config_file} is not valid JSON ({error}); the file may be truncated"
             ) from None
     try:
         config = AutoConfig.from_pretrained(str(name_or_path), local_files_only=local_files_only)

@@ -359,7 +359,7 @@ RUNS = [
         "model folder without a config",
         "runs",
         train("--model_name_or_path", "{tmp}/model"),
-        r"model/config\.json: no such file",
+        r"model has no config\.json: it is not a Hugging Face model folder",
         setup=_copy_model("model", lambda folder: (folder / "config.json").unlink()),
     ),
     FaultCase(

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from transformers_align.data.records import SkipCounter, iter_json_records, load_pairs, load_records
 from transformers_align.evaluation.encoding import batched_by_length, token_ids, trained_settings
+from transformers_align.evaluation.layer_choice import recommend, sweep_layers
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, unwrap_causal_lm
 
 logger = logging.getLogger(__name__)
@@ -166,15 +167,18 @@ def analyze_alignment(
     batch_size: int = 16,
     progress: bool = True,
 ) -> dict:
-    """``{"settings", "layers": [{"layer": l, **metrics}, ...], "warning"}`` for decoder blocks 1..N of
-    ``model`` (eval mode).
+    """``{"settings", "layers": [{"layer": l, **metrics}, ...], "warning", "recommendation"}`` for decoder
+    blocks 1..N of ``model`` (eval mode), from one pass of each side through all blocks.
 
     ``settings`` (default: the model's own, see :func:`analysis_settings`) give the pooling and the layer L
-    reported as ``aligned_layer``; ``warning`` says when the vectors at L are degenerate (else None).
+    reported as ``aligned_layer``; ``warning`` says when the vectors at L are degenerate (else None);
+    ``recommendation`` is the layer and skip-first that ``layer_choice.recommend`` picks from these pairs.
     """
     settings = settings or analysis_settings(model)
-    side0 = layer_embeddings(model, tokenizer, [p[0] for p in pairs], settings, batch_size, progress, "side 0")
-    side1 = layer_embeddings(model, tokenizer, [p[1] for p in pairs], settings, batch_size, progress, "side 1")
+    sweep = sweep_layers(
+        model, tokenizer, pairs, settings, [settings.contrastive_pooling_skip_first], batch_size, progress
+    )
+    side0, side1 = sweep.vectors[settings.contrastive_pooling_skip_first]
     layers = [{"layer": index + 1, **layer_metrics(a, b)} for index, (a, b) in enumerate(zip(side0, side1))]
     at_layer = layers[settings.additional_loss_layer - 1]
     warning = settings.degeneracy_warning(at_layer["cosine_true"], at_layer["cosine_random"])
@@ -189,7 +193,12 @@ def analyze_alignment(
         "note": "layer l is the output of decoder block l by early exit (layer N without the final norm), "
         "pooled as the alignment loss pools",
     }
-    return {"settings": report_settings, "layers": layers, "warning": warning}
+    return {
+        "settings": report_settings,
+        "layers": layers,
+        "warning": warning,
+        "recommendation": recommend(sweep, settings),
+    }
 
 
 def most_aligned_layer(report: dict) -> int:
@@ -218,10 +227,13 @@ def format_table(report: dict) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(text) + (
+    text = "\n".join(text) + (
         f"\nbest mean retrieval at layer {most_aligned_layer(report)}, aligned layer "
         f"{report['settings']['aligned_layer']} ({report['settings']['pairs']} pairs)"
     )
+    if report.get("recommendation"):
+        text += f"\nrecommended: {report['recommendation']['reason']}"
+    return text
 
 
 def plot(report: dict, path, baseline: Optional[dict] = None) -> Path:

@@ -5,10 +5,12 @@ import math
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scripts import analyze_alignment
 from tests.support import REPO
 from tests.support.models import SENTENCES_A, SENTENCES_B, make_model
+from transformers_align.errors import UserError
 from transformers_align.evaluation.alignment_analysis import (
     analysis_settings,
     layer_embeddings,
@@ -16,6 +18,7 @@ from transformers_align.evaluation.alignment_analysis import (
     mining_scores,
     read_pairs,
 )
+from transformers_align.evaluation.alignment_analysis import analyze_alignment as analyze
 from transformers_align.evaluation.encoding import SentenceEncoder
 from transformers_align.losses import info_nce, pool
 from transformers_align.modeling import AlignLlamaForCausalLM, layer_hidden_states
@@ -217,3 +220,33 @@ def test_analyze_alignment_script_end_to_end(tmp_path, capsys):
         ]
     )
     assert (tmp_path / "after" / "alignment_analysis.png").is_file()
+
+
+def test_several_pairs_files_give_a_table_each_and_their_mean(tmp_path, capsys):
+    model_dir = build_tiny_model(tmp_path / "tiny")
+    rows = PAIRS.read_text(encoding="utf-8").splitlines()
+    files = [tmp_path / "en-zh.tsv", tmp_path / "en-xx.test.tsv"]
+    files[0].write_text("\n".join(rows[:8]) + "\n", encoding="utf-8")
+    files[1].write_text("\n".join(rows[8:20]) + "\n", encoding="utf-8")
+    argv = ["--model", str(model_dir), "--pairs", ",".join(map(str, files)), "--output-dir", str(tmp_path / "out")]
+    report = analyze_alignment.main(argv)
+    out = capsys.readouterr().out
+    assert "== en-zh ==" in out and "== mean over 2 pairs files ==" in out and "  mean: " in out
+    assert list(report["languages"]) == ["en-zh", "en-xx"]
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    single = [analyze(model, tokenizer, read_pairs(path), progress=False)["layers"] for path in files]
+    for name, layers in zip(report["languages"], single):
+        assert report["languages"][name]["layers"] == pytest.approx(layers)
+    for index, row in enumerate(report["mean"]["layers"]):
+        for metric in ("retrieval_0_to_1", "mining_f1_1_to_0", "uniformity"):
+            assert row[metric] == pytest.approx((single[0][index][metric] + single[1][index][metric]) / 2)
+    assert report["mean"]["settings"]["pairs"] == 20
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "alignment_analysis.json",
+        "alignment_analysis.png",
+        "alignment_analysis_en-zh.png",
+        "alignment_analysis_en-xx.png",
+    }
+    with pytest.raises(UserError, match="share a name"):
+        analyze_alignment.main([*argv[:3], f"{files[0]},{tmp_path / 'en-zh.dev.tsv'}", *argv[4:]])

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from transformers_align.data.records import SkipCounter, iter_json_records, load_pairs, load_records
+from transformers_align.errors import UserError
 from transformers_align.evaluation.encoding import batched_by_length, token_ids, trained_settings
 from transformers_align.evaluation.layer_choice import recommend, sweep_layers
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, unwrap_causal_lm
@@ -199,6 +200,66 @@ def analyze_alignment(
         "warning": warning,
         "recommendation": recommend(sweep, settings),
     }
+
+
+def pairs_name(path) -> str:
+    """A pairs file's name up to its first dot (``en-fr.test.tsv`` -> ``en-fr``), to label its language."""
+    return Path(path).name.split(".", 1)[0]
+
+
+class PairsFilesError(UserError):
+    """Pairs files that the report could not tell apart."""
+
+
+def read_pairs_files(files: Sequence, max_pairs: Optional[int] = None) -> Dict[str, List[Tuple[str, str]]]:
+    """``{name: the first max_pairs pairs}`` of each file (see :func:`pairs_name`), names distinct."""
+    names = [pairs_name(path) for path in files]
+    if len(set(names)) != len(names):
+        raise PairsFilesError(f"--pairs {','.join(map(str, files))}: two files share a name before the first dot")
+    return {name: read_pairs(path)[:max_pairs] for name, path in zip(names, files)}
+
+
+def analyze_languages(
+    model,
+    tokenizer,
+    pairs_by_language: Dict[str, Sequence[Tuple[str, str]]],
+    settings: Optional[AlignmentSettings] = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict:
+    """``{"languages": {name: analyze_alignment report}, "mean": {"settings", "layers"}}``: one report per pairs
+    set (e.g. one language pair each) and, per layer, the unweighted mean of each metric over the sets."""
+    settings = settings or analysis_settings(model)
+    reports = {
+        name: analyze_alignment(model, tokenizer, pairs, settings, batch_size, progress)
+        for name, pairs in pairs_by_language.items()
+    }
+    first = next(iter(reports.values()))
+    mean_layers = [
+        {
+            "layer": row["layer"],
+            **{metric: sum(r["layers"][index][metric] for r in reports.values()) / len(reports) for metric in METRICS},
+        }
+        for index, row in enumerate(first["layers"])
+    ]
+    mean_settings = {**first["settings"], "pairs": sum(r["settings"]["pairs"] for r in reports.values())}
+    mean_settings["languages"] = list(reports)
+    return {"languages": reports, "mean": {"settings": mean_settings, "layers": mean_layers}}
+
+
+def format_languages(multi: dict) -> str:
+    """Each language's table, the table of the means, and one line per language at the aligned layer."""
+    layer = multi["mean"]["settings"]["aligned_layer"]
+    parts = [f"== {name} ==\n{format_table(report)}" for name, report in multi["languages"].items()]
+    parts.append(f"== mean over {len(multi['languages'])} pairs files ==\n{format_table(multi['mean'])}")
+    summary = [f"at layer {layer}: language, R@1 0>1, F1 0>1, R@1 1>0, F1 1>0 (%), best layer"]
+    for name, report in [*multi["languages"].items(), ("mean", multi["mean"])]:
+        row = report["layers"][layer - 1]
+        summary.append(
+            f"  {name}: {100 * row['retrieval_0_to_1']:.1f} {100 * row['mining_f1_0_to_1']:.1f} "
+            f"{100 * row['retrieval_1_to_0']:.1f} {100 * row['mining_f1_1_to_0']:.1f}, {most_aligned_layer(report)}"
+        )
+    return "\n\n".join(parts) + "\n\n" + "\n".join(summary)
 
 
 def most_aligned_layer(report: dict) -> int:

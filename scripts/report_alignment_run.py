@@ -1,5 +1,5 @@
-"""Report of an alignment run: held-out retrieval at layer L before/after with chance level, and the
-MASSIVE task result.
+"""Report of an alignment run: held-out retrieval at layer L before/after with chance level, the MASSIVE task
+result, and the cost: held-out English bits per byte and general questions, base model against the adapter.
 
 Prints a short report and writes alignment_report.json into the adapter folder.
 """

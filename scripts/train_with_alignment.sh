@@ -20,7 +20,7 @@ LORA_CONFIG="${LORA_CONFIG:-}"        # ./config/lora_config.json in the recipe;
 LR="${LR:-}"                            # 5e-4 in the recipe; 3e-3 on the tiny default
 LR_SCHEDULER="${LR_SCHEDULER:-}"      # inverse_sqrt in the recipe; linear in the default run
 EPOCHS="${EPOCHS:-}"                  # 10 in the recipe (doubled from the baseline's 5 because objectives alternate)
-LOSS_LAYER="${LOSS_LAYER:-}"          # additional_loss_layer; empty: the middle block of the model loaded
+LOSS_LAYER="${LOSS_LAYER:-}"          # additional_loss_layer; empty: the middle block; auto: chosen from the pairs below
 LOSS_TEMPERATURE="${LOSS_TEMPERATURE:-}"  # 0.1 in the recipe; the default run's own below
 LOSS_DISTANCE="${LOSS_DISTANCE:-cosine}"   # cosine, dot or l2
 ALIGN_STEPS_PER_TASK="${ALIGN_STEPS_PER_TASK:-}"  # alignment micro-steps after each task one; 1 in the recipe
@@ -52,6 +52,11 @@ if [ -n "$DEFAULT_RUN" ]; then
   TRAIN_FILES="$DATA_DIR/massive_en_train.jsonl" ALIGNMENT_FILE="$DATA_DIR/en-fr.train.tsv"
 fi
 : "${TRAIN_FILES:=./data_example/train_baseline_with_alignment.json}"
+if [ "$LOSS_LAYER" = auto ]; then  # the base model's best layer on a seeded sample of the training pairs (stderr: why)
+  LAYER_PAIRS="${ALIGNMENT_FILE:-$TRAIN_FILES}"
+  LOSS_LAYER="$(python -m scripts.choose_layer --model_name_or_path "$MODEL_PATH" --pairs "${LAYER_PAIRS%%,*}" \
+    --pooling "$POOLING" --skip_first "$POOLING_SKIP_FIRST" | tail -n 1)"
+fi
 
 default EPOCHS 6 10
 default LR 3e-3 5e-4

@@ -12,6 +12,8 @@ _EXPORTS = {
     "info_nce": "transformers_align.losses",
     "pool": "transformers_align.losses",
     "similarity_matrix": "transformers_align.losses",
+    "encode": "transformers_align.evaluation.encoding",
+    "SentenceEncoder": "transformers_align.evaluation.encoding",
     "AlignLlamaForCausalLM": "transformers_align.modeling",
     "AlignQwen2ForCausalLM": "transformers_align.modeling",
     "AlignXGLMForCausalLM": "transformers_align.modeling",

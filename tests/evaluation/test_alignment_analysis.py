@@ -5,16 +5,21 @@ import math
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scripts import analyze_alignment
 from tests.support import REPO
 from tests.support.models import SENTENCES_A, SENTENCES_B, make_model
+from transformers_align.errors import UserError
 from transformers_align.evaluation.alignment_analysis import (
     analysis_settings,
     layer_embeddings,
     layer_metrics,
+    mining_scores,
     read_pairs,
 )
+from transformers_align.evaluation.alignment_analysis import analyze_alignment as analyze
+from transformers_align.evaluation.encoding import SentenceEncoder
 from transformers_align.losses import info_nce, pool
 from transformers_align.modeling import AlignLlamaForCausalLM, layer_hidden_states
 from transformers_align.tiny import build_tiny_model
@@ -53,6 +58,51 @@ def test_metrics_match_a_hand_computation():
     assert got["embedding_distance"] == pytest.approx(expected_distance)
     assert got["embedding_distance"] == pytest.approx(2 - 2 * got["cosine_true"])
     assert got["uniformity"] == pytest.approx(math.log(sum(kernel) / len(kernel)))
+
+
+def test_mining_scores_are_scikit_learns_weighted_scores_as_mteb_computes_them():
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    torch.manual_seed(3)
+    for n in (2, 7, 40):
+        predictions = torch.randint(0, n, (n,))  # collisions: several queries predict the same sentence
+        predictions[: n // 2] = torch.arange(n // 2)  # and some right ones
+        labels = list(range(n))
+        got = mining_scores(predictions)
+        for name, metric in (("precision", precision_score), ("recall", recall_score), ("f1", f1_score)):
+            expected = metric(labels, predictions.tolist(), zero_division=0, average="weighted")
+            assert got[name] == pytest.approx(expected, abs=1e-12), (n, name)
+
+
+def test_mining_in_the_table_is_that_of_the_nearest_neighbours():
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    y = torch.tensor([[2.0, 0.2], [1.0, 0.3], [-1.0, 0.2]])
+    got = layer_metrics(x, y)  # nearest 0->1: [0, 1, 1], 1->0: [0, 0, 1] (see the hand computation above)
+    assert got["mining_f1_0_to_1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert got["mining_precision_0_to_1"] == pytest.approx((1 + 1 / 2 + 0) / 3)
+    assert got["mining_f1_1_to_0"] == pytest.approx((2 / 3 + 0 + 0) / 3)
+
+
+def test_mining_f1_equals_mtebs_own_evaluator(tokenizer):
+    """Run where mteb 2 is installed (it is not in the pinned environment; see docs/real_model_alignment.md)."""
+    mteb = pytest.importorskip("mteb", minversion="2")
+    from mteb._create_dataloaders import _create_dataloader_from_texts
+    from mteb._evaluators.text.bitext_mining_evaluator import BitextMiningEvaluator
+    from mteb.abstasks.text.bitext_mining import AbsTaskBitextMining
+
+    encoder = SentenceEncoder(make_model("llama"), tokenizer, layer=2)
+    pairs = read_pairs(PAIRS)
+    sides = [
+        encoder.encode(_create_dataloader_from_texts([p[i] for p in pairs], batch_size=8), task_metadata=None)
+        for i in (0, 1)
+    ]
+    ours = layer_metrics(torch.from_numpy(sides[0]), torch.from_numpy(sides[1]))
+    for direction, (queries, corpus) in (("0_to_1", sides), ("1_to_0", sides[::-1])):
+        neighbours = BitextMiningEvaluator._similarity_search(None, queries, corpus, encoder)
+        theirs = AbsTaskBitextMining._compute_metrics(None, neighbours, [(i, i) for i in range(len(pairs))])
+        assert ours[f"mining_f1_{direction}"] == pytest.approx(theirs["f1"], abs=1e-9), mteb.__version__
+        assert ours[f"mining_precision_{direction}"] == pytest.approx(theirs["precision"], abs=1e-9)
+        assert ours[f"retrieval_{direction}"] == pytest.approx(theirs["accuracy"], abs=1e-9)
 
 
 def test_perfectly_aligned_pairs():
@@ -170,3 +220,33 @@ def test_analyze_alignment_script_end_to_end(tmp_path, capsys):
         ]
     )
     assert (tmp_path / "after" / "alignment_analysis.png").is_file()
+
+
+def test_several_pairs_files_give_a_table_each_and_their_mean(tmp_path, capsys):
+    model_dir = build_tiny_model(tmp_path / "tiny")
+    rows = PAIRS.read_text(encoding="utf-8").splitlines()
+    files = [tmp_path / "en-zh.tsv", tmp_path / "en-xx.test.tsv"]
+    files[0].write_text("\n".join(rows[:8]) + "\n", encoding="utf-8")
+    files[1].write_text("\n".join(rows[8:20]) + "\n", encoding="utf-8")
+    argv = ["--model", str(model_dir), "--pairs", ",".join(map(str, files)), "--output-dir", str(tmp_path / "out")]
+    report = analyze_alignment.main(argv)
+    out = capsys.readouterr().out
+    assert "== en-zh ==" in out and "== mean over 2 pairs files ==" in out and "  mean: " in out
+    assert list(report["languages"]) == ["en-zh", "en-xx"]
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    single = [analyze(model, tokenizer, read_pairs(path), progress=False)["layers"] for path in files]
+    for name, layers in zip(report["languages"], single):
+        assert report["languages"][name]["layers"] == pytest.approx(layers)
+    for index, row in enumerate(report["mean"]["layers"]):
+        for metric in ("retrieval_0_to_1", "mining_f1_1_to_0", "uniformity"):
+            assert row[metric] == pytest.approx((single[0][index][metric] + single[1][index][metric]) / 2)
+    assert report["mean"]["settings"]["pairs"] == 20
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "alignment_analysis.json",
+        "alignment_analysis.png",
+        "alignment_analysis_en-zh.png",
+        "alignment_analysis_en-xx.png",
+    }
+    with pytest.raises(UserError, match="share a name"):
+        analyze_alignment.main([*argv[:3], f"{files[0]},{tmp_path / 'en-zh.dev.tsv'}", *argv[4:]])

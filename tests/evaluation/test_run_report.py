@@ -3,15 +3,14 @@
 import json
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from scripts import report_alignment_run
 from tests.support import REPO
+from tests.support.models import save_random_adapter
 from transformers_align.errors import UserError
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment, read_pairs
 from transformers_align.evaluation.run_report import REPORT_FILE
-from transformers_align.tiny import build_tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
 
@@ -21,25 +20,8 @@ PAIRS = REPO / "data_example" / "afp" / "en-zh.tsv"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny base model and a (random, non-zero) LoRA adapter with the run record training writes next to it."""
-    from peft import LoraConfig, get_peft_model
-
-    root = tmp_path_factory.mktemp("report")
-    base = build_tiny_model(root / "tiny")
-    torch.manual_seed(0)
-    adapter = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(base),
-        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"),
-    )
-    adapter.save_pretrained(root / "adapter")
-    record = {
-        "alignment": {
-            "additional_loss_layer": 3,
-            "contrastive_pooling_type": "max",
-            "contrastive_pooling_skip_first": 2,
-        }
-    }
-    (root / "adapter" / "alignment_run_args.json").write_text(json.dumps(record))
-    return base, root / "adapter"
+    record = {"additional_loss_layer": 3, "contrastive_pooling_type": "max", "contrastive_pooling_skip_first": 2}
+    return save_random_adapter(tmp_path_factory.mktemp("report"), record)
 
 
 def test_report_uses_the_trained_settings_and_matches_the_analysis(trained, capsys):

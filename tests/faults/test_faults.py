@@ -3,10 +3,10 @@ the user's changed. The cases live in the ``cases_*`` modules, one per area of t
 
 import pytest
 
-from tests.faults import cases_evaluation, cases_merging, cases_training
+from tests.faults import cases_alignment_analysis, cases_evaluation, cases_merging, cases_training
 from tests.faults.harness import run_case
 
-CASES = [*cases_training.CASES, *cases_evaluation.CASES, *cases_merging.CASES]
+CASES = [*cases_training.CASES, *cases_evaluation.CASES, *cases_merging.CASES, *cases_alignment_analysis.CASES]
 
 
 def test_case_names_are_unique():

@@ -32,3 +32,24 @@ def encode(tokenizer, sentences, side="right"):
         return tok(sentences, padding=True, return_tensors="pt")
     finally:
         tok.padding_side = previous
+
+
+def save_random_adapter(root, alignment_record: dict):
+    """``(base folder, adapter folder)``: a tiny base and a random, non-zero LoRA adapter on it, saved under
+    ``root`` with the run record (``alignment_record`` as its alignment settings) that training writes."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from transformers_align.tiny import build_tiny_model
+
+    base = build_tiny_model(root / "tiny")
+    torch.manual_seed(0)
+    adapter = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"),
+    )
+    adapter.save_pretrained(root / "adapter")
+    (root / "adapter" / "alignment_run_args.json").write_text(json.dumps({"alignment": alignment_record}))
+    return base, root / "adapter"

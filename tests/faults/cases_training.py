@@ -386,9 +386,11 @@ RUNS = [
     FaultCase(
         "output folder holds the train file",
         "runs",
-        train("--output_dir", "{tmp}", "--overwrite_output_dir", "True", train_file=ROWS),
-        r"--output_dir .* contains the --train_file input",
-        setup=_rows(),
+        train("--output_dir", "{tmp}/data", "--overwrite_output_dir", "True", train_file="{tmp}/data/rows.json"),
+        r"--output_dir .*data contains the --train_file input .*rows\.json",
+        setup=_both(
+            _rows(), lambda tmp, tiny: (tmp / "data").mkdir() or (tmp / "rows.json").rename(tmp / "data/rows.json")
+        ),
     ),
     FaultCase("missing deepspeed config", "runs", train("--deepspeed", "{tmp}/ds.json"), r"ds\.json"),
     FaultCase(

@@ -329,6 +329,15 @@ def check_deepspeed_files(checkpoint) -> None:
             )
 
 
+def check_output(training_args, arguments: dict) -> None:
+    """The output folder is none of the run's inputs and may take this run (free, resumed or overwritten);
+    nothing is removed."""
+    output_dir = training_args.output_dir
+    refuse_output_over_inputs({"--output_dir": output_dir}, run_inputs(arguments))
+    if training_args.do_train:
+        check_output_dir(output_dir, training_args.overwrite_output_dir, training_args.resume_from_checkpoint)
+
+
 def prepare_output(training_args, arguments: dict, resume_args=None) -> "str | None":
     """Check the output folder and resolve the checkpoint to resume from, before any model loads.
 
@@ -336,9 +345,7 @@ def prepare_output(training_args, arguments: dict, resume_args=None) -> "str | N
     """
     resume_args = resume_args or ResumeArguments()
     output_dir, requested = training_args.output_dir, training_args.resume_from_checkpoint
-    refuse_output_over_inputs({"--output_dir": output_dir}, run_inputs(arguments))
-    if training_args.do_train:
-        check_output_dir(output_dir, training_args.overwrite_output_dir, requested)
+    check_output(training_args, arguments)
     checkpoint = resolve_checkpoint(output_dir, requested)
     if checkpoint is not None:
         check_same_run(checkpoint, arguments, resume_args.resume_with_changed_arguments)

@@ -17,7 +17,7 @@ from transformers_align.modeling import loading
 from transformers_align.modeling.registry import decoder_layout, num_blocks
 from transformers_align.modeling.settings import AlignmentSettings
 from transformers_align.training.arguments import ArgumentError, DataArguments
-from transformers_align.training.checkpoints import check_output_dir
+from transformers_align.training.checkpoints import check_output, run_arguments
 from transformers_align.training.schedule import TASK
 
 ATTENTION_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2")
@@ -28,7 +28,9 @@ ALL_LINEAR = "all-linear"  # PEFT's shorthand for every linear layer but the out
 def check_run(model_args, alignment_args, data_args, training_args) -> None:
     """Refuse, in one line, any argument of the run that cannot work; returns None when all can."""
     mode = check_modes(training_args)
-    check_paths(model_args, data_args, training_args)  # and the output folder, before the model folder
+    check_paths(model_args, data_args, training_args)
+    # checked again, and an overwritten run's files removed, once everything is valid (prepare_output)
+    check_output(training_args, run_arguments(model_args, alignment_args, data_args, mode, training_args))
     if model_args.attn_implementation not in ATTENTION_IMPLEMENTATIONS:
         raise ArgumentError(
             f"--attn_implementation {model_args.attn_implementation}: choose one of "
@@ -113,10 +115,6 @@ def check_paths(model_args, data_args, training_args) -> None:
         _require("--tokenizer_name", model_args.tokenizer_name, "folder")
     if Path(training_args.output_dir).expanduser().is_file():
         raise ArgumentError(f"--output_dir {training_args.output_dir}: is a file; give a folder (new or empty)")
-    if training_args.do_train:  # checked again, and an overwritten run's files removed, once everything is valid
-        check_output_dir(
-            training_args.output_dir, training_args.overwrite_output_dir, training_args.resume_from_checkpoint
-        )
 
 
 def read_adapter_config(path: str):

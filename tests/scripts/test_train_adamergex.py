@@ -59,6 +59,7 @@ def runs(tmp_path_factory):
     for name, variables in RUNS.items():
         log = open(root / f"{name}.log", "w")
         env = dict(CLEAN_ENV, **SMALL, **variables, TINY_MODEL_DIR=str(tiny), OUTDIR=str(root / name))
+        env["HF_DATASETS_CACHE"] = str(root / f"{name}-datasets-cache")  # CLEAN_ENV was read before conftest set it
         processes[name] = (subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=log, stderr=subprocess.STDOUT), log)
     for process, log in processes.values():
         process.wait(timeout=600)

@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.faults import cases_training, table
+from tests.faults import cases_outputs, cases_training, table
 from tests.faults.harness import check, execute
 
-CASES = [*cases_training.CASES]
+CASES = [*cases_training.CASES, *cases_outputs.CASES]
 
 
 def test_the_docs_hold_the_current_table():

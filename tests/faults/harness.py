@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from tests.support import REPO
-from tests.support.processes import cpu_env
+from tests.support.processes import cpu_env, run
 
 AREAS = ("data", "settings", "runs", "resumes", "evaluation", "merging", "distributed")
 
@@ -75,9 +75,7 @@ def execute(case: FaultCase, tmp: Path, tiny: Path) -> Outcome:
     env = cpu_env(HF_DATASETS_CACHE=str(tmp.parent / f"{tmp.name}-cache"), HF_HUB_OFFLINE="1")
     env.update({key: _fill(value, values) for key, value in case.env.items()})
     before = _snapshot(tmp, tiny)
-    result = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=case.timeout, stdin=subprocess.DEVNULL
-    )
+    result = run(command, case.timeout, cwd=REPO, env=env, stdin=subprocess.DEVNULL)  # a timeout ends its children
     return Outcome(result.returncode, result.stdout, result.stderr, before, _snapshot(tmp, tiny))
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.support import REPO
-from tests.support.processes import cpu_env, torchrun_command
+from tests.support.processes import cpu_env, start, torchrun_command, wait_all
 from tests.support.training import assert_same_run, run_training, script_argv, write_lora_config
 from transformers_align.training.checkpoints import DEEPSPEED_GLOBALS, check_deepspeed_files
 
@@ -30,24 +30,13 @@ def test_gathered_negatives_under_ddp_equal_one_process_on_the_global_batch(tmp_
         assert rank["unused_have_no_grad"]
 
 
-def _train_command(tmp_path, *extra):
-    return script_argv(tmp_path / "tiny", tmp_path, *extra)
-
-
-@pytest.fixture()
-def tiny_dir(tmp_path):
-    from transformers_align.tiny import build_tiny_model
-
-    return build_tiny_model(tmp_path / "tiny")
-
-
 def logged(output_dir):
     history = json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]
     return [(h.get("task_loss"), h.get("alignment_loss")) for h in history if "loss" in h]
 
 
 @pytest.mark.parametrize("gathered", [True, False])
-def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, datasets_cache):
+def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_model_dir, gathered, datasets_cache):
     # Rows of different labelled lengths: the task loss is the token mean of the global batch, not a mean of rank means.
     # With gathered negatives both ranks' pairs form one InfoNCE batch: equal to one process on the doubled batch.
     # Without, each rank's InfoNCE has its own pairs as negatives: equal to one process accumulating the two halves.
@@ -66,7 +55,7 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
         "--gather_negatives_across_ranks",
         str(gathered),
     ]
-    command = torchrun_command(*_train_command(tmp_path, *extra))
+    command = torchrun_command(*script_argv(tiny_model_dir, tmp_path, *extra))
     result = subprocess.run(
         command,
         cwd=REPO,
@@ -81,16 +70,18 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
         if gathered
         else ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"]
     )
-    run_training(tiny_dir, tmp_path / "train.json", tmp_path / "single", "--block_size", "128", *extra, *single_batch)
+    run_training(
+        tiny_model_dir, tmp_path / "train.json", tmp_path / "single", "--block_size", "128", *extra, *single_batch
+    )
     assert_same_run(tmp_path / "out", tmp_path / "single", logged(tmp_path / "out"), logged(tmp_path / "single"))
 
 
-def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp_path, tiny_dir):
+def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp_path, tiny_model_dir):
     # --use_cpu False on a machine without GPU: accelerate forms no process group, each rank would train alone
     # (tests/training/test_launch.py checks that the default, use_cpu added by run_clm_lora, equals one process).
     if torch.cuda.is_available():
         pytest.skip("on a GPU machine use_cpu False forms an nccl group: nothing disagrees")
-    command = torchrun_command(*_train_command(tmp_path, "--use_cpu", "False"))
+    command = torchrun_command(*script_argv(tiny_model_dir, tmp_path, "--use_cpu", "False"))
     result = subprocess.run(command, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("run_clm_lora: error: ")]
@@ -102,31 +93,47 @@ def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp
     assert not (tmp_path / "out").exists()
 
 
+@pytest.fixture(scope="module")
+def deepspeed_runs(tmp_path_factory, tiny_model_dir):
+    """The script under DeepSpeed ZeRO-2, with the config's optimizer and with the Trainer's, both started at once
+    (one thread each, their own folders and caches): optimizer_from -> (folder, exit code, stdout, stderr)."""
+    started = {}
+    for optimizer_from in ("deepspeed_config", "trainer"):
+        folder = tmp_path_factory.mktemp(f"deepspeed-{optimizer_from}")
+        # With the Trainer's own optimizer, LoRA's empty no-decay group used to break the scheduler (environment.md).
+        config = json.loads((REPO / "config/deepspeed_config_cpu.json").read_text())
+        if optimizer_from == "trainer":
+            del config["optimizer"]
+        (folder / "ds.json").write_text(json.dumps(config))
+        env = cpu_env(
+            RANK="0",
+            LOCAL_RANK="0",
+            WORLD_SIZE="1",
+            HF_DATASETS_CACHE=str(folder / "datasets-cache"),
+            TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache/torch_extensions")),
+        )
+        saving = ["--save_strategy", "steps", "--save_steps", "2"]
+        command = [
+            sys.executable,
+            *script_argv(tiny_model_dir, folder, "--deepspeed", str(folder / "ds.json"), *saving),
+        ]
+        with open(folder / "stdout", "w") as stdout, open(folder / "stderr", "w") as stderr:  # files: no pipe fills
+            started[optimizer_from] = folder, start(command, cwd=REPO, env=env, stdout=stdout, stderr=stderr)
+    wait_all([process for _, process in started.values()], timeout=900)
+    return {
+        name: (folder, process.returncode, (folder / "stdout").read_text(), (folder / "stderr").read_text())
+        for name, (folder, process) in started.items()
+    }
+
+
 @pytest.mark.parametrize("optimizer_from", ["deepspeed_config", "trainer"])
-def test_deepspeed_zero2_runs_lora_steps_on_cpu(tmp_path, tiny_dir, optimizer_from):
-    # With the Trainer's own optimizer, LoRA's empty no-decay group used to break the scheduler (environment.md).
-    config = json.loads((REPO / "config/deepspeed_config_cpu.json").read_text())
-    if optimizer_from == "trainer":
-        del config["optimizer"]
-    (tmp_path / "ds.json").write_text(json.dumps(config))
-    env = cpu_env(
-        RANK="0",
-        LOCAL_RANK="0",
-        WORLD_SIZE="1",
-        TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache/torch_extensions")),
-    )
-    command = [
-        sys.executable,
-        *_train_command(
-            tmp_path, "--deepspeed", str(tmp_path / "ds.json"), "--save_strategy", "steps", "--save_steps", "2"
-        ),
-    ]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "'alignment_loss'" in result.stdout and "'task_loss'" in result.stdout
-    assert (tmp_path / "out/adapter_model.safetensors").is_file()
+def test_deepspeed_zero2_runs_lora_steps_on_cpu(deepspeed_runs, optimizer_from):
+    folder, returncode, stdout, stderr = deepspeed_runs[optimizer_from]
+    assert returncode == 0, stderr[-4000:]
+    assert "'alignment_loss'" in stdout and "'task_loss'" in stdout
+    assert (folder / "out/adapter_model.safetensors").is_file()
     # Resuming would let DeepSpeed unpickle these files whole: each names only globals known to be DeepSpeed's.
-    files = sorted((tmp_path / "out/checkpoint-2").glob("global_step2/*.pt"))
+    files = sorted((folder / "out/checkpoint-2").glob("global_step2/*.pt"))
     named = set().union(*(torch.serialization.get_unsafe_globals_in_checkpoint(str(f)) for f in files))
     assert len(files) == 2 and named and named <= DEEPSPEED_GLOBALS
-    check_deepspeed_files(tmp_path / "out/checkpoint-2")
+    check_deepspeed_files(folder / "out/checkpoint-2")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.support import REPO
-from tests.support.processes import cpu_env, start, torchrun_command, wait_all
+from tests.support.processes import cpu_env, torchrun_command
 from tests.support.training import assert_same_run, run_training, script_argv, write_lora_config
 from transformers_align.training.checkpoints import DEEPSPEED_GLOBALS, check_deepspeed_files
 
@@ -93,47 +93,30 @@ def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp
     assert not (tmp_path / "out").exists()
 
 
-@pytest.fixture(scope="module")
-def deepspeed_runs(tmp_path_factory, tiny_model_dir):
-    """The script under DeepSpeed ZeRO-2, with the config's optimizer and with the Trainer's, both started at once
-    (one thread each, their own folders and caches): optimizer_from -> (folder, exit code, stdout, stderr)."""
-    started = {}
-    for optimizer_from in ("deepspeed_config", "trainer"):
-        folder = tmp_path_factory.mktemp(f"deepspeed-{optimizer_from}")
-        # With the Trainer's own optimizer, LoRA's empty no-decay group used to break the scheduler (environment.md).
-        config = json.loads((REPO / "config/deepspeed_config_cpu.json").read_text())
-        if optimizer_from == "trainer":
-            del config["optimizer"]
-        (folder / "ds.json").write_text(json.dumps(config))
-        env = cpu_env(
-            RANK="0",
-            LOCAL_RANK="0",
-            WORLD_SIZE="1",
-            HF_DATASETS_CACHE=str(folder / "datasets-cache"),
-            TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache/torch_extensions")),
-        )
-        saving = ["--save_strategy", "steps", "--save_steps", "2"]
-        command = [
-            sys.executable,
-            *script_argv(tiny_model_dir, folder, "--deepspeed", str(folder / "ds.json"), *saving),
-        ]
-        with open(folder / "stdout", "w") as stdout, open(folder / "stderr", "w") as stderr:  # files: no pipe fills
-            started[optimizer_from] = folder, start(command, cwd=REPO, env=env, stdout=stdout, stderr=stderr)
-    wait_all([process for _, process in started.values()], timeout=900)
-    return {
-        name: (folder, process.returncode, (folder / "stdout").read_text(), (folder / "stderr").read_text())
-        for name, (folder, process) in started.items()
-    }
-
-
 @pytest.mark.parametrize("optimizer_from", ["deepspeed_config", "trainer"])
-def test_deepspeed_zero2_runs_lora_steps_on_cpu(deepspeed_runs, optimizer_from):
-    folder, returncode, stdout, stderr = deepspeed_runs[optimizer_from]
-    assert returncode == 0, stderr[-4000:]
-    assert "'alignment_loss'" in stdout and "'task_loss'" in stdout
-    assert (folder / "out/adapter_model.safetensors").is_file()
+def test_deepspeed_zero2_runs_lora_steps_on_cpu(tmp_path, tiny_model_dir, optimizer_from):
+    # With the Trainer's own optimizer, LoRA's empty no-decay group used to break the scheduler (environment.md).
+    config = json.loads((REPO / "config/deepspeed_config_cpu.json").read_text())
+    if optimizer_from == "trainer":
+        del config["optimizer"]
+    (tmp_path / "ds.json").write_text(json.dumps(config))
+    env = cpu_env(
+        RANK="0",
+        LOCAL_RANK="0",
+        WORLD_SIZE="1",
+        TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache/torch_extensions")),
+    )
+    saving = ["--save_strategy", "steps", "--save_steps", "2"]
+    command = [
+        sys.executable,
+        *script_argv(tiny_model_dir, tmp_path, "--deepspeed", str(tmp_path / "ds.json"), *saving),
+    ]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "'alignment_loss'" in result.stdout and "'task_loss'" in result.stdout
+    assert (tmp_path / "out/adapter_model.safetensors").is_file()
     # Resuming would let DeepSpeed unpickle these files whole: each names only globals known to be DeepSpeed's.
-    files = sorted((folder / "out/checkpoint-2").glob("global_step2/*.pt"))
+    files = sorted((tmp_path / "out/checkpoint-2").glob("global_step2/*.pt"))
     named = set().union(*(torch.serialization.get_unsafe_globals_in_checkpoint(str(f)) for f in files))
     assert len(files) == 2 and named and named <= DEEPSPEED_GLOBALS
-    check_deepspeed_files(folder / "out/checkpoint-2")
+    check_deepspeed_files(tmp_path / "out/checkpoint-2")

@@ -38,16 +38,17 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-@pytest.fixture(autouse=True)
-def datasets_cache(tmp_path_factory, monkeypatch):
-    """Tokenized training data is cached in a temporary folder (shared by the session), not the user's
-    HF_DATASETS_CACHE."""
+@pytest.fixture(scope="session", autouse=True)
+def datasets_cache(tmp_path_factory):
+    """Tokenized training data is cached in a temporary folder shared by the session, not the user's
+    HF_DATASETS_CACHE: for the whole session, so that module fixtures and the processes they start use it too."""
     import datasets
 
     folder = tmp_path_factory.getbasetemp() / "datasets_cache"
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", folder)
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(folder))  # for the subprocesses a test starts
-    return folder
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", folder)
+        patch.setenv("HF_DATASETS_CACHE", str(folder))  # for the subprocesses a test starts
+        yield folder
 
 
 @pytest.fixture(scope="session")

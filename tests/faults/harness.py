@@ -3,7 +3,8 @@
 Each case runs as a subprocess from the checkout, the way a user runs it (``python -m scripts...``,
 ``bash scripts/...sh``, torchrun), in a fresh folder of its own. It asserts what docs/reliability.md promises:
 the exit code, no traceback, a last stderr line that names the cause, and that no file the user had (every
-file in the case's folder and in the shared model folder before the run) was changed, removed or added to.
+file in the case's folder and in the shared model folder before the run) was changed (its bytes or its
+modification time), removed or added to. Cases are independent: test_faults.py runs several at once.
 
 Placeholders in ``command`` and ``env`` values: ``{tmp}`` the case's folder, ``{tiny}`` the shared tiny
 model, ``{data}`` data_example/, ``{python}`` this interpreter.
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from tests.support import REPO
-from tests.support.processes import cpu_env
+from tests.support.processes import cpu_env, run
 
 AREAS = ("data", "settings", "runs", "resumes", "evaluation", "merging", "distributed")
 
@@ -43,8 +44,8 @@ def _snapshot(*folders: Path) -> Dict[str, str]:
     state = {}
     for folder in folders:
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                state[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            if path.is_file() and "__pycache__" not in path.parts:  # a rewrite with the same bytes counts too
+                state[str(path)] = f"{hashlib.sha256(path.read_bytes()).hexdigest()} {path.stat().st_mtime_ns}"
             elif path.is_dir():
                 state[str(path)] = "folder"
     return state
@@ -54,7 +55,19 @@ def _fill(text: str, values: Dict[str, str]) -> str:
     return text.format(**values)
 
 
-def run_case(case: FaultCase, tmp: Path, tiny: Path) -> None:
+@dataclass(frozen=True)
+class Outcome:
+    """What a case's run left: its exit code, output, and the user's files before and after."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    before: Dict[str, str]
+    after: Dict[str, str]
+
+
+def execute(case: FaultCase, tmp: Path, tiny: Path) -> Outcome:
+    """Write the case's files into ``tmp`` and run its command (cases are independent: several may run at once)."""
     if case.setup is not None:
         case.setup(tmp, tiny)
     values = {"tmp": str(tmp), "tiny": str(tiny), "data": str(REPO / "data_example"), "python": sys.executable}
@@ -62,16 +75,19 @@ def run_case(case: FaultCase, tmp: Path, tiny: Path) -> None:
     env = cpu_env(HF_DATASETS_CACHE=str(tmp.parent / f"{tmp.name}-cache"), HF_HUB_OFFLINE="1")
     env.update({key: _fill(value, values) for key, value in case.env.items()})
     before = _snapshot(tmp, tiny)
-    result = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=case.timeout, stdin=subprocess.DEVNULL
-    )
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    result = run(command, case.timeout, cwd=REPO, env=env, stdin=subprocess.DEVNULL)  # a timeout ends its children
+    return Outcome(result.returncode, result.stdout, result.stderr, before, _snapshot(tmp, tiny))
+
+
+def check(case: FaultCase, outcome: Outcome, tmp: Path) -> None:
+    """The promises of docs/reliability.md for one case's ``Outcome``."""
+    lines = [line for line in outcome.stderr.splitlines() if line.strip()]
     last = lines[-1] if lines else ""
-    shown = f"{case.name}: exit {result.returncode}\n{result.stderr[-3000:]}\n{result.stdout[-1000:]}"
-    assert result.returncode == case.exit_code, shown
-    assert "Traceback" not in result.stderr + result.stdout, shown
+    shown = f"{case.name}: exit {outcome.returncode}\n{outcome.stderr[-3000:]}\n{outcome.stdout[-1000:]}"
+    assert outcome.returncode == case.exit_code, shown
+    assert "Traceback" not in outcome.stderr + outcome.stdout, shown
     assert re.search(case.cause, last), f"{case.name}: last stderr line {last!r} does not match {case.cause!r}"
-    after = _snapshot(tmp, tiny)
+    before, after = outcome.before, outcome.after
     allowed = {str(tmp / name) for name in case.may_create}
     created = {path for path in after.keys() - before.keys() if not any(path.startswith(a) for a in allowed)}
     assert not created, f"{case.name}: created {sorted(created)}"

@@ -3,14 +3,13 @@
 import re
 
 from tests.support import REPO
-from transformers_align.tiny import build_tiny_model
 
 
-def test_readme_python_block_trains_and_saves_an_adapter(tmp_path, monkeypatch):
+def test_readme_python_block_trains_and_saves_an_adapter(tiny_model_dir, tmp_path, monkeypatch):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = re.search(r"## Python API\n\n```python\n(.*?)```", readme, re.S).group(1)
     monkeypatch.chdir(REPO)
-    namespace = {"MODEL_DIR": str(build_tiny_model(tmp_path / "tiny")), "OUTPUT_DIR": str(tmp_path / "out")}
+    namespace = {"MODEL_DIR": str(tiny_model_dir), "OUTPUT_DIR": str(tmp_path / "out")}
     exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["trainer"].state.global_step == 4
     from safetensors.torch import load_file

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.support import REPO
+from tests.support.processes import start, wait_all
 from transformers_align.tiny import build_tiny_model
 
 pytestmark = pytest.mark.slow  # end to end: a script, torchrun or a real model
@@ -59,10 +60,13 @@ def runs(tmp_path_factory):
     for name, variables in RUNS.items():
         log = open(root / f"{name}.log", "w")
         env = dict(CLEAN_ENV, **SMALL, **variables, TINY_MODEL_DIR=str(tiny), OUTDIR=str(root / name))
-        processes[name] = (subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=log, stderr=subprocess.STDOUT), log)
-    for process, log in processes.values():
-        process.wait(timeout=600)
-        log.close()
+        env["HF_DATASETS_CACHE"] = str(root / f"{name}-datasets-cache")  # CLEAN_ENV was read before conftest set it
+        processes[name] = (start(["bash", str(SCRIPT)], env=env, stdout=log, stderr=subprocess.STDOUT), log)
+    try:
+        wait_all([process for process, _ in processes.values()], timeout=600)  # a timeout ends both recipes
+    finally:
+        for _, log in processes.values():
+            log.close()
     for name, (process, _) in processes.items():
         assert process.returncode == 0, f"{name} recipe failed:\n{(root / f'{name}.log').read_text()[-4000:]}"
     return root, tiny

@@ -1,8 +1,12 @@
-"""Subprocesses on CPU: a free port and the environment torchrun and the recipe scripts run under."""
+"""Subprocesses on CPU: a free port, the environment torchrun and the recipe scripts run under, and starting and
+waiting for them so that a timeout ends every process a test started."""
 
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 
 from tests.support import REPO
 
@@ -32,3 +36,35 @@ def torchrun_command(*arguments):
         free_port(),
         *arguments,
     ]
+
+
+def start(command, **kwargs):
+    """``subprocess.Popen`` in a process group of its own, so that ``wait_all`` can end it with its children (a
+    recipe's python under bash, torchrun's ranks)."""
+    return subprocess.Popen(command, start_new_session=True, **kwargs)
+
+
+def wait_all(processes, timeout):
+    """Wait for every process started by ``start``, ``timeout`` seconds in all; on a timeout (or any error) end
+    every one still running, children included, before raising: nothing goes on using the CPU after its test."""
+    deadline = time.monotonic() + timeout
+    try:
+        for process in processes:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def run(command, timeout, **kwargs):
+    """``subprocess.run(command, capture_output=True, text=True)`` whose timeout ends the whole process group."""
+    process = start(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

@@ -49,16 +49,11 @@ run_training(*sys.argv[1:4], *sys.argv[4:])
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny-llama")
-
-
-@pytest.fixture(scope="module")
-def straight(model_dir, tmp_path_factory):
+def straight(tiny_model_dir, tmp_path_factory):
     """An uninterrupted 6-step run that saves checkpoint-3 and checkpoint-6."""
     root = tmp_path_factory.mktemp("straight")
     data = write_rows(root / "train.json")
-    return data, run_training(model_dir, data, root / "out", *SIX_STEPS), root / "out"
+    return data, run_training(tiny_model_dir, data, root / "out", *SIX_STEPS), root / "out"
 
 
 def logged_losses(trainer):
@@ -70,7 +65,7 @@ def logged_losses(trainer):
 
 
 def test_kill_during_a_checkpoint_write_leaves_nothing_auto_picks_and_resume_is_exact(
-    model_dir, straight, tmp_path, caplog
+    tiny_model_dir, straight, tmp_path, caplog
 ):
     data, reference, _ = straight
     out = tmp_path / "out"
@@ -78,7 +73,7 @@ def test_kill_during_a_checkpoint_write_leaves_nothing_auto_picks_and_resume_is_
         sys.executable,
         "-c",
         KILL_AT_STEP_6.format(repo=str(REPO)),
-        str(model_dir),
+        str(tiny_model_dir),
         str(data),
         str(out),
         *SIX_STEPS,
@@ -92,7 +87,7 @@ def test_kill_during_a_checkpoint_write_leaves_nothing_auto_picks_and_resume_is_
     assert get_last_checkpoint(str(out)) == str(out / "checkpoint-3")  # the stock search agrees
 
     with caplog.at_level("WARNING"):
-        resumed = run_training(model_dir, data, out, *SIX_STEPS, "--resume_from_checkpoint", "auto")
+        resumed = run_training(tiny_model_dir, data, out, *SIX_STEPS, "--resume_from_checkpoint", "auto")
     assert f"resuming from {out / 'checkpoint-3'}" in caplog.text
     assert logged_losses(resumed) == logged_losses(reference)
     a, b = load_file(out / "adapter_model.safetensors"), load_file(straight[2] / "adapter_model.safetensors")
@@ -197,7 +192,7 @@ class _CreatesMarker:
         return open, (str(self.path), "w")
 
 
-def test_crafted_rng_state_is_refused_and_runs_nothing(model_dir, straight, tmp_path):
+def test_crafted_rng_state_is_refused_and_runs_nothing(tiny_model_dir, straight, tmp_path):
     data, _, out = straight
     checkpoint = tmp_path / "downloaded" / "checkpoint-3"
     shutil.copytree(out / "checkpoint-3", checkpoint)
@@ -214,7 +209,7 @@ def test_crafted_rng_state_is_refused_and_runs_nothing(model_dir, straight, tmp_
     )
     assert "io.open" in torch.serialization.get_unsafe_globals_in_checkpoint(str(rng_file))  # it would run code
     with pytest.raises(OutputFolderError, match=f"refused to read {rng_file}: it holds more than an RNG state"):
-        run_training(model_dir, data, tmp_path / "out", *SIX_STEPS, "--resume_from_checkpoint", str(checkpoint))
+        run_training(tiny_model_dir, data, tmp_path / "out", *SIX_STEPS, "--resume_from_checkpoint", str(checkpoint))
     assert not marker.exists()
     assert torch.load is torch.serialization.load  # no process-wide patch left behind
 
@@ -242,10 +237,10 @@ def test_tiny_model_builder_never_replaces_a_folder_it_did_not_make(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny", "weights"]  # no staging folders left
 
 
-def test_best_model_selection_sees_the_published_checkpoints(model_dir, tmp_path):
+def test_best_model_selection_sees_the_published_checkpoints(tiny_model_dir, tmp_path):
     data, out = write_rows(tmp_path / "train.json"), tmp_path / "out"
     trainer = run_training(
-        model_dir,
+        tiny_model_dir,
         data,
         out,
         *SIX_STEPS,

@@ -30,24 +30,13 @@ def test_gathered_negatives_under_ddp_equal_one_process_on_the_global_batch(tmp_
         assert rank["unused_have_no_grad"]
 
 
-def _train_command(tmp_path, *extra):
-    return script_argv(tmp_path / "tiny", tmp_path, *extra)
-
-
-@pytest.fixture()
-def tiny_dir(tmp_path):
-    from transformers_align.tiny import build_tiny_model
-
-    return build_tiny_model(tmp_path / "tiny")
-
-
 def logged(output_dir):
     history = json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]
     return [(h.get("task_loss"), h.get("alignment_loss")) for h in history if "loss" in h]
 
 
 @pytest.mark.parametrize("gathered", [True, False])
-def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, datasets_cache):
+def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_model_dir, gathered, datasets_cache):
     # Rows of different labelled lengths: the task loss is the token mean of the global batch, not a mean of rank means.
     # With gathered negatives both ranks' pairs form one InfoNCE batch: equal to one process on the doubled batch.
     # Without, each rank's InfoNCE has its own pairs as negatives: equal to one process accumulating the two halves.
@@ -66,7 +55,7 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
         "--gather_negatives_across_ranks",
         str(gathered),
     ]
-    command = torchrun_command(*_train_command(tmp_path, *extra))
+    command = torchrun_command(*script_argv(tiny_model_dir, tmp_path, *extra))
     result = subprocess.run(
         command,
         cwd=REPO,
@@ -81,16 +70,18 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_dir, gathered, 
         if gathered
         else ["--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2"]
     )
-    run_training(tiny_dir, tmp_path / "train.json", tmp_path / "single", "--block_size", "128", *extra, *single_batch)
+    run_training(
+        tiny_model_dir, tmp_path / "train.json", tmp_path / "single", "--block_size", "128", *extra, *single_batch
+    )
     assert_same_run(tmp_path / "out", tmp_path / "single", logged(tmp_path / "out"), logged(tmp_path / "single"))
 
 
-def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp_path, tiny_dir):
+def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp_path, tiny_model_dir):
     # --use_cpu False on a machine without GPU: accelerate forms no process group, each rank would train alone
     # (tests/training/test_launch.py checks that the default, use_cpu added by run_clm_lora, equals one process).
     if torch.cuda.is_available():
         pytest.skip("on a GPU machine use_cpu False forms an nccl group: nothing disagrees")
-    command = torchrun_command(*_train_command(tmp_path, "--use_cpu", "False"))
+    command = torchrun_command(*script_argv(tiny_model_dir, tmp_path, "--use_cpu", "False"))
     result = subprocess.run(command, cwd=REPO, env=cpu_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("run_clm_lora: error: ")]
@@ -103,7 +94,7 @@ def test_a_trainer_that_sees_another_world_than_torchrun_stops_with_one_line(tmp
 
 
 @pytest.mark.parametrize("optimizer_from", ["deepspeed_config", "trainer"])
-def test_deepspeed_zero2_runs_lora_steps_on_cpu(tmp_path, tiny_dir, optimizer_from):
+def test_deepspeed_zero2_runs_lora_steps_on_cpu(tmp_path, tiny_model_dir, optimizer_from):
     # With the Trainer's own optimizer, LoRA's empty no-decay group used to break the scheduler (environment.md).
     config = json.loads((REPO / "config/deepspeed_config_cpu.json").read_text())
     if optimizer_from == "trainer":
@@ -115,11 +106,10 @@ def test_deepspeed_zero2_runs_lora_steps_on_cpu(tmp_path, tiny_dir, optimizer_fr
         WORLD_SIZE="1",
         TORCH_EXTENSIONS_DIR=os.environ.get("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache/torch_extensions")),
     )
+    saving = ["--save_strategy", "steps", "--save_steps", "2"]
     command = [
         sys.executable,
-        *_train_command(
-            tmp_path, "--deepspeed", str(tmp_path / "ds.json"), "--save_strategy", "steps", "--save_steps", "2"
-        ),
+        *script_argv(tiny_model_dir, tmp_path, "--deepspeed", str(tmp_path / "ds.json"), *saving),
     ]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]

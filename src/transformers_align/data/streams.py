@@ -53,7 +53,7 @@ class Stream:
 
 @dataclass
 class TrainingStreams:
-    """Task examples and parallel pairs, each sampled on its own (see ``data.batches``)."""
+    """Task examples and parallel pairs, each sampled on its own (see ``training.batches``)."""
 
     task: Optional[Stream] = None
     pairs: Optional[Stream] = None

@@ -29,6 +29,7 @@ from transformers_align.data.jsonl import read_json
 from transformers_align.data.records import SkipCounter, iter_json_records, load_pairs, load_records
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, unwrap_causal_lm
 from transformers_align.padding import pad_right_with_mask
+from transformers_align.training.checkpoints import RUN_ARGS_FILE
 
 logger = logging.getLogger(__name__)
 METRICS = ("retrieval_0_to_1", "retrieval_1_to_0", "cosine_true", "cosine_random", "embedding_distance", "uniformity")
@@ -54,8 +55,6 @@ def read_pairs(path) -> List[Tuple[str, str]]:
 
 def saved_run_settings(folder) -> dict:
     """The alignment settings recorded by the training run that wrote ``folder`` (an adapter), or {}."""
-    from transformers_align.training.run import RUN_ARGS_FILE
-
     record = Path(folder) / RUN_ARGS_FILE if folder else None
     if record is None or not record.is_file():
         return {}

@@ -2,7 +2,7 @@
 alignment loss, or both.
 
 The training data is two streams (task examples, parallel pairs; ``data.streams``) and the train
-dataloader yields, per global micro-step, the batch the schedule picks (``data.batches``); ``compute_loss``
+dataloader yields, per global micro-step, the batch the schedule picks (``training.batches``); ``compute_loss``
 computes whatever that batch holds. The training loop, DeepSpeed and DDP are the stock 4.43.4 ones: the
 dataloader is not handed to ``accelerator.prepare``, because it already gives each rank its own share
 (``_prepare_inputs`` moves the batch to the device). Checkpoints are the stock ones, made visible only once
@@ -13,9 +13,9 @@ import torch
 from torch.utils.data import ConcatDataset
 from transformers import Trainer
 
-from transformers_align.data.batches import ScheduledBatches, ScheduledDataLoader, StreamedBatches
 from transformers_align.data.streams import TrainingStreams
 from transformers_align.training.arguments import AlignmentTrainingArguments
+from transformers_align.training.batches import ScheduledBatches, ScheduledDataLoader, StreamedBatches
 from transformers_align.training.checkpoints import reading_rng_state, staged_checkpoint
 from transformers_align.training.launch import check_world_size
 from transformers_align.training.safety import TrainingSafety

@@ -1,13 +1,15 @@
 """Turn MASSIVE JSONL files (+ optional parallel pairs TSV) into mid-align training JSON Lines
-({prefix, text[, text_parallel_0/1]})."""
+({prefix, text[, text_parallel_0/1]}), or with --translated_files into parallel task rows for the consistency
+objective ({prefix, prefix_translated, text})."""
 
 from dataclasses import dataclass
 from typing import List, Optional
 
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_jsonl
-from transformers_align.data.massive import read_partition, training_records
+from transformers_align.data.massive import parallel_training_records, read_partition, training_records
 from transformers_align.data.records import SkipCounter, load_pairs
+from transformers_align.errors import UserError
 from transformers_align.modeling.loading import load_tokenizer
 from transformers_align.paths import refuse_output_over_inputs
 from transformers_align.tiny import byte_level_tokenizer
@@ -31,6 +33,11 @@ class MassiveTrainingDataArguments:
         "(default: the embedded one, i.e. mid-align's Llama-3 format)",
     )
     no_intent: bool = option(False, aliases=["--no-intent"], help="slot-only prompts and targets, as in mid-align")
+    translated_files: Optional[List[str]] = option(
+        None,
+        help="MASSIVE JSONL files of another locale: rows get the translated prompt of the same id "
+        "(prefix_translated) and keep the source target, for --objectives consistency; excludes --pairs",
+    )
 
 
 def parse_args(argv=None):
@@ -41,8 +48,15 @@ def main(argv=None):
     (args,) = parse_args(argv)
     refuse_output_over_inputs(
         {"--output": args.output},
-        {"--massive_files": args.massive_files, "--pairs": args.pairs, "--tokenizer_name": args.tokenizer_name},
+        {
+            "--massive_files": args.massive_files,
+            "--pairs": args.pairs,
+            "--tokenizer_name": args.tokenizer_name,
+            "--translated_files": args.translated_files,
+        },
     )
+    if args.translated_files and args.pairs:
+        raise UserError("--translated_files and --pairs: a row holds a translated prompt or a pair, not both")
     records = read_partition(args.massive_files, args.partition)
     tokenizer = (
         load_tokenizer(args.tokenizer_name, local_files_only=True) if args.tokenizer_name else byte_level_tokenizer()
@@ -50,7 +64,14 @@ def main(argv=None):
     skips = SkipCounter()
     pairs = load_pairs([args.pairs], skips) if args.pairs else []
     skips.log(args.pairs or "")
-    rows = training_records(records, tokenizer, pairs, with_intent=False if args.no_intent else None)
+    with_intent = False if args.no_intent else None
+    if args.translated_files:
+        translations = read_partition(args.translated_files, args.partition)
+        rows = parallel_training_records(records, translations, tokenizer, with_intent)
+        path = write_jsonl(args.output, rows)
+        print(f"wrote {len(rows)} parallel task rows to {path} ({len(records) - len(rows)} without a translation)")
+        return path
+    rows = training_records(records, tokenizer, pairs, with_intent=with_intent)
     path = write_jsonl(args.output, rows)
     if len(pairs) > len(rows):
         print(

@@ -9,13 +9,21 @@ from transformers import EarlyStoppingCallback, set_seed
 
 from transformers_align.data.features import AlignmentCollator, FeatureOptions
 from transformers_align.data.jsonl import DataFormatError, read_json
+from transformers_align.data.records import PAIRS, PARALLEL_TASK
+from transformers_align.data.records import TASK as TASK_STREAM
 from transformers_align.data.streams import build_streams
 from transformers_align.modeling import loading, patch_model
 from transformers_align.training.arguments import ArgumentError, DataArguments
 from transformers_align.training.checkpoints import RUN_ARGS_FILE, prepare_output, run_arguments
 from transformers_align.training.launch import check_world_size, silence_library_noise
-from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, TASK, Schedule
+from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, TASK
 from transformers_align.training.trainer import AlignmentTrainer
+
+NEEDED = {  # what feeds each stream, for the refusal of data that lacks one the schedule needs
+    TASK_STREAM: "task examples (prefix/text, prompt/completion or AFP records)",
+    PAIRS: "parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), AFP records or --alignment_file",
+    PARALLEL_TASK: "parallel task rows (prefix, text and prefix_translated: docs/training_data.md)",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +71,8 @@ def wrap_with_adapter(model, model_args, training_args):
     return peft_model
 
 
-def build_training_data(tokenizer, data_args, mode, files, training_args=None):
-    """The streams that ``mode`` trains on, read from ``files`` (and ``--alignment_file``), tokenized and checked.
+def build_training_data(tokenizer, data_args, schedule, files, training_args=None):
+    """The streams that ``schedule`` trains on, read from ``files`` (and ``--alignment_file``), tokenized and checked.
 
     ``training_args`` given (training data): refuses what cannot train before any model is loaded:
     ``--streaming`` without ``--max_steps`` and a mode whose stream the data lacks. Without it (evaluation
@@ -76,7 +84,7 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
         raise ArgumentError(
             "--streaming reads the data as training goes, so the number of steps is unknown: pass --max_steps"
         )
-    wanted = Schedule(mode).streams_used()
+    wanted, mode = schedule.streams_used(), schedule.mode
     options = FeatureOptions(block_size=data_args.block_size, pair_max_length=data_args.pair_max_length)
     streams = build_streams(
         files,
@@ -91,15 +99,10 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
     )
     if training_args is None:
         return streams
-    for objective, stream in STREAM_OF.items():
-        if stream in wanted and stream not in streams.streams:
-            needed = (
-                "parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), "
-                "AFP records or --alignment_file"
-                if objective == ALIGNMENT
-                else "task examples (prefix/text, prompt/completion or AFP records)"
-            )
-            raise DataFormatError(f"{', '.join(files)}: mode {mode!r} needs {needed}, but there are none")
+    for objective in schedule.composed:
+        stream = STREAM_OF[objective]
+        if stream not in streams.streams:
+            raise DataFormatError(f"{', '.join(files)}: mode {mode!r} needs {NEEDED[stream]}, but there are none")
     return streams
 
 
@@ -138,7 +141,8 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
     """
     if not (training_args.do_train or training_args.do_eval):
         raise ArgumentError("nothing to do: pass --do_train and/or --do_eval")
-    mode = training_args.schedule().mode
+    schedule = training_args.schedule()
+    mode = schedule.mode
     check_data_mode(training_args, mode)
     silence_library_noise()
     check_world_size(training_args)
@@ -151,17 +155,17 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
     if mode in ("alternate", ALIGNMENT) and training_args.ddp_find_unused_parameters is None:
         training_args.ddp_find_unused_parameters = True  # alignment steps leave the blocks above L unused
-    if mode != TASK and training_args.do_train:
+    if ALIGNMENT in schedule.composed and training_args.do_train:
         check_contrastive_batch(training_args, alignment_args.gather_negatives_across_ranks)
     tokenizer = load_tokenizer(model_args)
     train_files, eval_files = DataArguments.split(data_args.train_file), DataArguments.split(data_args.validation_file)
     with training_args.main_process_first(desc="reading and tokenizing the data"):  # the others then read the cache
         train_set = (
-            build_training_data(tokenizer, data_args, mode, train_files, training_args)
+            build_training_data(tokenizer, data_args, schedule, train_files, training_args)
             if training_args.do_train
             else None
         )
-        eval_set = build_training_data(tokenizer, data_args, mode, eval_files) if training_args.do_eval else None
+        eval_set = build_training_data(tokenizer, data_args, schedule, eval_files) if training_args.do_eval else None
     model = load_model(model_args, alignment_args, training_args)  # only once the data is known to be usable
 
     callbacks = []

@@ -8,7 +8,7 @@ from tests.support import REPO
 PACKAGE = REPO / "src" / "transformers_align"
 # Lowest first; a module belongs to the layer of its longest matching prefix.
 LAYERS = (
-    ("errors", "paths", "padding", "cli", "tiny", "lazy"),
+    ("errors", "paths", "padding", "cli", "tiny", "lazy", "extras"),
     ("losses",),
     # the model-side computations the objectives call
     ("modeling.settings", "modeling.registry", "modeling.causal_lm_loss", "modeling.representation"),

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from transformers_align.data.jsonl import read_json
 from transformers_align.data.records import SkipCounter, iter_json_records, load_pairs, load_records
+from transformers_align.extras import require
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, unwrap_causal_lm
 from transformers_align.padding import pad_right_with_mask
 from transformers_align.training.checkpoints import RUN_ARGS_FILE
@@ -220,7 +221,7 @@ def format_table(report: dict) -> str:
 
 def plot(report: dict, path, baseline: Optional[dict] = None) -> Path:
     """A PNG of the metrics by layer (Agg renderer); a ``baseline`` report, e.g. before training, is drawn dashed."""
-    from matplotlib.figure import Figure
+    Figure = require("matplotlib.figure", "the layer plot").Figure
 
     figure = Figure(figsize=(11, 7.5), layout="constrained")
     axes = figure.subplots(2, 2)

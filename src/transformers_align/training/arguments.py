@@ -11,6 +11,7 @@ from transformers import TrainingArguments
 
 from transformers_align.data.features import FeatureOptions
 from transformers_align.errors import UserError
+from transformers_align.extras import require
 from transformers_align.objectives.registry import OBJECTIVES, settings_classes
 from transformers_align.training.schedule import MODES, Schedule, mode_from_reference_flags
 
@@ -104,6 +105,11 @@ class AlignmentTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "mid-align: 0 = task rows only, 2 = task and pair in each row. Default: read from the data."},
     )
+
+    def __post_init__(self):
+        if self.deepspeed:  # before the stock arguments read the config with DeepSpeed's own classes
+            require("deepspeed", f"--deepspeed {self.deepspeed}")
+        super().__post_init__()
 
     def resolved_mode(self) -> str:
         if self.training_mode is not None:

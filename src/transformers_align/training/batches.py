@@ -110,8 +110,10 @@ class ScheduledBatches(RankBatches, Dataset):
     def __init__(self, *args, group_by_length: bool, **kwargs):
         super().__init__(*args, **kwargs)
         streams, schedule, world_size, accumulation = self.streams, self.schedule, self.world_size, self.accumulation
-        needed = schedule.streams_used()
-        missing = needed - set(streams.streams)
+        # In the streams' fixed order (a set's order changes with the process's string hashing): the logged
+        # task_epoch / pairs_epoch keep one order.
+        needed = sorted(schedule.streams_used(), key=STREAM_IDS.get)
+        missing = set(needed) - set(streams.streams)
         if missing:
             raise ValueError(
                 f"mode {schedule.mode!r} needs {' and '.join(sorted(missing))}, but the training data has none"
@@ -206,7 +208,7 @@ class StreamedBatches(RankBatches, IterableDataset):
                 yield batch
 
     def epochs(self, micro_steps: int) -> Dict[str, float]:
-        return {f"{stream}_epoch": float(count) for stream, count in self.passes.items()}
+        return {f"{stream}_epoch": float(self.passes[stream]) for stream in sorted(self.passes, key=STREAM_IDS.get)}
 
 
 class MicroStepSampler(Sampler):

@@ -4,8 +4,10 @@ mean of the optimizer step, so gradient accumulation and two torchrun ranks equa
 
 import json
 import subprocess
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from tests.support import REPO
 from tests.support.processes import cpu_env, torchrun_command
@@ -14,6 +16,7 @@ from transformers_align.data.features import FeatureOptions, read_rows, tokenize
 from transformers_align.data.massive import format_target, parallel_training_records, read_partition
 from transformers_align.data.records import PARALLEL_TASK, TASK
 from transformers_align.data.streams import build_streams
+from transformers_align.training.safety import TrainingDiverged, TrainingSafety
 
 ALARM_FR = "règle un réveil pour {}"
 
@@ -114,3 +117,24 @@ def test_two_torchrun_processes_equal_one_process(tmp_path, tiny_model_dir, data
     run_training(tiny_model_dir, rows, tmp_path / "single", *extra, "--per_device_train_batch_size", "4")
     assert any(consistency is not None for _, consistency in _logged(tmp_path / "out"))
     assert_same_run(tmp_path / "out", tmp_path / "single", _logged(tmp_path / "out"), _logged(tmp_path / "single"))
+
+
+def test_a_nan_consistency_loss_stops_the_run_and_a_zero_one_counts_as_chance():
+    """The safety checks every objective: consistency's chance is 0 (outputs that ignore the input agree)."""
+    trainer = SimpleNamespace(
+        state=SimpleNamespace(global_step=1, max_steps=4),
+        control=SimpleNamespace(should_save=False),
+        accelerator=SimpleNamespace(num_processes=1, optimizer_step_was_skipped=False),
+        args=SimpleNamespace(output_dir=None, learning_rate=1.0, max_grad_norm=1.0),
+        is_world_process_zero=lambda: True,
+    )
+    safety = TrainingSafety(SimpleNamespace(vocab_size=262), stall_warning_steps=2)
+    for step in (1, 2):
+        trainer.state.global_step = step
+        safety.record(SimpleNamespace(objective_losses={"consistency": torch.tensor(0.0)}), {}, world_size=1)
+        safety.check(trainer, torch.tensor(0.0))
+    assert safety.stall_warned and safety.stalled_objectives == {"consistency_loss"}
+    trainer.state.global_step = 3
+    safety.record(SimpleNamespace(objective_losses={"consistency": torch.tensor(float("nan"))}), {}, world_size=1)
+    with pytest.raises(TrainingDiverged, match="at step 3: consistency_loss is not finite"):
+        safety.check(trainer, torch.tensor(1.0))

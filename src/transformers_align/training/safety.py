@@ -76,7 +76,8 @@ class TrainingSafety:
         }
         losses = getattr(outputs, "objective_losses", None) or {}
         for row, (name, objective) in enumerate(zip(OBJECTIVES, REGISTERED)):
-            value = losses.get(objective, getattr(outputs, name, None))  # task_loss, alignment_loss: attributes too
+            value = getattr(outputs, name, None)  # task_loss, alignment_loss: attributes of the output
+            value = losses.get(objective) if value is None else value
             if value is None:
                 continue
             value = float(value.detach())

@@ -1,5 +1,6 @@
 """Turn MASSIVE JSONL files (+ optional parallel pairs TSV) into mid-align training JSON Lines
-({prefix, text[, text_parallel_0/1]})."""
+({prefix, text[, text_parallel_0/1]}), or with --translated_files into parallel task rows for the consistency
+objective ({prefix, prefix_translated, text})."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,7 +8,13 @@ from typing import List, Optional
 
 from transformers_align.cli import exit_on_user_error, option, parse_arguments
 from transformers_align.data.jsonl import write_jsonl
-from transformers_align.data.massive import PARTITIONS, normalize_partition, read_partition, training_records
+from transformers_align.data.massive import (
+    PARTITIONS,
+    normalize_partition,
+    parallel_training_records,
+    read_partition,
+    training_records,
+)
 from transformers_align.data.records import SkipCounter, load_pairs
 from transformers_align.errors import UserError
 from transformers_align.evaluation.arguments import check_input_files, check_output_files
@@ -34,6 +41,11 @@ class MassiveTrainingDataArguments:
         "(default: the embedded one, i.e. mid-align's Llama-3 format)",
     )
     no_intent: bool = option(False, aliases=["--no-intent"], help="slot-only prompts and targets, as in mid-align")
+    translated_files: Optional[List[str]] = option(
+        None,
+        help="MASSIVE JSONL files of another locale: rows get the translated prompt of the same id "
+        "(prefix_translated) and keep the source target, for --objectives consistency; excludes --pairs",
+    )
 
 
 def parse_args(argv=None):
@@ -43,13 +55,22 @@ def parse_args(argv=None):
 def check(args: MassiveTrainingDataArguments) -> None:
     refuse_output_over_inputs(
         {"--output": args.output},
-        {"--massive_files": args.massive_files, "--pairs": args.pairs, "--tokenizer_name": args.tokenizer_name},
+        {
+            "--massive_files": args.massive_files,
+            "--pairs": args.pairs,
+            "--tokenizer_name": args.tokenizer_name,
+            "--translated_files": args.translated_files,
+        },
     )
     try:
         normalize_partition(args.partition)
     except ValueError:
         raise UserError(f"--partition {args.partition}: use one of {', '.join(PARTITIONS)} (or validation)") from None
-    check_input_files({"--massive_files": args.massive_files, "--pairs": args.pairs})
+    if args.translated_files and args.pairs:
+        raise UserError("--translated_files and --pairs: a row holds a translated prompt or a pair, not both")
+    check_input_files(
+        {"--massive_files": args.massive_files, "--pairs": args.pairs, "--translated_files": args.translated_files}
+    )
     check_output_files({"--output": args.output})
     if args.tokenizer_name and not Path(args.tokenizer_name).expanduser().is_dir():
         raise UserError(f"--tokenizer_name {args.tokenizer_name}: no such folder; give a local tokenizer folder")
@@ -65,7 +86,14 @@ def main(argv=None):
     skips = SkipCounter()
     pairs = load_pairs([args.pairs], skips) if args.pairs else []
     skips.log(args.pairs or "")
-    rows = training_records(records, tokenizer, pairs, with_intent=False if args.no_intent else None)
+    with_intent = False if args.no_intent else None
+    if args.translated_files:
+        translations = read_partition(args.translated_files, args.partition)
+        rows = parallel_training_records(records, translations, tokenizer, with_intent)
+        path = write_jsonl(args.output, rows)
+        print(f"wrote {len(rows)} parallel task rows to {path} ({len(records) - len(rows)} without a translation)")
+        return path
+    rows = training_records(records, tokenizer, pairs, with_intent=with_intent)
     path = write_jsonl(args.output, rows)
     if len(pairs) > len(rows):
         print(

@@ -54,6 +54,9 @@ class RealTransferArguments:
         None, aliases=["--lora-targets"], help="comma-separated module names (default: every linear of the blocks)"
     )
     threads: Optional[int] = option(None, help=f"torch threads (default {DEFAULTS.threads})")
+    variants: Optional[str] = option(
+        None, help=f"comma-separated variants to train, baseline included (default all: {','.join(DEFAULTS.variants)})"
+    )
     no_progress: bool = option(False, aliases=["--no-progress"], help="no progress bars")
     combine: Optional[List[str]] = option(
         None, metavar="DIR", help="instead of running: merge the results.json of runs that differ only in their seeds"
@@ -78,6 +81,7 @@ class RealTransferArguments:
             "lora_rank": self.lora_rank,
             "lora_targets": self.lora_targets and tuple(comma_list(self.lora_targets)),
             "threads": self.threads,
+            "variants": self.variants and tuple(comma_list(self.variants)),
         }
         return dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})
 

@@ -4,7 +4,7 @@ Names are imported on first use, so ``import transformers_align.merging`` (or an
 does not pay for loading the transformers model classes.
 """
 
-import importlib
+from transformers_align.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -28,13 +28,4 @@ _EXPORTS = {
     "AlignmentTrainingArguments": "transformers_align.training.arguments",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'transformers_align' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

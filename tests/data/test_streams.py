@@ -1,5 +1,5 @@
 """Two streams, one schedule: every pair used, rank shards, length grouping, the on-disk cache, hard
-negatives, streaming (data/streams.py and data/batches.py)."""
+negatives, streaming (data/streams.py and training/batches.py)."""
 
 import json
 import math
@@ -10,11 +10,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tests.support.training import run_training, write_rows
 from transformers_align.data import streams as streams_module
-from transformers_align.data.batches import ScheduledBatches
 from transformers_align.data.features import AlignmentCollator, FeatureOptions
 from transformers_align.data.streams import build_streams
 from transformers_align.modeling import patch_model
 from transformers_align.training.arguments import AlignmentTrainingArguments
+from transformers_align.training.batches import ScheduledBatches
 from transformers_align.training.schedule import Schedule
 from transformers_align.training.trainer import AlignmentTrainer
 
@@ -288,7 +288,7 @@ def test_streaming_needs_max_steps_and_resumes_exactly(tiny_model_dir, tmp_path)
 
 
 def test_tokenizing_processes_and_loader_workers_give_the_same_batches(tokenizer, tmp_path):
-    from transformers_align.data.batches import ScheduledDataLoader
+    from transformers_align.training.batches import ScheduledDataLoader
 
     files = [write_rows(tmp_path / "rows.json", n=24)]
     one = build_streams(files, [], ["pairs", "task"], tokenizer, FeatureOptions(block_size=128))

@@ -6,7 +6,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.faults import cases_alignment_analysis, cases_evaluation, cases_merging, cases_outputs, cases_training, table
+from tests.faults import (
+    cases_alignment_analysis,
+    cases_evaluation,
+    cases_merging,
+    cases_objectives,
+    cases_outputs,
+    cases_training,
+    table,
+)
 from tests.faults.harness import check, execute
 
 CASES = [
@@ -15,6 +23,7 @@ CASES = [
     *cases_merging.CASES,
     *cases_outputs.CASES,
     *cases_alignment_analysis.CASES,
+    *cases_objectives.CASES,
 ]
 
 

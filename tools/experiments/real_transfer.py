@@ -2,12 +2,15 @@
 in other languages.
 
 SmolLM2-135M-Instruct (English-centric) gets LoRA adapters and is fine-tuned on English prompts of
-``experiments.cldr_task`` only, three ways from the same weights, seed and data order: ``baseline``
+``experiments.cldr_task`` only, several ways from the same weights, seed and data order: ``baseline``
 (task loss only), ``alternate`` (task and middle-layer InfoNCE on real EN-X gettext pairs on alternate
 micro-steps, twice the micro-steps so the task sees as many batches) and ``joint`` (both losses in each
-step). Each model answers the held-out entities' prompts in English and, zero-shot, in every other
-language, by log-likelihood of the five continent names; retrieval of held-out EN-X gettext pairs is
-measured by layer before and after. The pooling is a setting (``pooling``), passed explicitly.
+step); and with the output-consistency objective on the same entities' prompts translated (the English
+answer on both sides): ``consistency`` (task and consistency in each step) and ``alternate+consistency``
+(task, InfoNCE and consistency micro-steps in turn, three times the micro-steps). Each model answers the
+held-out entities' prompts in English and, zero-shot, in every other language, by log-likelihood of the five
+continent names; retrieval of held-out EN-X gettext pairs is measured by layer before and after. The pooling
+is a setting (``pooling``), passed explicitly.
 """
 
 import copy
@@ -33,7 +36,14 @@ from transformers_align.training.launch import silence_library_noise
 from transformers_align.training.schedule import Schedule
 from transformers_align.training.trainer import AlignmentTrainer
 
-VARIANTS = {"baseline": "task", "alternate": "alternate", "joint": "joint"}  # variant -> AlignmentTrainer mode
+VARIANTS = {  # variant -> the schedule of its objectives
+    "baseline": Schedule("task"),
+    "alternate": Schedule("alternate"),
+    "joint": Schedule("joint"),
+    "consistency": Schedule("joint", objective_names=("task", "consistency")),
+    "alternate+consistency": Schedule("alternate", objective_names=("task", "alignment", "consistency")),
+}
+CONSISTENCY_VARIANTS = tuple(name for name, schedule in VARIANTS.items() if "consistency" in schedule.composed)
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -61,8 +71,15 @@ class RealTransferConfig:
     num_layers: Optional[int] = None  # keep only the first n blocks (the quick slice)
     threads: int = 1
     eval_batch_size: int = 32
+    variants: Tuple[str, ...] = tuple(VARIANTS)
 
     def __post_init__(self):
+        unknown = [variant for variant in self.variants if variant not in VARIANTS]
+        if unknown or "baseline" not in self.variants:
+            raise ValueError(
+                f"variants {','.join(self.variants)}: choose among {', '.join(VARIANTS)}, baseline included "
+                "(the gains are measured against it)"
+            )
         if self.pair_languages and not set(self.pair_languages) <= set(self.languages):
             raise UserError(
                 f"pair languages {','.join(self.pair_languages)} must be among the test languages "
@@ -135,17 +152,23 @@ def _slice_key(entity: cldr_task.Entity, seed: int) -> str:
 
 def training_rows(data: TransferData, config: RealTransferConfig) -> List[Dict]:
     """steps x batch rows: English task row i (cycling over the training entities) with pair i (cycling
-    over the pairs)."""
+    over the pairs) and, for the consistency variants, its prompt in test language i mod n (the pair
+    languages) as ``prefix_translated``."""
     count = config.steps * config.batch_size
-    return [
-        {
+    languages = config.pair_languages or config.languages
+    rows = []
+    for i in range(count):
+        entity = data.train[i % len(data.train)]
+        row = {
             "prefix": cldr_task.prompt(entity, "en"),
             "text": cldr_task.answer(entity),
             "text_parallel_0": data.pairs[i % len(data.pairs)][0],
             "text_parallel_1": data.pairs[i % len(data.pairs)][1],
         }
-        for i, entity in ((i, data.train[i % len(data.train)]) for i in range(count))
-    ]
+        if any(variant in CONSISTENCY_VARIANTS for variant in config.variants):
+            row["prefix_translated"] = cldr_task.prompt(entity, languages[i % len(languages)])
+        rows.append(row)
+    return rows
 
 
 def finetune(base, tokenizer, features, variant: str, config: RealTransferConfig, seed: int, progress: bool):
@@ -163,12 +186,13 @@ def finetune(base, tokenizer, features, variant: str, config: RealTransferConfig
             target_modules=list(config.lora_targets),
         ),
     )
-    mode = VARIANTS[variant]
-    steps = config.steps * Schedule(mode).period  # the task sees config.steps batches in every variant
+    schedule = VARIANTS[variant]
+    steps = config.steps * schedule.period  # the task sees config.steps batches in every variant
     with tempfile.TemporaryDirectory() as output_dir:
         args = AlignmentTrainingArguments(
             output_dir=output_dir,
-            training_mode=mode,
+            training_mode=schedule.mode,
+            objectives=",".join(schedule.objective_names) if schedule.objective_names else None,
             seed=seed,
             use_cpu=True,
             report_to=[],
@@ -194,7 +218,7 @@ def finetune(base, tokenizer, features, variant: str, config: RealTransferConfig
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     losses = {}
-    for name in ("task_loss", "alignment_loss"):
+    for name in ("task_loss", "alignment_loss", "consistency_loss"):
         values = [entry[name] for entry in trainer.state.log_history if name in entry]
         if values:
             losses[name] = {
@@ -293,7 +317,7 @@ def _run(config: RealTransferConfig, progress: bool, on_update: Callable[[dict],
     timings["pretrained_eval_s"] = round(time.perf_counter() - begin, 1)
     on_update(result)
     for seed in config.seeds:
-        for variant in VARIANTS:
+        for variant in config.variants:
             begin = time.perf_counter()
             model, losses = finetune(base, tokenizer, features, variant, config, seed, progress)
             trained = time.perf_counter()

@@ -10,7 +10,14 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from transformers_align.data.records import NEGATIVE_FIELD, PAIRS, TASK, iter_stream_records
+from transformers_align.data.records import (
+    NEGATIVE_FIELD,
+    PAIRS,
+    PARALLEL_TASK,
+    TASK,
+    TRANSLATED_FIELD,
+    iter_stream_records,
+)
 from transformers_align.padding import pad_right, pad_right_with_mask
 
 logger = logging.getLogger(__name__)
@@ -22,6 +29,8 @@ STREAMS = (
     ("input_ids_parallel_0", "attention_mask_parallel_0", None),
     ("input_ids_parallel_1", "attention_mask_parallel_1", None),
     ("input_ids_negative", "attention_mask_negative", None),
+    ("input_ids_consistency_0", "attention_mask_consistency_0", "labels_consistency_0"),
+    ("input_ids_consistency_1", "attention_mask_consistency_1", "labels_consistency_1"),
 )
 PAIR_ID_FIELDS = {
     "text_parallel_0": "input_ids_parallel_0",
@@ -73,6 +82,37 @@ def tokenize_task_batch(batch: Dict[str, list], tokenizer, options: FeatureOptio
     return out
 
 
+def tokenize_parallel_task_batch(batch: Dict[str, list], tokenizer, options: FeatureOptions) -> Dict[str, list]:
+    """Columns ``input_ids_consistency_0/1``, ``labels_consistency_0/1``, ``num_labels``, ``length``, ``truncated``:
+    side 0 the task prompt, side 1 the translated prompt, each followed by the same completion tokens (labelled).
+
+    The completion is tokenized once, so both sides end in the same target ids; it is cut for both sides so
+    that the longer one fits the block. Records with an empty prompt (no BOS either) or no room left for a
+    target token are dropped.
+    """
+    kept = [i for i, reason in enumerate(batch.get("skipped") or [""] * len(batch["text"])) if not reason]
+    out = {name: [] for name in ("input_ids_consistency_0", "labels_consistency_0", "input_ids_consistency_1")}
+    out.update(labels_consistency_1=[], num_labels=[], length=[], truncated=[])
+    if not kept:
+        return out
+    sources = tokenizer([batch["prefix"][i] for i in kept]).input_ids
+    translations = tokenizer([batch[TRANSLATED_FIELD][i] for i in kept]).input_ids
+    completions = tokenizer([batch["text"][i] for i in kept], add_special_tokens=False).input_ids
+    eos = tokenizer.eos_token_id if options.append_eos else None
+    for i, source, translation, completion in zip(kept, sources, translations, completions):
+        if batch["append_eos"][i] and eos is not None:
+            completion = completion + [eos]
+        room = options.block_size - max(len(source), len(translation))
+        target = completion[: max(room, 0)]
+        if not (source and translation and target):  # every target token is scored only after a prompt token
+            continue
+        sides = [(prompt + target, [IGNORE_INDEX] * len(prompt) + target) for prompt in (source, translation)]
+        values = (*sides[0], *sides[1], len(target), max(len(ids) for ids, _ in sides), len(target) < len(completion))
+        for name, value in zip(out, values):
+            out[name].append(value)
+    return out
+
+
 def tokenize_pair_batch(batch: Dict[str, list], tokenizer, options: FeatureOptions) -> Dict[str, list]:
     """Columns ``input_ids_parallel_0/1`` (and ``input_ids_negative``), ``length`` (the longest side), ``truncated``."""
     kept = [i for i, reason in enumerate(batch.get("skipped") or [""] * len(batch["text_parallel_0"])) if not reason]
@@ -93,7 +133,7 @@ def read_rows(paths: Sequence[str], schema: str = "auto") -> List[Dict]:
     rows = []
     for path in paths:
         by_line: Dict[int, Dict] = {}
-        for stream in (TASK, PAIRS):
+        for stream in (TASK, PAIRS, PARALLEL_TASK):
             for record in iter_stream_records(path, stream, schema):
                 if not record.pop("skipped"):
                     by_line.setdefault(record["line"], {}).update(record)
@@ -117,6 +157,14 @@ def tokenize_rows(tokenizer, rows: List[Dict], options: FeatureOptions) -> List[
                 options,
             )
             feature.update({name: task[name][0] for name in ("input_ids", "labels")} if task["input_ids"] else {})
+        if TRANSLATED_FIELD in row:
+            parallel = tokenize_parallel_task_batch(
+                {name: [row.get(name, "")] for name in ("prefix", "text", TRANSLATED_FIELD)}
+                | {"append_eos": [row.get("append_eos", False)]},
+                tokenizer,
+                options,
+            )
+            feature.update({name: values[0] for name, values in parallel.items() if "consistency" in name and values})
         if "text_parallel_0" in row:
             pairs = tokenize_pair_batch(
                 {name: [row[name]] for name in PAIR_ID_FIELDS if name in row}, tokenizer, options

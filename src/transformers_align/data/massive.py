@@ -236,3 +236,32 @@ def training_records(
             row.update(text_parallel_0=pair["text_parallel_0"], text_parallel_1=pair["text_parallel_1"])
         rows.append(row)
     return rows
+
+
+def parallel_training_records(
+    records: Sequence[MassiveRecord],
+    translations: Sequence[MassiveRecord],
+    tokenizer,
+    with_intent: Optional[bool] = None,
+) -> List[dict]:
+    """Parallel task rows for the consistency objective: ``{"prefix", "prefix_translated", "text"}``.
+
+    MASSIVE's ids are parallel across locales: each record of ``records`` (the source language) whose id has a
+    translation in ``translations`` gives one row, its chat prompt, the translation's chat prompt, and the
+    source record's target (the same target on both sides). Records without a translation are left out.
+    """
+    with_intent = has_intents(records) if with_intent is None else with_intent
+    by_id = {record.id: record for record in translations}
+    matched = [(record, by_id[record.id]) for record in records if record.id in by_id]
+    if not matched:
+        raise ValueError("no record id of the source language has a translation: MASSIVE files of one partition?")
+    sources = massive_prompts([source for source, _ in matched], tokenizer, with_intent)
+    translated = massive_prompts([translation for _, translation in matched], tokenizer, with_intent)
+    return [
+        {
+            "prefix": prefix,
+            "prefix_translated": prefix_translated,
+            "text": format_target(source.slots, source.intent if with_intent else None) + tokenizer.eos_token,
+        }
+        for (source, _), prefix, prefix_translated in zip(matched, sources, translated)
+    ]

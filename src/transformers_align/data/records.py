@@ -26,16 +26,18 @@ PROMPT_COMPLETION_FIELDS = ("prompt", "completion")  # AdaMergeX / TRL naming of
 PAIR_FIELDS = ("text_parallel_0", "text_parallel_1")
 NEGATIVE_FIELD = "text_negative"  # optional: a hard negative for side 0, next to a pair
 AFP_FIELDS = ("sent0", "sent1", "clm_text", "clm_prompt_len")
+TRANSLATED_FIELD = "prefix_translated"  # the task's prompt in another language, for the consistency objective
 MAY_BE_EMPTY = ("prefix", "prompt")  # plain language modelling has no prompt
-SCHEMAS = ("task", "task+pairs", "prompt+completion", "afp", "pairs")
+SCHEMAS = ("task", "task+pairs", "task+translation", "prompt+completion", "afp", "pairs")
 SCHEMA_FIELDS = {
     "task": TASK_FIELDS,
     "task+pairs": TASK_FIELDS + PAIR_FIELDS,
+    "task+translation": TASK_FIELDS + (TRANSLATED_FIELD,),
     "prompt+completion": PROMPT_COMPLETION_FIELDS,
     "afp": AFP_FIELDS,
     "pairs": PAIR_FIELDS,
 }
-TASK, PAIRS = "task", "pairs"  # the two streams
+TASK, PAIRS, PARALLEL_TASK = "task", "pairs", "parallel_task"  # the streams (parallel_task: consistency)
 
 
 @dataclass
@@ -53,7 +55,7 @@ class SkipCounter:
 
 
 def detect_schema(record: dict, where: str = "a record") -> str:
-    """The schema a record follows, from its fields: task, task+pairs (mid-align mode 2),
+    """The schema a record follows, from its fields: task, task+pairs (mid-align mode 2), task+translation,
     prompt+completion, afp, or pairs."""
     keys = set(record)
     if set(AFP_FIELDS) <= keys:
@@ -61,6 +63,8 @@ def detect_schema(record: dict, where: str = "a record") -> str:
     if set(PROMPT_COMPLETION_FIELDS) <= keys:
         return "prompt+completion"
     has_task, has_pairs = set(TASK_FIELDS) <= keys, set(PAIR_FIELDS) <= keys
+    if has_task and TRANSLATED_FIELD in keys and not has_pairs:
+        return "task+translation"
     if has_task:
         return "task+pairs" if has_pairs else "task"
     if has_pairs:
@@ -75,7 +79,12 @@ def streams_of(schema: str) -> Tuple[str, ...]:
     """The streams that records of ``schema`` feed."""
     if schema not in SCHEMAS:
         raise DataFormatError(f"unknown data schema {schema!r}; choose one of {', '.join(SCHEMAS)}")
-    return {"task": (TASK,), "prompt+completion": (TASK,), "pairs": (PAIRS,)}.get(schema, (TASK, PAIRS))
+    return {
+        "task": (TASK,),
+        "prompt+completion": (TASK,),
+        "pairs": (PAIRS,),
+        "task+translation": (TASK, PARALLEL_TASK),
+    }.get(schema, (TASK, PAIRS))
 
 
 def iter_json_records(path) -> Iterator[Tuple[int, dict]]:
@@ -133,7 +142,8 @@ def iter_stream_records(path, stream: str, schema: str = "auto") -> Iterator[Dic
 
     Task records: ``prefix``, ``text``, ``append_eos`` (AFP's and {prompt, completion} records carry no
     end marker; mid-align's text ends in <|eot_id|>). Pair records: ``text_parallel_0/1`` and, when
-    the file has them, ``text_negative``. A file with no record is an error.
+    the file has them, ``text_negative``. Parallel task records: the task part and ``prefix_translated``. A file
+    with no record is an error.
     """
     schema = file_schema(path, schema)
     if stream not in streams_of(schema):
@@ -143,7 +153,9 @@ def iter_stream_records(path, stream: str, schema: str = "auto") -> Iterator[Dic
         where = f"{path}:{number}"
         has_negative = (stream == PAIRS and NEGATIVE_FIELD in record) if has_negative is None else has_negative
         require_fields(record, SCHEMA_FIELDS[schema] + ((NEGATIVE_FIELD,) if has_negative else ()), where)
-        row = _task_part(record, schema, where) if stream == TASK else _pair_part(record, schema, has_negative, where)
+        row = _task_part(record, schema, where) if stream != PAIRS else _pair_part(record, schema, has_negative, where)
+        if stream == PARALLEL_TASK:
+            row[TRANSLATED_FIELD] = string_field(record, TRANSLATED_FIELD, where, allow_empty=True)
         empty = [
             name
             for name, value in row.items()

@@ -16,9 +16,23 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from transformers_align.data.features import PAIR_ID_FIELDS, FeatureOptions, tokenize_pair_batch, tokenize_task_batch
+from transformers_align.data.features import (
+    PAIR_ID_FIELDS,
+    FeatureOptions,
+    tokenize_pair_batch,
+    tokenize_parallel_task_batch,
+    tokenize_task_batch,
+)
 from transformers_align.data.jsonl import DataFormatError
-from transformers_align.data.records import NEGATIVE_FIELD, PAIRS, TASK, file_schema, iter_stream_records, streams_of
+from transformers_align.data.records import (
+    NEGATIVE_FIELD,
+    PAIRS,
+    PARALLEL_TASK,
+    TASK,
+    file_schema,
+    iter_stream_records,
+    streams_of,
+)
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1  # bump when the Arrow columns written here change, so that old caches are not reused
@@ -28,7 +42,8 @@ VALIDATED_AHEAD = 1000  # records per file checked before training when streamin
 @dataclass
 class Stream:
     """One stream's tokenized examples, with per-example ``lengths`` (for length-grouped batches) and, for the
-    task stream, ``num_labels`` (scored tokens, for the token mean of the loss); both None when streaming."""
+    task and parallel task streams, ``num_labels`` (scored tokens, for the token mean of the loss); both None
+    when streaming."""
 
     name: str
     examples: object  # datasets.Dataset, datasets.IterableDataset, or a list of feature dicts
@@ -54,15 +69,17 @@ class Stream:
 
 @dataclass
 class TrainingStreams:
-    """Task examples and parallel pairs, each sampled on its own (see ``data.batches``)."""
+    """Task examples, parallel pairs and parallel task examples, each sampled on its own (``training.batches``)."""
 
     task: Optional[Stream] = None
     pairs: Optional[Stream] = None
     has_negatives: bool = False
+    parallel_task: Optional[Stream] = None
     streams: Dict[str, Stream] = field(init=False)
 
     def __post_init__(self):
-        self.streams = {name: s for name, s in ((TASK, self.task), (PAIRS, self.pairs)) if s is not None}
+        named = ((TASK, self.task), (PAIRS, self.pairs), (PARALLEL_TASK, self.parallel_task))
+        self.streams = {name: s for name, s in named if s is not None}
 
     @property
     def streaming(self) -> bool:
@@ -81,6 +98,15 @@ class TrainingStreams:
         task = [{k: f[k] for k in ("input_ids", "labels")} for f in features if "input_ids" in f]
         pairs = [{k: f[k] for k in PAIR_ID_FIELDS.values() if k in f} for f in features if "input_ids_parallel_0" in f]
         made = {}
+        parallel = [{k: f[k] for k in f if "consistency" in k} for f in features if "input_ids_consistency_0" in f]
+        if parallel:
+            made["parallel_task"] = Stream(
+                PARALLEL_TASK,
+                parallel,
+                np.array([max(len(f["input_ids_consistency_0"]), len(f["input_ids_consistency_1"])) for f in parallel]),
+                np.array([sum(label != -100 for label in f["labels_consistency_1"][1:]) for f in parallel]),
+                "memory",
+            )
         if task:
             made["task"] = Stream(
                 TASK,
@@ -117,6 +143,7 @@ def build_streams(
         TASK: [(path, schema) for path in train_files if TASK in _file_streams(path, schema)],
         PAIRS: [(path, schema) for path in train_files if PAIRS in _file_streams(path, schema)]
         + [(path, "pairs") for path in alignment_files],
+        PARALLEL_TASK: [(path, schema) for path in train_files if PARALLEL_TASK in _file_streams(path, schema)],
     }
     made = {}
     for name in wanted:
@@ -130,7 +157,9 @@ def build_streams(
             f"{', '.join(p for p, s in sources[PAIRS] if not _first_has_negative(p, s))}: no "
             f"'{NEGATIVE_FIELD}' field, but other pair files have one: give every pair a hard negative or none"
         )
-    return TrainingStreams(task=made.get(TASK), pairs=made.get(PAIRS), has_negatives=has_negatives)
+    return TrainingStreams(
+        task=made.get(TASK), pairs=made.get(PAIRS), has_negatives=has_negatives, parallel_task=made.get(PARALLEL_TASK)
+    )
 
 
 def _file_streams(path, schema: str):
@@ -170,7 +199,7 @@ def _unwrap_generation_error(call):
 
 
 def _tokenize(stream: str):
-    return tokenize_task_batch if stream == TASK else tokenize_pair_batch
+    return {TASK: tokenize_task_batch, PAIRS: tokenize_pair_batch, PARALLEL_TASK: tokenize_parallel_task_batch}[stream]
 
 
 def _tokenizer_fingerprint(tokenizer) -> str:
@@ -224,7 +253,7 @@ def _cached(stream, sources, tokenizer, options, num_proc, max_samples) -> Strea
     counts = examples.select_columns([c for c in ("length", "num_labels") if c in examples.column_names]).with_format(
         "numpy"
     )[:]
-    examples = examples.remove_columns(["length", "truncated"] + (["num_labels"] if stream == TASK else []))
+    examples = examples.remove_columns(["length", "truncated"] + (["num_labels"] if stream != PAIRS else []))
     return Stream(stream, examples, counts["length"], counts.get("num_labels"), names, repeats)
 
 

@@ -32,6 +32,7 @@ from transformers_align.data.records import SkipCounter, iter_json_records, load
 from transformers_align.errors import UserError
 from transformers_align.evaluation.encoding import batched_by_length, token_ids, trained_settings
 from transformers_align.evaluation.layer_choice import recommend, sweep_layers
+from transformers_align.extras import require
 from transformers_align.modeling import AlignmentSettings, aligned_representation, num_blocks, unwrap_causal_lm
 
 logger = logging.getLogger(__name__)
@@ -299,7 +300,7 @@ def format_table(report: dict) -> str:
 
 def plot(report: dict, path, baseline: Optional[dict] = None) -> Path:
     """A PNG of the metrics by layer (Agg renderer); a ``baseline`` report, e.g. before training, is drawn dashed."""
-    from matplotlib.figure import Figure
+    Figure = require("matplotlib.figure", "the layer plot").Figure
 
     figure = Figure(figsize=(11, 7.5), layout="constrained")
     axes = figure.subplots(2, 2)

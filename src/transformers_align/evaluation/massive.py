@@ -6,12 +6,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from seqeval.metrics import f1_score
-
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
 from transformers_align.data.massive import INTENT_KEY, NO_SLOTS, MassiveRecord, has_intents, parse_annotation
 from transformers_align.errors import UserError
 from transformers_align.evaluation.counts import EvaluationCounts, check_missing, skipped_beyond_limit
+from transformers_align.extras import require
 
 # MASSIVE segments these locales into characters, keeping runs of ASCII (Latin words, numbers) whole.
 # The generation limit of every MASSIVE prediction (run report and scripts.run_inference_massive), so that one
@@ -199,7 +198,7 @@ def score_predictions(
         true_tags.append(gold_sequence)
         predicted_tags.append(predicted_sequence)
     return MassiveScores(
-        slot_micro_f1=float(f1_score(true_tags, predicted_tags, average="micro", zero_division=0)),
+        slot_micro_f1=float(_f1_score()(true_tags, predicted_tags, average="micro", zero_division=0)),
         exact_match=slots_exact / len(gold),
         exact_match_with_intent=None if note else both_exact / len(gold),
         intent_accuracy=None if note else intent_hits / len(gold),
@@ -226,3 +225,7 @@ def read_predictions(path, locale: Optional[str] = None) -> Dict[str, str]:
         first_seen[prediction_id] = line_number
         predictions[prediction_id] = string_field(raw, "prediction", where, allow_empty=True)
     return predictions
+
+
+def _f1_score():
+    return require("seqeval.metrics", "the MASSIVE slot F1").f1_score

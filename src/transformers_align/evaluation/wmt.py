@@ -4,13 +4,12 @@ import importlib.util
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from sacrebleu.metrics import BLEU, CHRF
-
 from transformers_align.data.chat import chat_prompt
 from transformers_align.data.jsonl import DataFormatError, iter_jsonl, require_fields, string_field
 from transformers_align.data.languages import language_name
 from transformers_align.evaluation.counts import EvaluationCounts, check_missing, skipped_beyond_limit
 from transformers_align.evaluation.generation import generate_greedy
+from transformers_align.extras import require
 
 # sacrebleu tokenizers for targets written without spaces between words; the rest use 13a.
 # The MeCab ones need extra packages (sacrebleu[ja] / sacrebleu[ko]); without them "char" is used.
@@ -86,7 +85,7 @@ def bleu_tokenizer(target_lang: str) -> Tuple[str, Optional[str]]:
     """The sacrebleu tokenizer for a target language, and a message when the preferred one is unavailable."""
     preferred = PREFERRED_BLEU_TOKENIZERS.get(target_lang, "13a")
     try:
-        BLEU(tokenize=preferred)
+        _metrics().BLEU(tokenize=preferred)
     except (ImportError, RuntimeError, AssertionError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return FALLBACK_BLEU_TOKENIZER, (
@@ -104,7 +103,7 @@ def score_translations(
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     tokenizer, message = bleu_tokenizer(target_lang)
-    bleu, chrf = BLEU(tokenize=tokenizer), CHRF()
+    bleu, chrf = _metrics().BLEU(tokenize=tokenizer), _metrics().CHRF()
     return {
         "bleu": bleu.corpus_score(list(hypotheses), [list(references)]).score,
         "chrf": chrf.corpus_score(list(hypotheses), [list(references)]).score,
@@ -198,3 +197,7 @@ def format_metrics(pair: str, metrics: dict) -> str:
         f"{counts['missing']} missing (scored as empty), {counts['skipped']} skipped"
     )
     return "\n".join([note for note in (metrics["bleu_tokenizer_note"], metrics["comet_note"]) if note] + [summary])
+
+
+def _metrics():
+    return require("sacrebleu.metrics", "BLEU and chrF")

@@ -1,7 +1,8 @@
-"""The aligned causal-LM forward: task loss, layer-L alignment loss (by early exit), or both in one call."""
+"""The aligned causal-LM forward: the loss of each objective whose batch fields it is given (the task loss,
+the layer-L alignment loss by early exit, ...: ``objectives.registry``), weighted and summed in one call."""
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from transformers.modeling_outputs import CausalLMOutputWithPast
@@ -12,6 +13,7 @@ from transformers_align.modeling.causal_lm_loss import causal_lm_loss
 from transformers_align.modeling.registry import decoder_backbone, resolved_settings
 from transformers_align.modeling.representation import aligned_representation
 from transformers_align.modeling.settings import AlignmentSettings
+from transformers_align.objectives.registry import OBJECTIVES, TASK, write_settings
 
 logger = logging.get_logger(__name__)  # transformers' style: the fork view inlines this module into its files
 
@@ -20,12 +22,15 @@ logger = logging.get_logger(__name__)  # transformers' style: the fork view inli
 class AlignmentCausalLMOutput(CausalLMOutputWithPast):
     """A causal-LM output that also says which losses were computed (None for those that were not).
 
-    ``alignment_loss`` is the unweighted InfoNCE. ``loss`` is the task loss alone, ``contrastive_loss_weight *
-    alignment_loss`` alone, or ``task_loss_weight * task_loss + contrastive_loss_weight * alignment_loss``.
+    ``objective_losses`` maps each computed objective's name to its unweighted loss; ``task_loss`` and
+    ``alignment_loss`` (the unweighted InfoNCE) are two of them. ``loss`` is the task loss alone, or the sum
+    over the computed objectives of weight x loss (``task_loss_weight * task_loss + contrastive_loss_weight *
+    alignment_loss`` in the joint mode).
     """
 
     task_loss: Optional[torch.FloatTensor] = None
     alignment_loss: Optional[torch.FloatTensor] = None
+    objective_losses: Optional[Dict[str, torch.FloatTensor]] = None
 
 
 class AlignedCausalLMMixin:
@@ -42,6 +47,7 @@ class AlignedCausalLMMixin:
 
     def __init__(self, config, **alignment_settings):
         super().__init__(config)
+        alignment_settings = write_settings(config, alignment_settings)  # the other objectives' settings
         AlignmentSettings.from_config(config, **alignment_settings).write_to(config)
         config.additional_loss_layer = resolved_settings(self).additional_loss_layer
 
@@ -109,6 +115,17 @@ class AlignedCausalLMMixin:
             attentions=task.attentions,
         )
 
+    def task_output(self, batch):
+        """The task forward of ``batch`` (the fields of :meth:`forward`): the stock output, with the task loss."""
+        return self._task_forward(
+            batch.get("input_ids"),
+            batch.get("attention_mask"),
+            batch.get("labels"),
+            batch.get("return_logits"),
+            batch.get("num_items_in_batch"),
+            batch.get("backbone_kwargs", {}),
+        )
+
     def forward(
         self,
         input_ids=None,
@@ -128,37 +145,51 @@ class AlignedCausalLMMixin:
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if (input_ids_parallel_0 is None) != (input_ids_parallel_1 is None):
             raise ValueError("alignment needs both sides of the pairs: input_ids_parallel_0 and input_ids_parallel_1")
+        batch = dict(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            input_ids_parallel_0=input_ids_parallel_0,
+            attention_mask_parallel_0=attention_mask_parallel_0,
+            input_ids_parallel_1=input_ids_parallel_1,
+            attention_mask_parallel_1=attention_mask_parallel_1,
+            input_ids_negative=input_ids_negative,
+            attention_mask_negative=attention_mask_negative,
+            return_logits=return_logits,
+            num_items_in_batch=num_items_in_batch,
+        )
+        for objective in OBJECTIVES.values():  # the other objectives' fields arrive as keywords
+            batch.update({name: kwargs.pop(name) for name in objective.all_fields() if name in kwargs})
+        batch["backbone_kwargs"] = kwargs  # the stock forward's own keywords (position_ids, use_cache, ...)
         has_task = input_ids is not None or kwargs.get("inputs_embeds") is not None
-        task = None
-        if has_task:
-            task = self._task_forward(input_ids, attention_mask, labels, return_logits, num_items_in_batch, kwargs)
-        alignment_loss = None
-        if input_ids_parallel_0 is not None:
-            alignment_loss = self.compute_alignment_loss(
-                input_ids_parallel_0,
-                attention_mask_parallel_0,
-                input_ids_parallel_1,
-                attention_mask_parallel_1,
-                input_ids_negative,
-                attention_mask_negative,
+        task = self.task_output(batch) if has_task else None
+        losses = {TASK: task.loss} if task is not None and task.loss is not None else {}
+        for objective in OBJECTIVES.values():
+            if objective.name != TASK and objective.present(batch):
+                losses[objective.name] = objective.loss(self, batch)
+        if not has_task and not losses:
+            raise ValueError(
+                "nothing to compute: pass input_ids (task) and/or the fields of an objective "
+                "(input_ids_parallel_0/1: alignment)"
             )
-        elif not has_task:
-            raise ValueError("nothing to compute: pass input_ids (task) and/or input_ids_parallel_0/1 (alignment)")
-
-        task_loss = task.loss if task is not None else None
-        loss = task_loss
-        if alignment_loss is not None:
-            settings = resolved_settings(self)
-            loss = settings.contrastive_loss_weight * alignment_loss
-            if task_loss is not None:
-                loss = settings.task_loss_weight * task_loss + loss
         output = AlignmentCausalLMOutput(
-            loss=loss,
+            loss=self._weighted_loss(losses),
             logits=task.logits if task is not None else None,
             past_key_values=task.past_key_values if task is not None else None,
             hidden_states=task.hidden_states if task is not None else None,
             attentions=task.attentions if task is not None else None,
-            task_loss=task_loss,
-            alignment_loss=alignment_loss,
+            task_loss=losses.get(TASK),
+            alignment_loss=losses.get("alignment"),
+            objective_losses=losses or None,
         )
         return output if return_dict else output.to_tuple()
+
+    def _weighted_loss(self, losses):
+        """The task loss alone unweighted (the stock loss); else the sum of weight x loss, in objective order."""
+        if set(losses) <= {TASK}:
+            return losses.get(TASK)
+        total = None
+        for name, value in losses.items():
+            term = OBJECTIVES[name].weight(self) * value
+            total = term if total is None else total + term
+        return total

@@ -5,6 +5,7 @@ from transformers import BloomForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM, X
 from transformers_align.modeling.aligned import AlignedCausalLMMixin
 from transformers_align.modeling.registry import decoder_layout, num_blocks, unwrap_causal_lm
 from transformers_align.modeling.settings import AlignmentSettings
+from transformers_align.objectives.registry import write_settings
 
 
 class AlignLlamaForCausalLM(AlignedCausalLMMixin, LlamaForCausalLM):
@@ -34,8 +35,8 @@ ALIGNED_CLASSES = {
 def patch_model(model, **settings):
     """Give an already loaded model (plain, PEFT-wrapped or DDP-wrapped) the aligned forward, in place.
 
-    ``settings`` are :class:`AlignmentSettings` fields; they are written into the model config, so they
-    are saved with it. Returns ``model`` itself.
+    ``settings`` are the objectives' settings fields (:class:`AlignmentSettings`, ``ConsistencySettings``, ...);
+    they are written into the model config, so they are saved with it. Returns ``model`` itself.
     """
     causal_lm = unwrap_causal_lm(model)
     decoder_layout(causal_lm.config)  # rejects unsupported model types
@@ -43,6 +44,7 @@ def patch_model(model, **settings):
     if not isinstance(causal_lm, AlignedCausalLMMixin):
         aligned = ALIGNED_CLASSES.get(stock) or type(f"Align{stock.__name__}", (AlignedCausalLMMixin, stock), {})
         causal_lm.__class__ = aligned
+    settings = write_settings(causal_lm.config, settings)  # the other objectives' settings
     resolved = AlignmentSettings.from_config(causal_lm.config, **settings).resolved(num_blocks(causal_lm))
     resolved.write_to(causal_lm.config)
     return model

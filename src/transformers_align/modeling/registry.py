@@ -26,11 +26,22 @@ DECODER_LAYOUTS = {
 }
 
 
+# Config fields of heads that are not a plain linear map (Gemma-2 caps its logits with tanh, Cohere scales them):
+# the chunked scorers (causal_lm_loss, consistency) apply the LM head alone, so they would differ from stock.
+HEAD_TRANSFORMS = ("final_logit_softcapping", "logit_scale")
+
+
 def decoder_layout(config) -> DecoderLayout:
     model_type = getattr(config, "model_type", None)
     if model_type not in DECODER_LAYOUTS:
         raise ValueError(
             f"model type {model_type!r} is not supported; supported model types: {', '.join(sorted(DECODER_LAYOUTS))}"
+        )
+    transformed = [name for name in HEAD_TRANSFORMS if getattr(config, name, None) is not None]
+    if transformed:
+        raise ValueError(
+            f"model type {model_type!r} has {transformed[0]}={getattr(config, transformed[0])}: its logits are not "
+            "lm_head(hidden), which the chunked losses assume; apply it in them first (docs/extending.md)"
         )
     return DECODER_LAYOUTS[model_type]
 

@@ -15,9 +15,41 @@ class AlignmentSettingError(UserError):
     """An alignment setting outside its allowed values; the message names it, its value and what is allowed."""
 
 
+class ConfigSettings:
+    """Settings (a dataclass) saved flat in the model config: an objective's hyper-parameters."""
+
+    kind = "objective"  # what the settings are called in errors
+
+    @classmethod
+    def names(cls):
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_config(cls, config, **overrides):
+        """Settings saved in ``config``, with ``overrides`` (None means: keep the saved value) on top."""
+        values = {}
+        for name in cls.names():
+            value = overrides.pop(name, None)
+            if value is None:
+                value = getattr(config, name, None)
+            if value is not None:
+                values[name] = value
+        if overrides:
+            raise TypeError(
+                f"unknown {cls.kind} settings: {', '.join(sorted(overrides))}; known: {', '.join(cls.names())}"
+            )
+        return cls(**values)
+
+    def write_to(self, config) -> None:
+        for name, value in asdict(self).items():
+            setattr(config, name, value)
+
+
 @dataclass
-class AlignmentSettings:
+class AlignmentSettings(ConfigSettings):
     """Alignment hyper-parameters, stored flat in ``config.json`` under the names mid-align uses."""
+
+    kind = "alignment"
 
     additional_loss_layer: Optional[int] = field(
         default=None,
@@ -77,26 +109,6 @@ class AlignmentSettings:
         default=False, metadata={"help": "Use the pairs of all data-parallel ranks as negatives (AFP)."}
     )
 
-    @classmethod
-    def names(cls):
-        return [f.name for f in fields(cls)]
-
-    @classmethod
-    def from_config(cls, config, **overrides):
-        """Settings saved in ``config``, with ``overrides`` (None means: keep the saved value) on top."""
-        values = {}
-        for name in cls.names():
-            value = overrides.pop(name, None)
-            if value is None:
-                value = getattr(config, name, None)
-            if value is not None:
-                values[name] = value
-        if overrides:
-            raise TypeError(
-                f"unknown alignment settings: {', '.join(sorted(overrides))}; known: {', '.join(cls.names())}"
-            )
-        return cls(**values)
-
     def resolved(self, num_blocks: int) -> "AlignmentSettings":
         """A validated copy whose layer is set, for a model with ``num_blocks`` decoder blocks."""
         layer = self.additional_loss_layer
@@ -146,7 +158,3 @@ class AlignmentSettings:
             f"have cosine {cosine_true:.4f} and random pairs {cosine_random:.4f}, so the alignment loss can barely "
             f"tell translations apart; {fix}"
         )
-
-    def write_to(self, config) -> None:
-        for name, value in asdict(self).items():
-            setattr(config, name, value)

@@ -11,7 +11,8 @@ from transformers import TrainingArguments
 
 from transformers_align.data.features import FeatureOptions
 from transformers_align.errors import UserError
-from transformers_align.modeling.settings import AlignmentSettings
+from transformers_align.extras import require
+from transformers_align.objectives.registry import OBJECTIVES, settings_classes
 from transformers_align.training.schedule import MODES, Schedule, mode_from_reference_flags
 
 
@@ -44,11 +45,12 @@ class ModelArguments:
 
 
 @dataclass
-class AlignmentArguments(AlignmentSettings):
-    """Alignment settings, saved into the model config (the loss, its layer, the pooling)."""
+class AlignmentArguments(*reversed(settings_classes())):
+    """Every objective's settings (alignment: the loss, its layer, the pooling; consistency: its direction, ...),
+    saved into the model config."""
 
     def settings(self) -> dict:
-        return {name: getattr(self, name) for name in AlignmentSettings.names()}
+        return {name: getattr(self, name) for settings in settings_classes() for name in settings.names()}
 
 
 @dataclass
@@ -62,6 +64,20 @@ class AlignmentTrainingArguments(TrainingArguments):
     )
     alignment_steps_per_task_step: int = field(
         default=1, metadata={"help": "alternate mode: alignment micro-steps after each task micro-step (mid-align: 1)."}
+    )
+    objectives: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": f"alternate / joint: the objectives composed, comma-separated, from {', '.join(OBJECTIVES)}. "
+            "Default: task,alignment."
+        },
+    )
+    steps_per_objective: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "alternate: micro-steps of each of --objectives in turn, comma-separated (e.g. 1,2). Default: 1 "
+            "each, alignment's --alignment_steps_per_task_step."
+        },
     )
     per_device_alignment_batch_size: Optional[int] = field(
         default=None,
@@ -89,6 +105,11 @@ class AlignmentTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "mid-align: 0 = task rows only, 2 = task and pair in each row. Default: read from the data."},
     )
+
+    def __post_init__(self):
+        if self.deepspeed:  # before the stock arguments read the config with DeepSpeed's own classes
+            require("deepspeed", f"--deepspeed {self.deepspeed}")
+        super().__post_init__()
 
     def resolved_mode(self) -> str:
         """``--training_mode``, or the mode mid-align's flags ask for; both given, they must agree."""
@@ -118,9 +139,18 @@ class AlignmentTrainingArguments(TrainingArguments):
         return self.per_device_alignment_batch_size or self.per_device_train_batch_size
 
     def schedule(self) -> Schedule:
-        mode = self.resolved_mode()
+        names = DataArguments.split(self.objectives) or None
+        steps = DataArguments.split(self.steps_per_objective) or None
         try:
-            return Schedule(mode, self.alignment_steps_per_task_step)
+            if steps is not None and not all(count.isdigit() for count in steps):
+                raise ValueError(f"steps_per_objective {self.steps_per_objective}: counts are whole numbers")
+            steps = [int(count) for count in steps] if steps else None
+            return Schedule(
+                self.resolved_mode(),
+                self.alignment_steps_per_task_step,
+                tuple(names) if names else None,
+                tuple(steps) if steps else None,
+            )
         except ValueError as error:
             raise ArgumentError(f"--{error}") from None
 

@@ -61,13 +61,14 @@ def check_world_size(training_args) -> None:
         )
 
 
-def find_unused_parameters(mode: str) -> bool:
-    """What DDP's ``find_unused_parameters`` must be for a training mode (the Trainer would pass True for any
-    PEFT model). An alignment step computes its loss at layer L, so the adapter above L gets no gradient:
-    ``alignment`` and ``alternate`` need the search. ``task`` and ``joint`` steps reach every adapter
-    parameter through the task loss, so the search would only cost a graph traversal per step and make DDP
+def find_unused_parameters(mode: str, objectives) -> bool:
+    """What DDP's ``find_unused_parameters`` must be (the Trainer would pass True for any PEFT model). An
+    alignment step computes its loss at layer L, so the adapter above L gets no gradient: a run whose steps
+    include one of alignment alone (mode ``alignment``, or ``alternate`` with alignment among ``objectives``)
+    needs the search. Steps that reach the output (task, consistency, any ``joint`` step with one of them)
+    reach every adapter parameter, so the search would only cost a graph traversal per step and make DDP
     warn on every rank."""
-    return mode in ("alignment", "alternate")
+    return "alignment" in objectives and mode != "joint"
 
 
 # Warnings from the libraries' own internals that no setting of this project changes.

@@ -18,16 +18,17 @@ from transformers_align.modeling.registry import decoder_layout, num_blocks
 from transformers_align.modeling.settings import AlignmentSettings
 from transformers_align.training.arguments import ArgumentError, DataArguments
 from transformers_align.training.checkpoints import check_output, run_arguments
-from transformers_align.training.schedule import TASK
+from transformers_align.training.schedule import ALIGNMENT
 
 ATTENTION_IMPLEMENTATIONS = ("auto", "eager", "sdpa", "flash_attention_2")
 ADAPTER_TYPES = ("LORA", "IA3")
 ALL_LINEAR = "all-linear"  # PEFT's shorthand for every linear layer but the output head
 
 
-def check_run(model_args, alignment_args, data_args, training_args) -> None:
-    """Refuse, in one line, any argument of the run that cannot work; returns None when all can."""
-    mode = check_modes(training_args)
+def check_run(model_args, alignment_args, data_args, training_args):
+    """Refuse, in one line, any argument of the run that cannot work; returns the run's ``Schedule`` when all can."""
+    schedule = check_modes(training_args)
+    mode = schedule.mode
     check_paths(model_args, data_args, training_args)
     # checked again, and an overwritten run's files removed, once everything is valid (prepare_output)
     check_output(training_args, run_arguments(model_args, alignment_args, data_args, mode, training_args))
@@ -46,20 +47,21 @@ def check_run(model_args, alignment_args, data_args, training_args) -> None:
     # What patch_model resolves once the model is loaded (the settings saved in its config under the flags)
     AlignmentSettings.from_config(config, **alignment_args.settings()).resolved(num_blocks(model))
     check_adapter(model_args, model)
-    if mode != TASK and training_args.do_train:
+    if ALIGNMENT in schedule.composed and training_args.do_train:
         check_contrastive_batch(training_args, alignment_args.gather_negatives_across_ranks)
+    return schedule
 
 
-def check_modes(training_args) -> str:
-    """The training mode, once the flags that choose what to run agree with each other."""
+def check_modes(training_args):
+    """The run's ``Schedule``, once the flags that choose what to run agree with each other."""
     if not (training_args.do_train or training_args.do_eval):
         raise ArgumentError("nothing to do: pass --do_train and/or --do_eval")
-    mode = training_args.schedule().mode
-    check_data_mode(training_args, mode)
-    return mode
+    schedule = training_args.schedule()
+    check_data_mode(training_args, schedule)
+    return schedule
 
 
-def check_data_mode(training_args, mode):
+def check_data_mode(training_args, schedule):
     data_mode = training_args.contrastive_data_mode
     if data_mode is None:
         return
@@ -67,8 +69,8 @@ def check_data_mode(training_args, mode):
         raise ArgumentError(
             f"--contrastive_data_mode {data_mode}: supported are 0 (task rows) and 2 (task and pair per row)"
         )
-    if data_mode == 0 and mode != TASK:
-        raise ArgumentError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {mode!r}")
+    if data_mode == 0 and ALIGNMENT in schedule.composed:
+        raise ArgumentError(f"--contrastive_data_mode 0 has no pairs, but the training mode is {schedule.mode!r}")
 
 
 def check_contrastive_batch(training_args, gathered):

@@ -7,19 +7,26 @@ from pathlib import Path
 
 from transformers import EarlyStoppingCallback, set_seed
 
-from transformers_align.data.batches import per_device_batches
 from transformers_align.data.features import AlignmentCollator, FeatureOptions
 from transformers_align.data.jsonl import DataFormatError
-from transformers_align.data.records import PAIRS
+from transformers_align.data.records import PAIRS, PARALLEL_TASK
+from transformers_align.data.records import TASK as TASK_STREAM
 from transformers_align.data.streams import build_streams
 from transformers_align.modeling import loading, patch_model
 from transformers_align.modeling.gguf_checkpoint import record_base_model
 from transformers_align.training.arguments import DataArguments
+from transformers_align.training.batches import per_device_batches
 from transformers_align.training.checkpoints import RUN_ARGS_FILE, prepare_output, run_arguments
 from transformers_align.training.launch import check_world_size, find_unused_parameters, silence_library_noise
 from transformers_align.training.preflight import check_run, read_adapter_config
-from transformers_align.training.schedule import ALIGNMENT, STREAM_OF, Schedule
+from transformers_align.training.schedule import STREAM_OF
 from transformers_align.training.trainer import AlignmentTrainer
+
+NEEDED = {  # what feeds each stream, for the refusal of data that lacks one the schedule needs
+    TASK_STREAM: "task examples (prefix/text, prompt/completion or AFP records)",
+    PAIRS: "parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), AFP records or --alignment_file",
+    PARALLEL_TASK: "parallel task rows (prefix, text and prefix_translated: docs/training_data.md)",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +59,8 @@ def wrap_with_adapter(model, model_args, training_args):
     return peft_model
 
 
-def build_training_data(tokenizer, data_args, mode, files, training_args=None):
-    """The streams that ``mode`` trains on, read from ``files`` (and ``--alignment_file``), tokenized and checked.
+def build_training_data(tokenizer, data_args, schedule, files, training_args=None):
+    """The streams that ``schedule`` trains on, read from ``files`` (and ``--alignment_file``), tokenized and checked.
 
     ``training_args`` given (training data): refuses what cannot train before any model is loaded:
     ``--streaming`` without ``--max_steps`` and a mode whose stream the data lacks. Without it (evaluation
@@ -61,7 +68,7 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
     """
     if not files:
         return None
-    wanted = Schedule(mode).streams_used()
+    wanted, mode = schedule.streams_used(), schedule.mode
     options = FeatureOptions(block_size=data_args.block_size, pair_max_length=data_args.pair_max_length)
     streams = build_streams(
         files,
@@ -76,15 +83,10 @@ def build_training_data(tokenizer, data_args, mode, files, training_args=None):
     )
     if training_args is None:
         return streams
-    for objective, stream in STREAM_OF.items():
-        if stream in wanted and stream not in streams.streams:
-            needed = (
-                "parallel pairs: use rows with text_parallel_0/1 (contrastive_data_mode 2), "
-                "AFP records or --alignment_file"
-                if objective == ALIGNMENT
-                else "task examples (prefix/text, prompt/completion or AFP records)"
-            )
-            raise DataFormatError(f"{', '.join(files)}: mode {mode!r} needs {needed}, but there are none")
+    for objective in schedule.composed:
+        stream = STREAM_OF[objective]
+        if stream not in streams.streams:
+            raise DataFormatError(f"{', '.join(files)}: mode {mode!r} needs {NEEDED[stream]}, but there are none")
     check_stream_sizes(streams, training_args, wanted)
     return streams
 
@@ -118,8 +120,8 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
     size, the output folder is free (or is resumed or overwritten, as asked), and a checkpoint to resume from
     was made with these arguments and holds nothing that would run code.
     """
-    check_run(model_args, alignment_args, data_args, training_args)
-    mode = training_args.schedule().mode
+    schedule = check_run(model_args, alignment_args, data_args, training_args)
+    mode = schedule.mode
     silence_library_noise()
     check_world_size(training_args)
     arguments = run_arguments(model_args, alignment_args, data_args, mode, training_args)
@@ -130,16 +132,16 @@ def train(model_args, alignment_args, data_args, training_args, resume_args=None
     if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
     if training_args.ddp_find_unused_parameters is None:
-        training_args.ddp_find_unused_parameters = find_unused_parameters(mode)
+        training_args.ddp_find_unused_parameters = find_unused_parameters(mode, schedule.composed)
     tokenizer = load_tokenizer(model_args)
     train_files, eval_files = DataArguments.split(data_args.train_file), DataArguments.split(data_args.validation_file)
     with training_args.main_process_first(desc="reading and tokenizing the data"):  # the others then read the cache
         train_set = (
-            build_training_data(tokenizer, data_args, mode, train_files, training_args)
+            build_training_data(tokenizer, data_args, schedule, train_files, training_args)
             if training_args.do_train
             else None
         )
-        eval_set = build_training_data(tokenizer, data_args, mode, eval_files) if training_args.do_eval else None
+        eval_set = build_training_data(tokenizer, data_args, schedule, eval_files) if training_args.do_eval else None
     model = load_model(model_args, alignment_args, training_args)  # only once the data is known to be usable
 
     callbacks = []

@@ -8,7 +8,8 @@ ranks' records in one all-reduce and
   gradient norm is not finite. The weights are already updated with it, so nothing is saved from here on:
   the checkpoints written before stay, and no rotation removes them;
 - warns once when the gradient norm is 0 and every loss sits at chance (the task loss at ln V, the
-  alignment loss at ln of its candidates) for ``stall_warning_steps`` steps in a row: nothing is learning.
+  alignment loss at ln of its candidates, the consistency loss at 0: outputs that ignore the input are the
+  same for both languages) for ``stall_warning_steps`` steps in a row: nothing is learning.
 """
 
 import logging
@@ -17,9 +18,11 @@ import math
 import torch
 from transformers.trainer_utils import get_last_checkpoint
 
+from transformers_align.objectives.registry import OBJECTIVES as REGISTERED
+
 logger = logging.getLogger(__name__)
 
-OBJECTIVES = ("task_loss", "alignment_loss")  # the logged names of the losses
+OBJECTIVES = tuple(objective.log_name for objective in REGISTERED.values())  # the logged names of the losses
 CHANCE_TOLERANCE = 1e-3  # nats: a stalled run sits at chance to float precision (mid-align's stall: 1e-6)
 ZERO_GRADIENT = 1e-8
 _PRESENT, _NON_FINITE, _OFF_CHANCE, _COLUMNS = 0, 1, 2, 3
@@ -69,9 +72,12 @@ class TrainingSafety:
             )
             if "input_ids_parallel_0" in inputs
             else None,
+            "consistency_loss": 0.0,
         }
-        for row, name in enumerate(OBJECTIVES):
-            value = getattr(outputs, name, None)
+        losses = getattr(outputs, "objective_losses", None) or {}
+        for row, (name, objective) in enumerate(zip(OBJECTIVES, REGISTERED)):
+            value = getattr(outputs, name, None)  # task_loss, alignment_loss: attributes of the output
+            value = losses.get(objective) if value is None else value
             if value is None:
                 continue
             value = float(value.detach())
@@ -133,9 +139,9 @@ class TrainingSafety:
         return (
             f"training stalled at steps {first}-{last}: the gradient norm is 0 and {' and '.join(losses)} "
             f"sit exactly at chance (task: ln(vocabulary size) = {self.task_chance:.4f}; alignment: ln(pairs "
-            "in the contrastive batch)). The model's outputs no longer depend on its inputs (saturated or "
-            "collapsed activations, typically after too high a learning rate), so the remaining steps learn "
-            "nothing: stop the run and restart from a checkpoint before the stall with a lower --learning_rate"
+            "in the contrastive batch); consistency: 0). The model's outputs no longer depend on its inputs "
+            "(saturated or collapsed activations, typically after too high a learning rate), so the remaining steps "
+            "learn nothing: stop the run and restart from a checkpoint before the stall with a lower --learning_rate"
         )
 
 

@@ -1,27 +1,28 @@
-"""``AlignmentTrainer``: a stock ``transformers.Trainer`` whose micro-steps compute the task loss, the
-alignment loss, or both.
+"""``AlignmentTrainer``: a stock ``transformers.Trainer`` whose micro-steps compute the objectives the schedule
+picks (the task loss, the alignment loss, ...: ``objectives.registry``), one or several at a time.
 
-The training data is two streams (task examples, parallel pairs; ``data.streams``) and the train
-dataloader yields, per global micro-step, the batch the schedule picks (``data.batches``); ``compute_loss``
-computes whatever that batch holds. The training loop, DeepSpeed and DDP are the stock 4.43.4 ones: the
-dataloader is not handed to ``accelerator.prepare``, because it already gives each rank its own share
-(``_prepare_inputs`` moves the batch to the device). Checkpoints are the stock ones, made visible only once
-complete and read back without running code from them (``training.checkpoints``).
+The training data is one stream per kind of example (task examples, parallel pairs; ``data.streams``) and the
+train dataloader yields, per global micro-step, the batch the schedule picks (``training.batches``);
+``compute_loss`` computes the scheduled objectives that batch holds. The training loop, DeepSpeed and DDP are
+the stock 4.43.4 ones: the dataloader is not handed to ``accelerator.prepare``, because it already gives each
+rank its own share (``_prepare_inputs`` moves the batch to the device). Checkpoints are the stock ones, made
+visible only once complete and read back without running code from them (``training.checkpoints``).
 """
 
 import torch
 from torch.utils.data import ConcatDataset
 from transformers import Trainer
 
-from transformers_align.data.batches import ScheduledBatches, ScheduledDataLoader, StreamedBatches
 from transformers_align.data.streams import TrainingStreams
+from transformers_align.objectives.registry import OBJECTIVES
 from transformers_align.training.arguments import AlignmentTrainingArguments
+from transformers_align.training.batches import ScheduledBatches, ScheduledDataLoader, StreamedBatches
 from transformers_align.training.checkpoints import reading_rng_state, staged_checkpoint
 from transformers_align.training.launch import check_world_size
 from transformers_align.training.safety import TrainingSafety
-from transformers_align.training.schedule import ALIGNMENT, TASK, fields_for
+from transformers_align.training.schedule import fields_for
 
-_LOSS_NAMES = ("task_loss", "alignment_loss")
+_LOSS_NAMES = tuple(objective.log_name for objective in OBJECTIVES.values())
 
 
 class _LossMeans:
@@ -34,8 +35,9 @@ class _LossMeans:
         self.totals = torch.zeros(2 * len(_LOSS_NAMES), dtype=torch.float64)
 
     def add(self, outputs):
-        for index, name in enumerate(_LOSS_NAMES):
-            value = getattr(outputs, name, None)
+        losses = outputs.objective_losses or {}
+        for index, name in enumerate(OBJECTIVES):
+            value = losses.get(name)
             if value is not None:
                 self.totals[2 * index] += float(value.detach())
                 self.totals[2 * index + 1] += 1
@@ -54,18 +56,18 @@ class _LossMeans:
 
 
 class AlignmentTrainer(Trainer):
-    """Trains with the schedule of ``args`` (an :class:`AlignmentTrainingArguments`): alternate | joint | task |
-    alignment (see ``training.schedule``).
+    """Trains with the schedule of ``args`` (an :class:`AlignmentTrainingArguments`): alternate | joint | one
+    objective (see ``training.schedule``).
 
     ``train_dataset`` is a :class:`TrainingStreams`, or features in memory (``data.features.tokenize_rows``
     output), which are split into the two streams. ``--group_by_length`` groups each stream's batches by
-    length. Logs ``task_loss`` and ``alignment_loss`` as true means: the task loss over every scored token
-    of the logging window's optimizer steps (all ranks, all accumulated micro-batches), the alignment loss
-    over its micro-batches (mid-align's logger averaged zeros in, halving both), and ``task_epoch`` /
-    ``pairs_epoch``, the passes made over each stream. Evaluation reports ``eval_task_loss`` and
-    ``eval_alignment_loss`` (means over evaluation batches) for whatever the evaluation data holds;
-    ``eval_loss`` is the task loss when the mode trains the task (so best-model selection follows the
-    task), else the alignment loss.
+    length. Logs each objective's loss as a true mean under ``<name>_loss`` (``task_loss``,
+    ``alignment_loss``, ...): the task loss over every scored token of the logging window's optimizer steps
+    (all ranks, all accumulated micro-batches), the alignment loss over its micro-batches (mid-align's logger
+    averaged zeros in, halving both), and ``task_epoch`` / ``pairs_epoch``, the passes made over each stream.
+    Evaluation reports ``eval_<name>_loss`` (means over evaluation batches) for each objective the evaluation
+    data holds; ``eval_loss`` is the loss of the schedule's first objective the batch holds (the task when the
+    mode trains it, so best-model selection follows the task), else the next one's.
     """
 
     def __init__(
@@ -135,41 +137,39 @@ class AlignmentTrainer(Trainer):
         return 6 * tokens * self.model.num_parameters(exclude_embeddings=True)
 
     def compute_loss(self, model, inputs, return_outputs=False, *args, **kwargs):
-        objectives = self._batch_objectives(inputs, minimum_pairs=1 if model.training else 2)
+        objectives = self._batch_objectives(inputs, evaluating=not model.training)
         if not objectives:
-            raise ValueError(f"mode {self.mode!r}: the batch holds neither task examples nor parallel pairs for it")
-        wanted = fields_for(objectives, hard_negatives="input_ids_negative" in inputs)
-        extra = (
-            {"num_items_in_batch": inputs["num_items_in_batch"]}
-            if TASK in objectives and "num_items_in_batch" in inputs
-            else {}
-        )
+            raise ValueError(f"mode {self.mode!r}: the batch holds the fields of none of its objectives")
+        wanted = fields_for(objectives, inputs)
+        extra = {
+            OBJECTIVES[name].items_field: inputs[OBJECTIVES[name].items_field]
+            for name in objectives
+            if OBJECTIVES[name].items_field in inputs
+        }
         outputs = model(**{name: inputs[name] for name in wanted}, **extra)
         (self._train_means if model.training else self._eval_means).add(outputs)
         if model.training:
             self.safety.record(outputs, inputs, self.args.world_size)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
-    def _batch_objectives(self, inputs, minimum_pairs: int) -> frozenset:
-        """The objectives this batch's streams allow in this mode (evaluation: an alignment loss needs 2 pairs)."""
-        available = {TASK} if "input_ids" in inputs and self.mode != ALIGNMENT else set()
-        if (
-            "input_ids_parallel_0" in inputs
-            and self.mode != TASK
-            and len(inputs["input_ids_parallel_0"]) >= minimum_pairs
-        ):
-            available.add(ALIGNMENT)
-        return frozenset(available)
+    def _batch_objectives(self, inputs, evaluating: bool) -> frozenset:
+        """The schedule's objectives whose fields this batch holds (evaluation: with enough examples, e.g. an
+        alignment loss needs 2 pairs)."""
+        return frozenset(
+            name
+            for name in self.schedule.composed
+            if OBJECTIVES[name].present(inputs)
+            and (not evaluating or OBJECTIVES[name].examples(inputs) >= OBJECTIVES[name].minimum_examples)
+        )
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
-        if not self._batch_objectives(inputs, minimum_pairs=2):  # e.g. a last batch holding a single pair
+        if not self._batch_objectives(inputs, evaluating=True):  # e.g. a last batch holding a single pair
             return None, None, None
         with torch.no_grad(), self.compute_loss_context_manager():
             _, outputs = self.compute_loss(model, inputs, return_outputs=True)
-        selected = (
-            outputs.task_loss if self.mode != ALIGNMENT and outputs.task_loss is not None else outputs.alignment_loss
-        )
+        losses = outputs.objective_losses
+        selected = next(losses[name] for name in self.schedule.composed if name in losses)
         return selected.detach(), None, None
 
     def evaluation_loop(

@@ -131,6 +131,12 @@ def test_quick_run_trains_every_variant_from_the_same_start(quick_run):
         and "alignment_loss" in losses["alternate"]
         and "alignment_loss" in losses["joint"]
     )
+    for variant in ("consistency", "alternate+consistency"):  # translated prompts of the same entities
+        losses = result["runs"][f"{variant}/seed0"]["losses"]
+        assert "consistency_loss" in losses and losses["task_loss"]["first"] == pytest.approx(
+            result["runs"]["baseline/seed0"]["losses"]["task_loss"]["first"], rel=1e-5
+        )
+    assert "alignment_loss" in losses and "consistency_loss" not in result["runs"]["joint/seed0"]["losses"]
 
 
 def test_runs_of_other_seeds_combine_and_mismatches_are_refused(quick_run, tmp_path):

@@ -21,17 +21,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from transformers_align.data.records import PAIRS, TASK
+from transformers_align.data.records import PAIRS, PARALLEL_TASK, TASK
 from transformers_align.data.streams import TrainingStreams
+from transformers_align.objectives.registry import OBJECTIVES
 from transformers_align.training.schedule import Schedule
 
-STREAM_IDS = {TASK: 0, PAIRS: 1}  # part of each stream's seed, so the two streams are shuffled independently
+STREAM_IDS = {TASK: 0, PAIRS: 1, PARALLEL_TASK: 2}  # part of each stream's seed: streams shuffle independently
 SHUFFLE_BUFFER = 10_000  # examples held by a streamed stream's shuffle buffer
 
 
 def per_device_batches(per_device_batch: int, per_device_pairs_batch: Optional[int]) -> Dict[str, int]:
     """Each stream's per-device batch: the pairs' own where given (pairs are short, task examples long)."""
-    return {TASK: per_device_batch, PAIRS: per_device_pairs_batch or per_device_batch}
+    return {TASK: per_device_batch, PAIRS: per_device_pairs_batch or per_device_batch, PARALLEL_TASK: per_device_batch}
 
 
 def rank_share(global_batch, rank: int, per_device: int):
@@ -96,19 +97,23 @@ class StreamOrder:
 
 
 class ScheduledBatches(RankBatches, Dataset):
-    """``self[m]``: this rank's collated batch of global micro-step ``m``, with ``num_items_in_batch`` on task steps.
+    """``self[m]``: this rank's collated batch of global micro-step ``m``, with each token-mean objective's
+    normaliser (its ``items_field``: ``num_items_in_batch`` on task steps).
 
     ``num_items_in_batch`` is the number of scored task tokens in the optimizer step (all ranks, all
     micro-steps of the accumulation window) divided by the task micro-batches in it (window × ranks):
     dividing each micro-batch's summed cross-entropy by it makes the mean over ranks and micro-steps
-    that DDP and gradient accumulation take the token mean of the whole global batch.
+    that DDP and gradient accumulation take the token mean of the whole global batch. Every objective with
+    an ``items_field`` gets the same from its stream's ``num_labels``.
     """
 
     def __init__(self, *args, group_by_length: bool, **kwargs):
         super().__init__(*args, **kwargs)
         streams, schedule, world_size, accumulation = self.streams, self.schedule, self.world_size, self.accumulation
-        needed = schedule.streams_used()
-        missing = needed - set(streams.streams)
+        # In the streams' fixed order (a set's order changes with the process's string hashing): the logged
+        # task_epoch / pairs_epoch keep one order.
+        needed = sorted(schedule.streams_used(), key=STREAM_IDS.get)
+        missing = set(needed) - set(streams.streams)
         if missing:
             raise ValueError(
                 f"mode {schedule.mode!r} needs {' and '.join(sorted(missing))}, but the training data has none"
@@ -125,7 +130,7 @@ class ScheduledBatches(RankBatches, Dataset):
             )
             for name in needed
         }
-        primary = TASK if TASK in needed else PAIRS  # a Trainer epoch is one pass over it, with the steps between
+        primary = schedule.primary_stream  # a Trainer epoch is one pass over it, with the steps between
         self.examples_per_epoch = len(streams.streams[primary])
         steps = self.orders[primary].batches_per_epoch * schedule.period
         self.micro_steps_per_epoch = math.ceil(steps / accumulation) * accumulation
@@ -141,14 +146,17 @@ class ScheduledBatches(RankBatches, Dataset):
         for stream in self.schedule.streams(micro_step):
             mine = rank_share(self.global_batch(stream, micro_step), self.rank, self.per_device[stream])
             batch.update(self.collator(self.streams.streams[stream].rows(mine)))
-        if TASK in self.schedule.streams(micro_step):
-            window = range(
-                micro_step - micro_step % self.accumulation,
-                micro_step - micro_step % self.accumulation + self.accumulation,
-            )
-            task_steps = [m for m in window if TASK in self.schedule.streams(m)]
-            tokens = sum(int(self.streams.task.num_labels[self.global_batch(TASK, m)].sum()) for m in task_steps)
-            batch["num_items_in_batch"] = tokens / (len(task_steps) * self.world_size)
+        window = range(
+            micro_step - micro_step % self.accumulation, micro_step - micro_step % self.accumulation + self.accumulation
+        )
+        for name in self.schedule.objectives(micro_step):
+            objective = OBJECTIVES[name]
+            if objective.items_field is None:
+                continue
+            steps = [m for m in window if name in self.schedule.objectives(m)]
+            counts = self.streams.streams[objective.stream].num_labels
+            tokens = sum(int(counts[self.global_batch(objective.stream, m)].sum()) for m in steps)
+            batch[objective.items_field] = tokens / (len(steps) * self.world_size)
         return batch
 
     def epochs(self, micro_steps: int) -> Dict[str, float]:
@@ -185,18 +193,22 @@ class StreamedBatches(RankBatches, IterableDataset):
                 (m, {stream: next(readers[stream]) for stream in self.schedule.streams(m)})
                 for m in range(start, start + self.accumulation)
             ]
-            task_batches = [drawn[TASK] for _, drawn in window if TASK in drawn]
-            tokens = sum(row["num_labels"] for rows in task_batches for row in rows)
+            normalisers = {}  # objective -> its items field and value over the window
+            for name in self.schedule.composed:
+                objective = OBJECTIVES[name]
+                drawn_batches = [drawn[objective.stream] for m, drawn in window if name in self.schedule.objectives(m)]
+                if objective.items_field is not None and drawn_batches:
+                    tokens = sum(row["num_labels"] for rows in drawn_batches for row in rows)
+                    normalisers[name] = (objective.items_field, tokens / (len(drawn_batches) * self.world_size))
             for m, drawn in window:
                 batch = {}
                 for stream, rows in drawn.items():
                     batch.update(self.collator(rank_share(rows, self.rank, self.per_device[stream])))
-                if TASK in drawn:
-                    batch["num_items_in_batch"] = tokens / (len(task_batches) * self.world_size)
+                batch.update(dict(normalisers[name] for name in self.schedule.objectives(m) if name in normalisers))
                 yield batch
 
     def epochs(self, micro_steps: int) -> Dict[str, float]:
-        return {f"{stream}_epoch": float(count) for stream, count in self.passes.items()}
+        return {f"{stream}_epoch": float(self.passes[stream]) for stream in sorted(self.passes, key=STREAM_IDS.get)}
 
 
 class MicroStepSampler(Sampler):

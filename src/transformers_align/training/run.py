@@ -92,7 +92,7 @@ def build_training_data(tokenizer, data_args, schedule, files, training_args=Non
 
 
 def check_stream_sizes(streams, training_args, wanted) -> None:
-    """Each stream that the mode trains on fills one global batch (per device × processes, as ``data.batches``
+    """Each stream that the mode trains on fills one global batch (per device × processes, as ``training.batches``
     cuts it), so that the run fails here, before the model loads, rather than when training starts."""
     per_device = per_device_batches(
         training_args.train_batch_size, training_args.alignment_batch_size * max(1, training_args.n_gpu)

@@ -8,7 +8,7 @@ examples are enough (the parallel task rows of docs/training_data.md).
 from dataclasses import dataclass, field
 
 from transformers_align.modeling.consistency import CONSISTENCY_DIRECTIONS, consistency_loss
-from transformers_align.modeling.settings import ConfigSettings
+from transformers_align.modeling.settings import AlignmentSettingError, ConfigSettings
 from transformers_align.objectives.base import Objective
 
 
@@ -31,12 +31,12 @@ class ConsistencySettings(ConfigSettings):
 
     def validated(self) -> "ConsistencySettings":
         if self.consistency_direction not in CONSISTENCY_DIRECTIONS:
-            raise ValueError(
+            raise AlignmentSettingError(
                 f"consistency_direction={self.consistency_direction!r} is not supported; "
                 f"choose one of {', '.join(CONSISTENCY_DIRECTIONS)}"
             )
         if not self.consistency_loss_weight >= 0:
-            raise ValueError(f"consistency_loss_weight must be >= 0, got {self.consistency_loss_weight}")
+            raise AlignmentSettingError(f"consistency_loss_weight must be >= 0, got {self.consistency_loss_weight}")
         return self
 
 

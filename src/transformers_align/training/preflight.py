@@ -16,6 +16,7 @@ from transformers_align.data.records import SCHEMAS
 from transformers_align.modeling import loading
 from transformers_align.modeling.registry import decoder_layout, num_blocks
 from transformers_align.modeling.settings import AlignmentSettings
+from transformers_align.objectives.registry import write_settings
 from transformers_align.training.arguments import ArgumentError, DataArguments
 from transformers_align.training.checkpoints import check_output, run_arguments
 from transformers_align.training.schedule import ALIGNMENT
@@ -45,7 +46,8 @@ def check_run(model_args, alignment_args, data_args, training_args):
         raise loading.ModelLoadingError(f"--model_name_or_path {model_args.model_name_or_path}: {error}") from None
     model = loading.empty_causal_lm(config)
     # What patch_model resolves once the model is loaded (the settings saved in its config under the flags)
-    AlignmentSettings.from_config(config, **alignment_args.settings()).resolved(num_blocks(model))
+    alignment_settings = write_settings(config, alignment_args.settings())  # the other objectives', validated
+    AlignmentSettings.from_config(config, **alignment_settings).resolved(num_blocks(model))
     check_adapter(model_args, model)
     if ALIGNMENT in schedule.composed and training_args.do_train:
         check_contrastive_batch(training_args, alignment_args.gather_negatives_across_ranks)

@@ -3,10 +3,10 @@ the user's changed. The cases live in the ``cases_*`` modules, one per area of t
 
 import pytest
 
-from tests.faults import cases_training
+from tests.faults import cases_recipes, cases_training
 from tests.faults.harness import run_case
 
-CASES = [*cases_training.CASES]
+CASES = [*cases_training.CASES, *cases_recipes.CASES]
 
 
 def test_case_names_are_unique():

@@ -34,7 +34,12 @@ def run_with_peak_memory(command, timeout, interval=0.5, **popen_options):
         while process.poll() is None:
             peak = max(peak, tree_pss(watched))
             if time.monotonic() - started > timeout:
-                process.kill()
+                # The whole tree: a grandchild left alive would hold the output pipe open, and the reader with it.
+                for member in [*watched.children(recursive=True), watched]:
+                    try:
+                        member.kill()
+                    except psutil.Error:
+                        pass
                 raise subprocess.TimeoutExpired(command, timeout)
             time.sleep(interval)
         reader.join()

@@ -92,6 +92,12 @@ check_output_dir() {  # one line and exit 2 if a new run may not write into fold
   python -m scripts.check_output_dir --output_dir "$1" "${RUN_FLAGS[@]}" "${@:2}" || exit 2
 }
 
+check_run_fits() {  # batch, block, adapter flags: one line and exit 2 if the run clearly exceeds the memory here
+  if [ -n "$TINY" ]; then return 0; fi  # a tiny model always fits
+  python -m scripts.check_run_fits --model_name_or_path "$MODEL_PATH" --per_device_train_batch_size "$1" \
+    --block_size "$2" --processes "$NPROC" "${HARDWARE_ARGS[@]}" "${@:3}" || exit 2
+}
+
 launch_run() {  # output folder, then run_clm_lora arguments: one training run, refused if it would mix outputs
   local outdir="$1"; shift
   check_output_dir "$outdir"
@@ -127,6 +133,7 @@ launch_training() {  # arguments: the recipe's own run_clm_lora arguments, then 
   [ -n "${ALIGNMENT_FILE:-}" ] && pairs=(--alignment_file "$ALIGNMENT_FILE")
   local adapter=()
   [ "${USE_LORA:-True}" = "True" ] && adapter=(--use_lora True --lora_config "$LORA_CONFIG")
+  check_run_fits "$TRAIN_BSZ" "$BLOCK_SIZE" "${adapter[@]}"
   launch_run "$OUTDIR" \
     --train_file "$TRAIN_FILES" "${valid[@]}" "${pairs[@]}" \
     "${adapter[@]}" \

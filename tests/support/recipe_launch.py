@@ -1,5 +1,6 @@
 """What the recipe launches on a GPU machine, read on this CPU one: a stand-in ``python`` answers the launcher's GPU
-probe ("N GPUs, bf16 supported") and a stand-in ``torchrun`` records its command line instead of training."""
+probe ("N GPUs, bf16 supported") and records the command line of the recipe's torchrun
+(``python -m transformers_align.training.torchrun``) instead of training."""
 
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ from tests.support import REPO
 from tests.support.processes import cpu_env
 
 RUN_MODULE = "scripts.run_clm_lora"
+TORCHRUN_MODULE = "transformers_align.training.torchrun"
 
 
 def gpu_branch_arguments(tmp_path, model_dir, gpus=4, script="train_with_alignment.sh", **variables):
@@ -18,11 +20,10 @@ def gpu_branch_arguments(tmp_path, model_dir, gpus=4, script="train_with_alignme
     (bin_dir / "python").write_text(
         "#!/usr/bin/env bash\n"
         f'if [ "$1" = -c ] && [[ "$2" == *torch.cuda.is_available* ]]; then echo "{gpus} 1"; exit 0; fi\n'
+        f'if [ "$1" = -m ] && [ "$2" = {TORCHRUN_MODULE} ]; then shift 2; printf "%s\\n" "$@" > {record}; exit 0; fi\n'
         f'exec {sys.executable} "$@"\n'
     )
-    (bin_dir / "torchrun").write_text(f'#!/usr/bin/env bash\nprintf "%s\\n" "$@" > {record}\n')
-    for stand_in in ("python", "torchrun"):
-        (bin_dir / stand_in).chmod(0o755)
+    (bin_dir / "python").chmod(0o755)
     env = cpu_env(MODEL_PATH=str(model_dir), OUTDIR=str(tmp_path / "out"), **variables)
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     result = subprocess.run(

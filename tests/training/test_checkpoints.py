@@ -283,3 +283,20 @@ def test_the_folder_pre_check_takes_the_run_flags_the_launcher_passes(tmp_path, 
         assert exit_info.value.code == 2
         assert capsys.readouterr().err.startswith(f"error: output folder {out} is not empty")
     assert sorted(p.name for p in out.iterdir()) == ["adapter_model.safetensors"]
+
+
+def test_a_setting_added_after_the_checkpoint_was_saved_counts_as_unchanged_at_its_default():
+    from transformers_align.modeling.consistency import CONSISTENCY_DIRECTIONS
+    from transformers_align.objectives.consistency import ConsistencySettings
+    from transformers_align.training.checkpoints import changed_arguments
+
+    default = ConsistencySettings().consistency_direction
+    other = next(direction for direction in CONSISTENCY_DIRECTIONS if direction != default)
+    saved = {"alignment": {"additional_loss_layer": 2}}  # written before the consistency objective existed
+    assert changed_arguments(saved, {"alignment": {"additional_loss_layer": 2, "consistency_direction": default}}) == []
+    assert changed_arguments(saved, {"alignment": {"additional_loss_layer": 2, "consistency_direction": other}}) == [
+        f"alignment.consistency_direction: None -> {other!r}"
+    ]
+    assert changed_arguments(saved, {"alignment": {"additional_loss_layer": 3, "consistency_direction": default}}) == [
+        "alignment.additional_loss_layer: 2 -> 3"
+    ]

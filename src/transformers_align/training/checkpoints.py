@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from transformers_align.errors import UserError
@@ -155,13 +155,23 @@ def _comparable(arguments: dict) -> dict:
     return json.loads(json.dumps(flat, default=str))  # compare as saved: tuples become lists, paths strings
 
 
+def _setting_defaults() -> dict:
+    """``alignment.<name>: default`` of every objective's settings. A setting that a later version added (a new
+    objective's) is absent from an earlier run's record; at its default it changes nothing that run did."""
+    from transformers_align.objectives.registry import settings_classes
+
+    return {f"alignment.{f.name}": f.default for kind in settings_classes() for f in fields(kind)}
+
+
 def changed_arguments(saved: dict, current: dict) -> list:
-    """``name: saved -> current`` for every run argument that differs."""
-    before, now = _comparable(saved), _comparable(current)
+    """``name: saved -> current`` for every run argument that differs (a setting the saved record predates
+    counts as unchanged at its default)."""
+    before, now, defaults = _comparable(saved), _comparable(current), _setting_defaults()
     return [
         f"{name}: {before.get(name)!r} -> {now.get(name)!r}"
         for name in sorted(set(before) | set(now))
         if before.get(name) != now.get(name)
+        and not (name not in before and name in defaults and now.get(name) == defaults[name])
     ]
 
 

@@ -122,7 +122,8 @@ def script_argv(model_dir, tmp_path, *extra):
         "2",
         "--per_device_train_batch_size",
         "2",
-        "--alternate_training",
+        "--training_mode",  # a later --training_mode in ``extra`` replaces it (mid-align's flag would contradict)
+        "alternate",
         "--additional_loss_layer",
         "2",
         "--gather_negatives_across_ranks",

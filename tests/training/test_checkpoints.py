@@ -16,6 +16,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from scripts import check_output_dir as check_output_dir_script
 from tests.support import REPO
 from tests.support.training import run_training, write_rows
+from transformers_align.cli import exit_on_user_error
 from transformers_align.tiny import build_tiny_model
 from transformers_align.training.checkpoints import (
     LIVE_LOG_VARIABLE,
@@ -278,8 +279,8 @@ def test_the_folder_pre_check_takes_the_run_flags_the_launcher_passes(tmp_path, 
     if allowed:
         check_output_dir_script.main(["--output_dir", str(out), *run_flags])
     else:
-        with pytest.raises(SystemExit) as exit_info:
-            check_output_dir_script.main(["--output_dir", str(out), *run_flags])
+        with pytest.raises(SystemExit) as exit_info:  # as the script runs from the command line
+            exit_on_user_error(lambda: check_output_dir_script.main(["--output_dir", str(out), *run_flags]))
         assert exit_info.value.code == 2
         assert capsys.readouterr().err.startswith(f"error: output folder {out} is not empty")
     assert sorted(p.name for p in out.iterdir()) == ["adapter_model.safetensors"]

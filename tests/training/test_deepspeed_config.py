@@ -7,7 +7,7 @@ import json
 
 import pytest
 from transformers import AutoModelForCausalLM, HfArgumentParser
-from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig, unset_hf_deepspeed_config
 
 from tests.support import REPO
 from tests.support.recipe_launch import gpu_branch_arguments
@@ -61,14 +61,22 @@ def test_every_auto_resolves_from_the_recipes_arguments_and_deepspeed_accepts_th
     # The Trainer's arguments as the recipe gives them (parsed without --deepspeed, which would start the
     # distributed backend here); world size: the GPUs torchrun starts.
     i = argv.index("--deepspeed")
+    # Parsing bf16 arguments sets ACCELERATE_MIXED_PRECISION in os.environ: restored after the test, so that later
+    # in-process runs of the suite do not train under bf16 autocast.
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
     *_, args = HfArgumentParser(
         (ModelArguments, AlignmentArguments, DataArguments, AlignmentTrainingArguments)
     ).parse_args_into_dataclasses(argv[:i] + argv[i + 2 :])
     args.__class__ = type("OnGpus", (type(args),), {"world_size": GPUS})
 
     config = HfTrainerDeepSpeedConfig(str(deepspeed_file))
-    config.trainer_config_process(args)
-    config.trainer_config_finalize(args, AutoModelForCausalLM.from_pretrained(tiny_model_dir), num_training_steps=100)
+    try:
+        config.trainer_config_process(args)
+        config.trainer_config_finalize(
+            args, AutoModelForCausalLM.from_pretrained(tiny_model_dir), num_training_steps=100
+        )
+    finally:  # the config registers itself globally: later Trainers in this process would take DeepSpeed as on
+        unset_hf_deepspeed_config()
     resolved = config.config
     assert autos(resolved) == [] and config.mismatches == []
     batch = int(flag(argv, "--per_device_train_batch_size"))

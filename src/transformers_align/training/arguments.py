@@ -141,12 +141,13 @@ class AlignmentTrainingArguments(TrainingArguments):
     def schedule(self) -> Schedule:
         names = DataArguments.split(self.objectives) or None
         steps = DataArguments.split(self.steps_per_objective) or None
+        mode = self.resolved_mode()  # its own errors name their flags
         try:
             if steps is not None and not all(count.isdigit() for count in steps):
                 raise ValueError(f"steps_per_objective {self.steps_per_objective}: counts are whole numbers")
             steps = [int(count) for count in steps] if steps else None
             return Schedule(
-                self.resolved_mode(),
+                mode,
                 self.alignment_steps_per_task_step,
                 tuple(names) if names else None,
                 tuple(steps) if steps else None,

@@ -73,3 +73,15 @@ def smollm2(smollm2_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(smollm2_dir).eval(), AutoTokenizer.from_pretrained(smollm2_dir)
+
+
+@pytest.fixture(autouse=True)
+def _no_deepspeed_state_between_tests(monkeypatch):
+    """A test that builds DeepSpeed or bf16 TrainingArguments in-process leaves a global DeepSpeed config and
+    ACCELERATE_MIXED_PRECISION behind; every later in-process Trainer would take DeepSpeed as on or train
+    under autocast. Each test starts and ends without them."""
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    yield
+    unset_hf_deepspeed_config()
